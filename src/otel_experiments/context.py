@@ -1,0 +1,304 @@
+"""The experiment context: what is active now, in-process and across services.
+
+An :class:`ExperimentScope` holds the experiment and identity of the current unit of
+work, plus the span attributes they imply, computed once when the scope is entered so
+the processor's per-span cost is one ``set_attributes`` call. The same values go into
+W3C Baggage so the standard ``tracecontext,baggage`` propagators carry them across
+HTTP and process boundaries; on the receiving side, :func:`scope_from_baggage`
+re-validates them because inbound baggage is attacker-controlled.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import wrapt
+from opentelemetry import baggage as otel_baggage
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+
+from . import attributes as attr
+from . import config
+from .models import (
+    MAX_ID_LENGTH,
+    Identity,
+    IdentityLike,
+    Organization,
+    TraceExperiment,
+    User,
+    ExperimentLike,
+)
+
+logger = logging.getLogger("otel_experiments")
+
+SCOPE_KEY = otel_context.create_key("otel_experiments.scope")
+
+try:  # Reading the baggage dict directly avoids a MappingProxy copy per span.
+    from opentelemetry.baggage import _BAGGAGE_KEY as BAGGAGE_KEY
+except ImportError:  # pragma: no cover - older/newer API without the private name
+    BAGGAGE_KEY = None
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentScope:
+    """Experiment + identity active in a Context, with their span attributes precomputed."""
+
+    experiment: TraceExperiment | None
+    identity: Identity | None
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, experiment: TraceExperiment | None, identity: Identity | None) -> ExperimentScope:
+        return cls(experiment, identity, scope_attributes(experiment, identity))
+
+
+def scope_attributes(
+    experiment: TraceExperiment | None, identity: Identity | None
+) -> dict[str, str]:
+    """The attributes a span started under this experiment and identity carries."""
+    out: dict[str, str] = {}
+    if experiment is not None:
+        out[attr.EXPERIMENT_ID] = experiment.id
+        if experiment.name is not None:
+            out[attr.EXPERIMENT_NAME] = experiment.name
+        if experiment.feature_slug is not None:
+            out[attr.EXPERIMENT_FEATURE_SLUG] = experiment.feature_slug
+    if identity is not None:
+        if identity.organization is not None:
+            out[attr.ORGANIZATION_ID] = identity.organization.id
+            if identity.organization.name is not None:
+                out[attr.ORGANIZATION_NAME] = identity.organization.name
+        if identity.user is not None:
+            out[attr.USER_ID] = identity.user.id
+            if identity.user.name is not None:
+                out[attr.USER_NAME] = identity.user.name
+    return out
+
+
+def _merge(outer: ExperimentScope | None, experiment: TraceExperiment | None,
+           identity: Identity | None) -> ExperimentScope:
+    """Inner values override outer ones field by field; unspecified ones are inherited."""
+    if outer is not None:
+        if experiment is None:
+            experiment = outer.experiment
+        if identity is None:
+            identity = outer.identity
+        elif outer.identity is not None:
+            identity = Identity(
+                identity.organization or outer.identity.organization,
+                identity.user or outer.identity.user,
+            )
+    return ExperimentScope.build(experiment, identity)
+
+
+def context_with_scope(
+    experiment: ExperimentLike | None = None,
+    identity: IdentityLike | None = None,
+    *,
+    context: Context | None = None,
+    propagate_identity_names: bool | None = None,
+) -> Context:
+    """Return a Context (based on ``context`` or the current one) holding the scope.
+
+    Validation errors in ``experiment`` / ``identity`` raise here, at the caller's line,
+    before anything is attached.
+    """
+    exp = TraceExperiment.coerce(experiment) if experiment is not None else None
+    ident = Identity.coerce(identity) if identity is not None else None
+    base = context if context is not None else otel_context.get_current()
+    scope = _merge(current_scope(base, trust_baggage=False), exp, ident)
+    ctx = otel_context.set_value(SCOPE_KEY, scope, base)
+    if propagate_identity_names is None:
+        propagate_identity_names = config.propagate_identity_names()
+    return _with_baggage(ctx, scope.attributes, propagate_identity_names)
+
+
+def _with_baggage(ctx: Context, attributes: Mapping[str, str], names: bool) -> Context:
+    current = otel_baggage.get_all(ctx)
+    entries = {k: v for k, v in current.items() if k not in attr.STAMPED_KEYS}
+    for key, value in attributes.items():
+        if names or key not in attr.PII_KEYS:
+            entries[key] = value
+    # set_baggage copies the dict per call; build once and store it the same way.
+    ctx = otel_baggage.clear(ctx)
+    for key, value in entries.items():
+        ctx = otel_baggage.set_baggage(key, value, ctx)
+    return ctx
+
+
+@contextmanager
+def _attached(ctx: Context) -> Iterator[None]:
+    token = otel_context.attach(ctx)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+class experiment_context:  # noqa: N801 - reads like contextlib helpers
+    """Attach an experiment and/or identity without starting a span.
+
+    For middleware and request handlers: every span started inside (by any library)
+    is stamped by :class:`~otel_experiments.ExperimentSpanProcessor`, and outgoing
+    requests carry the values as W3C Baggage. Use as ``with`` or as a decorator
+    (sync and async functions).
+    """
+
+    def __init__(
+        self,
+        experiment: ExperimentLike | None = None,
+        identity: IdentityLike | None = None,
+        *,
+        propagate_identity_names: bool | None = None,
+    ) -> None:
+        self._experiment = TraceExperiment.coerce(experiment) if experiment is not None else None
+        self._identity = Identity.coerce(identity) if identity is not None else None
+        self._names = propagate_identity_names
+        self._tokens: list[object] = []
+
+    def _context(self) -> Context:
+        return context_with_scope(
+            self._experiment, self._identity, propagate_identity_names=self._names
+        )
+
+    def __enter__(self) -> ExperimentScope:
+        ctx = self._context()
+        self._tokens.append(otel_context.attach(ctx))
+        scope: ExperimentScope = ctx[SCOPE_KEY]  # type: ignore[assignment]
+        return scope
+
+    def __exit__(self, *exc: object) -> None:
+        otel_context.detach(self._tokens.pop())  # type: ignore[arg-type]
+
+    def __call__(self, func: F) -> F:
+        import inspect
+
+        this = self
+
+        @wrapt.decorator  # type: ignore[misc]
+        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            with _attached(this._context()):
+                return wrapped(*args, **kwargs)
+
+        @wrapt.decorator  # type: ignore[misc]
+        async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            with _attached(this._context()):
+                return await wrapped(*args, **kwargs)
+
+        if inspect.iscoroutinefunction(func):
+            return async_wrapper(func)  # type: ignore[no-any-return]
+        return wrapper(func)  # type: ignore[no-any-return]
+
+
+def current_scope(context: Context | None = None, *, trust_baggage: bool | None = None) -> ExperimentScope | None:
+    """The scope active in ``context`` (default: current), in-process first, then baggage."""
+    ctx = context if context is not None else otel_context.get_current()
+    scope = ctx.get(SCOPE_KEY)
+    if scope is not None:
+        return scope  # type: ignore[no-any-return]
+    if trust_baggage is None:
+        trust_baggage = config.trust_baggage()
+    if trust_baggage:
+        return scope_from_baggage(baggage_of(ctx))
+    return None
+
+
+def current_experiment(context: Context | None = None) -> TraceExperiment | None:
+    """The active experiment, or ``None``."""
+    scope = current_scope(context)
+    return scope.experiment if scope is not None else None
+
+
+def current_identity(context: Context | None = None) -> Identity | None:
+    """The active identity, or ``None``."""
+    scope = current_scope(context)
+    return scope.identity if scope is not None else None
+
+
+def baggage_of(ctx: Context) -> Mapping[str, object]:
+    if BAGGAGE_KEY is not None:
+        bag = ctx.get(BAGGAGE_KEY)
+        return bag if bag is not None else {}  # type: ignore[return-value]
+    return otel_baggage.get_all(ctx)  # pragma: no cover
+
+
+# --- inbound baggage -------------------------------------------------------------------
+
+class _RateLimitedWarning:
+    """At most one warning per interval, with a count of what was suppressed."""
+
+    def __init__(self, interval_s: float = 60.0) -> None:
+        self._interval = interval_s
+        self._next = 0.0
+        self._suppressed = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next:
+                self._suppressed += 1
+                return
+            suppressed, self._suppressed = self._suppressed, 0
+            self._next = now + self._interval
+        if suppressed:
+            message += " (%d similar warnings suppressed)"
+            args = (*args, suppressed)
+        logger.warning(message, *args)
+
+
+_warn_baggage = _RateLimitedWarning()
+
+
+def _bag_str(bag: Mapping[str, object], key: str, *, is_id: bool) -> str | None:
+    value = bag.get(key)
+    if value is None:
+        return None
+    if (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_ID_LENGTH
+        and value.isprintable()
+        and (not is_id or not any(ch.isspace() for ch in value))
+    ):
+        return value
+    shown = repr(value)[:64] if key not in attr.PII_KEYS else "<redacted>"
+    _warn_baggage(
+        "otel-experiments: dropped invalid inbound baggage %s=%s (limit %d printable characters)",
+        key, shown, MAX_ID_LENGTH,
+    )
+    return None
+
+
+def scope_from_baggage(bag: Mapping[str, object]) -> ExperimentScope | None:
+    """Validate inbound baggage into a scope. Invalid values are dropped, never raised."""
+    if not bag:
+        return None
+    exp_id = _bag_str(bag, attr.EXPERIMENT_ID, is_id=True)
+    experiment = None
+    if exp_id is not None:
+        experiment = TraceExperiment(
+            exp_id,
+            _bag_str(bag, attr.EXPERIMENT_NAME, is_id=False),
+            _bag_str(bag, attr.EXPERIMENT_FEATURE_SLUG, is_id=True),
+        )
+    org_id = _bag_str(bag, attr.ORGANIZATION_ID, is_id=True)
+    user_id = _bag_str(bag, attr.USER_ID, is_id=True)
+    identity = None
+    if org_id is not None or user_id is not None:
+        identity = Identity(
+            Organization(org_id, _bag_str(bag, attr.ORGANIZATION_NAME, is_id=False))
+            if org_id is not None else None,
+            User(user_id, _bag_str(bag, attr.USER_NAME, is_id=False))
+            if user_id is not None else None,
+        )
+    if experiment is None and identity is None:
+        return None
+    return ExperimentScope.build(experiment, identity)

@@ -1,0 +1,437 @@
+"""``start_observe``: one span per unit of work, with its experiment and identity.
+
+Works as a context manager and as a decorator for sync functions, coroutines,
+generators and async generators. For generators the scope is attached only while the
+generator body runs (around each step), so the consumer's code between two items is
+never stamped with the producer's experiment and the caller's context is restored
+exactly even if the generator is abandoned.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from typing import Any, TypeVar
+
+import wrapt
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from . import attributes as attr
+from . import config
+from .context import SCOPE_KEY, context_with_scope
+from .models import ExperimentLike, IdentityLike, TraceExperiment, validate_id
+from .payload import encode
+
+logger = logging.getLogger("otel_experiments")
+
+OBSERVED_SPAN_KEY = otel_context.create_key("otel_experiments.observed_span")
+_MAX_RECORDED_ITEMS = 100
+_tracer = trace.get_tracer("otel_experiments")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ObservedSpan:
+    """The span of a ``start_observe`` scope, with payload helpers. Never raises."""
+
+    __slots__ = ("_metadata", "_span", "max_payload_chars")
+
+    def __init__(self, span: Span, max_payload_chars: int) -> None:
+        self._span = span
+        self._metadata: dict[str, Any] = {}
+        self.max_payload_chars = max_payload_chars
+
+    @property
+    def span(self) -> Span:
+        """The underlying OpenTelemetry span."""
+        return self._span
+
+    @property
+    def trace_id(self) -> str:
+        return format(self._span.get_span_context().trace_id, "032x")
+
+    @property
+    def span_id(self) -> str:
+        return format(self._span.get_span_context().span_id, "016x")
+
+    def _set_payload(self, key: str, mime_key: str | None, value: Any) -> None:
+        try:
+            text, mime = encode(value, self.max_payload_chars)
+            self._span.set_attribute(key, text)
+            if mime_key is not None:
+                self._span.set_attribute(mime_key, mime)
+        except Exception:  # never into user code
+            logger.warning("otel-experiments: could not record %s", key, exc_info=True)
+
+    def set_input(self, value: Any) -> None:
+        self._set_payload(attr.INPUT_VALUE, attr.INPUT_MIME_TYPE, value)
+
+    def set_output(self, value: Any) -> None:
+        self._set_payload(attr.OUTPUT_VALUE, attr.OUTPUT_MIME_TYPE, value)
+
+    def set_expected_output(self, value: Any) -> None:
+        self._set_payload(attr.EXPECTED_OUTPUT_VALUE, None, value)
+
+    def set_metadata(self, metadata: Mapping[str, Any]) -> None:
+        """Merge ``metadata`` into the span's ``metadata`` attribute (JSON)."""
+        if not isinstance(metadata, Mapping):
+            logger.warning("otel-experiments: set_metadata expects a mapping, got %s",
+                           type(metadata).__name__)
+            return
+        self._metadata.update(metadata)
+        self._set_payload(attr.METADATA, None, self._metadata)
+
+    def set_dataset_record_id(self, record_id: str) -> None:
+        try:
+            self._span.set_attribute(attr.DATASET_RECORD_ID, validate_id(record_id, "record_id"))
+        except (TypeError, ValueError) as exc:
+            logger.warning("otel-experiments: %s", exc)
+
+    def add_metric(self, label: str, value: float | bool | str, metric_type: str | None = None,
+                   metadata: Mapping[str, Any] | None = None) -> None:
+        """Record an evaluation on this span. Invalid metrics raise ``ValueError``/``TypeError``."""
+        from .metrics import record_metric
+
+        record_metric(self._span, label, value, metric_type, metadata)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self._span.set_attribute(key, value)
+
+    def record_exception(self, exception: BaseException) -> None:
+        self._span.record_exception(exception)
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        self._span.set_status(status, description)
+
+
+class _Run:
+    """One execution of a ``start_observe`` scope: its span, context and token."""
+
+    __slots__ = ("ctx", "observed", "span")
+
+    def __init__(self, spec: start_observe, base: Context | None = None) -> None:
+        if base is None:
+            base = otel_context.get_current()
+        parent = base
+        links = None
+        if spec.new_trace:
+            current = trace.get_current_span(base)
+            if current.get_span_context().is_valid:
+                links = [trace.Link(current.get_span_context())]
+            parent = trace.set_span_in_context(trace.INVALID_SPAN, base)
+        scoped = context_with_scope(spec.experiment, spec.identity, context=parent)
+        self.span = _tracer.start_span(
+            spec.name, context=scoped, kind=spec.kind, attributes=spec.span_attributes, links=links
+        )
+        self.observed = ObservedSpan(self.span, spec.max_payload_chars)
+        if spec.metadata:
+            self.observed.set_metadata(spec.metadata)
+        ctx = trace.set_span_in_context(self.span, scoped)
+        self.ctx = otel_context.set_value(OBSERVED_SPAN_KEY, self.observed, ctx)
+
+    def finish(self, exc: BaseException | None) -> None:
+        try:
+            if exc is not None and not isinstance(exc, GeneratorExit):
+                self.span.record_exception(exc)
+                self.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            self.span.end()
+        except Exception:
+            logger.warning("otel-experiments: could not end span", exc_info=True)
+
+
+class start_observe:  # noqa: N801 - Basalt's name
+    """Start a span for a unit of work and make ``experiment`` / ``identity`` current.
+
+    ``with start_observe("checkout", "answer", experiment="exp-1") as span: ...`` or
+    ``@start_observe("checkout", "answer", experiment=exp)`` on a sync or async function,
+    generator or async generator. Every span started inside, by any instrumentation,
+    is stamped by :class:`~otel_experiments.ExperimentSpanProcessor`.
+
+    The span is a child of the active span when there is one (so HTTP server spans and
+    distributed traces stay joined); at top level each call starts a new trace. Pass
+    ``new_trace=True`` to always start a new trace (linked to the active span).
+    Invalid ``experiment`` / ``identity`` values raise ``ValueError`` / ``TypeError`` here.
+    """
+
+    def __init__(
+        self,
+        feature_slug: str,
+        name: str,
+        *,
+        experiment: ExperimentLike | None = None,
+        identity: IdentityLike | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        record_input: bool = True,
+        record_output: bool = True,
+        new_trace: bool = False,
+        kind: SpanKind = SpanKind.INTERNAL,
+        max_payload_chars: int | None = None,
+    ) -> None:
+        validate_id(feature_slug, "feature_slug")
+        if not isinstance(name, str) or not name:
+            raise ValueError("name must be a non-empty str")
+        exp = TraceExperiment.coerce(experiment) if experiment is not None else None
+        if exp is not None and exp.feature_slug is None:
+            exp = TraceExperiment(exp.id, exp.name, feature_slug)
+        self.feature_slug = feature_slug
+        self.name = name
+        self.experiment = exp
+        self.identity = identity
+        self.metadata = dict(metadata) if metadata else None
+        self.record_input = record_input
+        self.record_output = record_output
+        self.new_trace = new_trace
+        self.kind = kind
+        self.span_attributes = {attr.OBSERVE_FEATURE_SLUG: feature_slug}
+        self.max_payload_chars = max_payload_chars or config.max_payload_chars()
+        self._active: list[tuple[_Run, object]] = []
+
+    # -- context manager ---------------------------------------------------------------
+    def __enter__(self) -> ObservedSpan:
+        run = _Run(self)
+        self._active.append((run, otel_context.attach(run.ctx)))
+        return run.observed
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        run, token = self._active.pop()
+        otel_context.detach(token)  # type: ignore[arg-type]
+        run.finish(exc)
+
+    async def __aenter__(self) -> ObservedSpan:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    # -- decorator ---------------------------------------------------------------------
+    def __call__(self, func: F) -> F:
+        try:
+            signature: inspect.Signature | None = inspect.signature(func)
+        except (TypeError, ValueError):
+            signature = None
+        spec = self
+
+        def record_args(run: _Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            if not spec.record_input:
+                return
+            try:
+                if signature is not None:
+                    bound = signature.bind_partial(*args, **kwargs)
+                    params = dict(bound.arguments)
+                    params.pop("self", None)
+                    params.pop("cls", None)
+                else:
+                    params = {"args": list(args), "kwargs": kwargs}
+            except TypeError:
+                params = {"args": list(args), "kwargs": kwargs}
+            run.observed.set_input(params)
+
+        if inspect.isasyncgenfunction(func):
+            @wrapt.decorator  # type: ignore[misc]
+            def agen_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                return _observe_async_gen(
+                    spec, otel_context.get_current(), wrapped, args, kwargs, record_args
+                )
+            return agen_wrapper(func)  # type: ignore[no-any-return]
+
+        if inspect.isgeneratorfunction(func):
+            @wrapt.decorator  # type: ignore[misc]
+            def gen_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                return _observe_gen(
+                    spec, otel_context.get_current(), wrapped, args, kwargs, record_args
+                )
+            return gen_wrapper(func)  # type: ignore[no-any-return]
+
+        if inspect.iscoroutinefunction(func):
+            @wrapt.decorator  # type: ignore[misc]
+            async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                run = _Run(spec)
+                token = otel_context.attach(run.ctx)
+                error: BaseException | None = None
+                try:
+                    record_args(run, args, kwargs)
+                    result = await wrapped(*args, **kwargs)
+                    if spec.record_output:
+                        run.observed.set_output(result)
+                    return result
+                except BaseException as exc:
+                    error = exc
+                    raise
+                finally:
+                    otel_context.detach(token)
+                    run.finish(error)
+            return async_wrapper(func)  # type: ignore[no-any-return]
+
+        @wrapt.decorator  # type: ignore[misc]
+        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            run = _Run(spec)
+            token = otel_context.attach(run.ctx)
+            error: BaseException | None = None
+            try:
+                record_args(run, args, kwargs)
+                result = wrapped(*args, **kwargs)
+                if spec.record_output:
+                    run.observed.set_output(result)
+                return result
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                otel_context.detach(token)
+                run.finish(error)
+        return wrapper(func)  # type: ignore[no-any-return]
+
+
+Recorder = Callable[[_Run, tuple[Any, ...], dict[str, Any]], None]
+
+
+def _observe_gen(spec: start_observe, base: Context, wrapped: Any, args: Any, kwargs: Any,
+                 record_args: Recorder) -> Generator[Any, Any, Any]:
+    # The span starts at the first step, under the context the generator was created in.
+    run = _Run(spec, base)
+    record_args(run, args, kwargs)
+    items: list[Any] = []
+    error: BaseException | None = None
+    token = otel_context.attach(run.ctx)
+    try:
+        gen = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        otel_context.detach(token)
+        run.finish(exc)
+        raise
+    otel_context.detach(token)
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    try:
+        while True:
+            token = otel_context.attach(run.ctx)
+            try:
+                if to_throw is not None:
+                    item = gen.throw(to_throw)
+                else:
+                    item = gen.send(to_send)
+            except StopIteration as stop:
+                if spec.record_output:
+                    run.observed.set_output(items if stop.value is None else stop.value)
+                return stop.value
+            finally:
+                otel_context.detach(token)
+            to_throw = None
+            if spec.record_output and len(items) < _MAX_RECORDED_ITEMS:
+                items.append(item)
+            try:
+                to_send = yield item
+            except GeneratorExit:
+                gen.close()
+                raise
+            except BaseException as exc:
+                to_throw = exc
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        run.finish(error)
+
+
+async def _observe_async_gen(spec: start_observe, base: Context, wrapped: Any, args: Any,
+                             kwargs: Any, record_args: Recorder) -> AsyncGenerator[Any, Any]:
+    run = _Run(spec, base)
+    record_args(run, args, kwargs)
+    items: list[Any] = []
+    error: BaseException | None = None
+    token = otel_context.attach(run.ctx)
+    try:
+        agen = wrapped(*args, **kwargs)
+    finally:
+        otel_context.detach(token)
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    try:
+        while True:
+            token = otel_context.attach(run.ctx)
+            try:
+                if to_throw is not None:
+                    item = await agen.athrow(to_throw)
+                else:
+                    item = await agen.asend(to_send)
+            except StopAsyncIteration:
+                if spec.record_output:
+                    run.observed.set_output(items)
+                return
+            finally:
+                otel_context.detach(token)
+            to_throw = None
+            if spec.record_output and len(items) < _MAX_RECORDED_ITEMS:
+                items.append(item)
+            try:
+                to_send = yield item
+            except GeneratorExit:
+                await agen.aclose()
+                raise
+            except BaseException as exc:
+                to_throw = exc
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        run.finish(error)
+
+
+def current_observed_span(context: Context | None = None) -> ObservedSpan | None:
+    """The innermost ``start_observe`` span, or ``None``."""
+    ctx = context if context is not None else otel_context.get_current()
+    value = ctx.get(OBSERVED_SPAN_KEY)
+    return value if isinstance(value, ObservedSpan) else None
+
+
+class _Observe:
+    """``observe.set_input(...)`` etc.: act on the innermost observed span."""
+
+    def _target(self, what: str) -> ObservedSpan | None:
+        span = current_observed_span()
+        if span is None:
+            logger.debug("otel-experiments: observe.%s called outside start_observe", what)
+        return span
+
+    def set_input(self, value: Any) -> None:
+        if (s := self._target("set_input")) is not None:
+            s.set_input(value)
+
+    def set_output(self, value: Any) -> None:
+        if (s := self._target("set_output")) is not None:
+            s.set_output(value)
+
+    def set_expected_output(self, value: Any) -> None:
+        if (s := self._target("set_expected_output")) is not None:
+            s.set_expected_output(value)
+
+    def set_metadata(self, metadata: Mapping[str, Any]) -> None:
+        if (s := self._target("set_metadata")) is not None:
+            s.set_metadata(metadata)
+
+    def set_dataset_record_id(self, record_id: str) -> None:
+        if (s := self._target("set_dataset_record_id")) is not None:
+            s.set_dataset_record_id(record_id)
+
+    def add_metric(self, label: str, value: float | bool | str, metric_type: str | None = None,
+                   metadata: Mapping[str, Any] | None = None) -> None:
+        """Record an evaluation on the innermost observed span (or the current span)."""
+        s = current_observed_span()
+        if s is not None:
+            s.add_metric(label, value, metric_type, metadata)
+            return
+        from .metrics import record_metric
+
+        record_metric(trace.get_current_span(), label, value, metric_type, metadata)
+
+    def current_span(self) -> ObservedSpan | None:
+        return current_observed_span()
+
+
+observe = _Observe()
+
+__all__ = ["SCOPE_KEY", "ObservedSpan", "current_observed_span", "observe", "start_observe"]

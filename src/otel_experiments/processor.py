@@ -1,0 +1,105 @@
+"""``ExperimentSpanProcessor``: stamps the active experiment and identity on every span.
+
+The per-span work is one Context lookup and, under an experiment, one
+``span.set_attributes`` call with a mapping computed once per scope (see
+:mod:`otel_experiments.context`), which is what passing ``attributes=`` to
+``start_span`` costs. Spans from inbound W3C Baggage are stamped only when baggage is
+trusted, after validation, with the validated mapping cached per baggage object.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.trace import Span
+
+from . import config
+from .context import BAGGAGE_KEY, SCOPE_KEY, ExperimentScope, baggage_of, scope_attributes, scope_from_baggage
+from .models import ExperimentLike, TraceExperiment
+
+logger = logging.getLogger("otel_experiments")
+
+_FROM_ENV = object()
+
+
+class ExperimentSpanProcessor(SpanProcessor):
+    """Add ``experiment.*``, ``user.*`` and ``organization.*`` attributes on span start.
+
+    Args:
+        trust_baggage: stamp spans from inbound W3C Baggage (another service's
+            experiment). Default: ``OTEL_EXPERIMENTS_TRUST_BAGGAGE`` (true).
+        default_experiment: experiment for spans started outside any scope (batch
+            jobs). Default: ``OTEL_EXPERIMENTS_ID`` / ``_NAME`` / ``_FEATURE_SLUG``;
+            pass ``None`` to disable.
+    """
+
+    def __init__(
+        self,
+        *,
+        trust_baggage: bool | None = None,
+        default_experiment: ExperimentLike | None | object = _FROM_ENV,
+    ) -> None:
+        self._trust_baggage = config.trust_baggage() if trust_baggage is None else trust_baggage
+        if default_experiment is _FROM_ENV:
+            default: TraceExperiment | None = config.default_experiment()
+        elif default_experiment is None:
+            default = None
+        else:
+            default = TraceExperiment.coerce(default_experiment)  # type: ignore[arg-type]
+        self.default_experiment = default
+        self._default_attrs: Mapping[str, str] | None = (
+            scope_attributes(default, None) if default is not None else None
+        )
+        # One-entry cache: (baggage dict, validated attributes). A request's spans share
+        # the same baggage object, so validation runs once per inbound request.
+        self._bag_cache: tuple[object, Mapping[str, str] | None] = (None, None)
+        self._failed = False
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        try:
+            ctx = parent_context if parent_context is not None else otel_context.get_current()
+            scope: ExperimentScope | None = ctx.get(SCOPE_KEY)  # type: ignore[assignment]
+            if scope is not None:
+                if scope.experiment is None and self._default_attrs is not None:
+                    span.set_attributes(self._default_attrs)
+                span.set_attributes(scope.attributes)
+                return
+            if self._trust_baggage:
+                bag = ctx.get(BAGGAGE_KEY) if BAGGAGE_KEY is not None else baggage_of(ctx)
+                if bag:
+                    attrs = self._baggage_attributes(bag)  # type: ignore[arg-type]
+                    if attrs:
+                        span.set_attributes(attrs)
+                        return
+            if self._default_attrs is not None:
+                span.set_attributes(self._default_attrs)
+        except Exception:  # never into the host application
+            if not self._failed:
+                self._failed = True
+                logger.warning("otel-experiments: could not stamp a span", exc_info=True)
+
+    def _baggage_attributes(self, bag: Mapping[str, object]) -> Mapping[str, str] | None:
+        cached_bag, cached = self._bag_cache
+        if cached_bag is bag:
+            return cached
+        scope = scope_from_baggage(bag)
+        attrs: Mapping[str, str] | None = None
+        if scope is not None:
+            attrs = dict(scope.attributes)
+            if scope.experiment is None and self._default_attrs is not None:
+                attrs = {**self._default_attrs, **attrs}
+        self._bag_cache = (bag, attrs)
+        return attrs
+
+    def on_end(self, span: ReadableSpan) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
