@@ -19,8 +19,10 @@ R = TypeVar("R")
 
 def bind_context(fn: Callable[P, R]) -> Callable[P, R]:
     """Return ``fn`` bound to a copy of the current context, to run in another thread."""
-    ctx = contextvars.copy_context()
+    return bind_to(contextvars.copy_context(), fn)
 
+
+def bind_to(ctx: contextvars.Context, fn: Callable[P, R]) -> Callable[P, R]:
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         return ctx.run(fn, *args, **kwargs)
 
@@ -35,7 +37,7 @@ class ContextExecutor(Executor):
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
         ctx = contextvars.copy_context()  # one copy per task: tasks must not share one
-        return self._executor.submit(ctx.run, fn, *args, **kwargs)
+        return self._executor.submit(bind_to(ctx, fn), *args, **kwargs)
 
     def map(
         self,

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import wrapt
 from opentelemetry import baggage as otel_baggage
@@ -27,12 +27,12 @@ from . import attributes as attr
 from . import config
 from .models import (
     MAX_ID_LENGTH,
+    ExperimentLike,
     Identity,
     IdentityLike,
     Organization,
     TraceExperiment,
     User,
-    ExperimentLike,
 )
 
 logger = logging.getLogger("otel_experiments")
@@ -40,9 +40,25 @@ logger = logging.getLogger("otel_experiments")
 SCOPE_KEY = otel_context.create_key("otel_experiments.scope")
 
 try:  # Reading the baggage dict directly avoids a MappingProxy copy per span.
-    from opentelemetry.baggage import _BAGGAGE_KEY as BAGGAGE_KEY
+    from opentelemetry.baggage import _BAGGAGE_KEY
+
+    BAGGAGE_KEY: str | None = _BAGGAGE_KEY
 except ImportError:  # pragma: no cover - older/newer API without the private name
     BAGGAGE_KEY = None
+
+__all__ = [
+    "BAGGAGE_KEY",
+    "SCOPE_KEY",
+    "ExperimentScope",
+    "baggage_of",
+    "context_with_scope",
+    "current_experiment",
+    "current_identity",
+    "current_scope",
+    "experiment_context",
+    "scope_attributes",
+    "scope_from_baggage",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -123,14 +139,15 @@ def context_with_scope(
 
 def _with_baggage(ctx: Context, attributes: Mapping[str, str], names: bool) -> Context:
     current = otel_baggage.get_all(ctx)
-    entries = {k: v for k, v in current.items() if k not in attr.STAMPED_KEYS}
+    entries: dict[str, object] = {
+        k: v for k, v in current.items() if k not in attr.STAMPED_KEYS
+    }
     for key, value in attributes.items():
         if names or key not in attr.PII_KEYS:
             entries[key] = value
-    # set_baggage copies the dict per call; build once and store it the same way.
     ctx = otel_baggage.clear(ctx)
-    for key, value in entries.items():
-        ctx = otel_baggage.set_baggage(key, value, ctx)
+    for name, item in entries.items():
+        ctx = otel_baggage.set_baggage(name, item, ctx)
     return ctx
 
 
@@ -143,7 +160,7 @@ def _attached(ctx: Context) -> Iterator[None]:
         otel_context.detach(token)
 
 
-class experiment_context:  # noqa: N801 - reads like contextlib helpers
+class experiment_context:
     """Attach an experiment and/or identity without starting a span.
 
     For middleware and request handlers: every span started inside (by any library)
@@ -183,27 +200,27 @@ class experiment_context:  # noqa: N801 - reads like contextlib helpers
 
         this = self
 
-        @wrapt.decorator  # type: ignore[misc]
+        @wrapt.decorator
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             with _attached(this._context()):
                 return wrapped(*args, **kwargs)
 
-        @wrapt.decorator  # type: ignore[misc]
+        @wrapt.decorator
         async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             with _attached(this._context()):
                 return await wrapped(*args, **kwargs)
 
         if inspect.iscoroutinefunction(func):
-            return async_wrapper(func)  # type: ignore[no-any-return]
-        return wrapper(func)  # type: ignore[no-any-return]
+            return cast(F, async_wrapper(func))
+        return cast(F, wrapper(func))
 
 
 def current_scope(context: Context | None = None, *, trust_baggage: bool | None = None) -> ExperimentScope | None:
     """The scope active in ``context`` (default: current), in-process first, then baggage."""
     ctx = context if context is not None else otel_context.get_current()
     scope = ctx.get(SCOPE_KEY)
-    if scope is not None:
-        return scope  # type: ignore[no-any-return]
+    if isinstance(scope, ExperimentScope):
+        return scope
     if trust_baggage is None:
         trust_baggage = config.trust_baggage()
     if trust_baggage:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 #: Longest id or name accepted anywhere (also the W3C Baggage value limit we enforce).
 MAX_ID_LENGTH = 256
@@ -159,5 +159,5 @@ class Identity:
         raise TypeError(f"identity must be an Identity or a mapping, got {type(value).__name__}")
 
 
-ExperimentLike = Union[str, Experiment, TraceExperiment, Mapping[str, Any]]
-IdentityLike = Union[Identity, Mapping[str, Any]]
+ExperimentLike: TypeAlias = str | Experiment | TraceExperiment | Mapping[str, Any]
+IdentityLike: TypeAlias = Identity | Mapping[str, Any]

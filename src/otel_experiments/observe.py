@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import wrapt
 from opentelemetry import context as otel_context
@@ -143,7 +143,7 @@ class _Run:
             logger.warning("otel-experiments: could not end span", exc_info=True)
 
 
-class start_observe:  # noqa: N801 - Basalt's name
+class start_observe:
     """Start a span for a unit of work and make ``experiment`` / ``identity`` current.
 
     ``with start_observe("checkout", "answer", experiment="exp-1") as span: ...`` or
@@ -231,23 +231,23 @@ class start_observe:  # noqa: N801 - Basalt's name
             run.observed.set_input(params)
 
         if inspect.isasyncgenfunction(func):
-            @wrapt.decorator  # type: ignore[misc]
+            @wrapt.decorator
             def agen_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
                 return _observe_async_gen(
                     spec, otel_context.get_current(), wrapped, args, kwargs, record_args
                 )
-            return agen_wrapper(func)  # type: ignore[no-any-return]
+            return cast(F, agen_wrapper(func))
 
         if inspect.isgeneratorfunction(func):
-            @wrapt.decorator  # type: ignore[misc]
+            @wrapt.decorator
             def gen_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
                 return _observe_gen(
                     spec, otel_context.get_current(), wrapped, args, kwargs, record_args
                 )
-            return gen_wrapper(func)  # type: ignore[no-any-return]
+            return cast(F, gen_wrapper(func))
 
         if inspect.iscoroutinefunction(func):
-            @wrapt.decorator  # type: ignore[misc]
+            @wrapt.decorator
             async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
                 run = _Run(spec)
                 token = otel_context.attach(run.ctx)
@@ -264,9 +264,9 @@ class start_observe:  # noqa: N801 - Basalt's name
                 finally:
                     otel_context.detach(token)
                     run.finish(error)
-            return async_wrapper(func)  # type: ignore[no-any-return]
+            return cast(F, async_wrapper(func))
 
-        @wrapt.decorator  # type: ignore[misc]
+        @wrapt.decorator
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             run = _Run(spec)
             token = otel_context.attach(run.ctx)
@@ -283,7 +283,7 @@ class start_observe:  # noqa: N801 - Basalt's name
             finally:
                 otel_context.detach(token)
                 run.finish(error)
-        return wrapper(func)  # type: ignore[no-any-return]
+        return cast(F, wrapper(func))
 
 
 Recorder = Callable[[_Run, tuple[Any, ...], dict[str, Any]], None]
@@ -310,10 +310,7 @@ def _observe_gen(spec: start_observe, base: Context, wrapped: Any, args: Any, kw
         while True:
             token = otel_context.attach(run.ctx)
             try:
-                if to_throw is not None:
-                    item = gen.throw(to_throw)
-                else:
-                    item = gen.send(to_send)
+                item = gen.throw(to_throw) if to_throw is not None else gen.send(to_send)
             except StopIteration as stop:
                 if spec.record_output:
                     run.observed.set_output(items if stop.value is None else stop.value)

@@ -18,7 +18,14 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import Span
 
 from . import config
-from .context import BAGGAGE_KEY, SCOPE_KEY, ExperimentScope, baggage_of, scope_attributes, scope_from_baggage
+from .context import (
+    BAGGAGE_KEY,
+    SCOPE_KEY,
+    ExperimentScope,
+    baggage_of,
+    scope_attributes,
+    scope_from_baggage,
+)
 from .models import ExperimentLike, TraceExperiment
 
 logger = logging.getLogger("otel_experiments")
@@ -41,7 +48,7 @@ class ExperimentSpanProcessor(SpanProcessor):
         self,
         *,
         trust_baggage: bool | None = None,
-        default_experiment: ExperimentLike | None | object = _FROM_ENV,
+        default_experiment: ExperimentLike | object | None = _FROM_ENV,
     ) -> None:
         self._trust_baggage = config.trust_baggage() if trust_baggage is None else trust_baggage
         if default_experiment is _FROM_ENV:
