@@ -1,0 +1,52 @@
+"""JSON encoding for experiment events: orjson when importable, stdlib ``json`` otherwise.
+
+Both paths produce compact UTF-8 JSON bytes that decode to the same value. They differ
+only in non-ASCII handling (orjson writes raw UTF-8, the stdlib escapes to ``\\uXXXX``).
+Decoding errors are ``ValueError`` subclasses on both paths.
+"""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+from typing import Any
+
+__all__ = ["BACKEND", "dumps", "loads", "stdlib_dumps"]
+
+_orjson: ModuleType | None
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None
+
+#: ``"orjson"`` or ``"json"``: the encoder :func:`dumps` uses.
+BACKEND = "json" if _orjson is None else "orjson"
+
+
+def stdlib_dumps(obj: Any) -> bytes:
+    """Encode ``obj`` as compact JSON bytes with the standard library."""
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+if _orjson is not None:
+    _orjson_dumps = _orjson.dumps
+    _orjson_loads = _orjson.loads
+    _ORJSON_OPTS: int = _orjson.OPT_NON_STR_KEYS
+
+    def dumps(obj: Any) -> bytes:
+        """Encode ``obj`` as compact JSON bytes (orjson)."""
+        return _orjson_dumps(obj, option=_ORJSON_OPTS)  # type: ignore[no-any-return]
+
+    def loads(data: str | bytes) -> Any:
+        """Decode JSON text; raises ``ValueError`` on malformed input."""
+        return _orjson_loads(data)
+
+else:  # pragma: no cover - depends on the environment
+
+    def dumps(obj: Any) -> bytes:
+        """Encode ``obj`` as compact JSON bytes (stdlib json)."""
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+    def loads(data: str | bytes) -> Any:
+        """Decode JSON text; raises ``ValueError`` on malformed input."""
+        return json.loads(data)

@@ -1,0 +1,116 @@
+"""record_metric: validation at the call and the span event it writes."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import INVALID_SPAN, Tracer
+
+from otel_experiments import attributes as A
+from otel_experiments.metrics import record_metric
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def tracer(exporter: InMemorySpanExporter) -> Iterator[Tracer]:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield provider.get_tracer("test")
+    provider.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("value", "metric_type", "expected_type"),
+    [
+        (0.5, None, "score"),
+        (3, None, "score"),
+        (True, None, "boolean"),
+        (False, "boolean", "boolean"),
+        ("good", None, "categorical"),
+        (7, "score", "score"),
+        ("", "categorical", "categorical"),
+    ],
+)
+def test_records_span_event(
+    tracer: Tracer,
+    exporter: InMemorySpanExporter,
+    value: Any,
+    metric_type: str | None,
+    expected_type: str,
+) -> None:
+    with tracer.start_as_current_span("s") as span:
+        record_metric(span, "m", value, metric_type, metadata={"k": [1, "x"]})
+    (finished,) = exporter.get_finished_spans()
+    (event,) = finished.events
+    assert event.name == A.METRIC_EVENT_NAME
+    attrs = dict(event.attributes or {})
+    assert attrs[A.METRIC_LABEL] == "m"
+    assert attrs[A.METRIC_TYPE] == expected_type
+    assert attrs[A.METRIC_VALUE] == value and type(attrs[A.METRIC_VALUE]) is type(value)
+    assert json.loads(attrs[A.METRIC_METADATA]) == {"k": [1, "x"]}
+    assert attrs[A.METRIC_TIMESTAMP_MS] == event.timestamp // 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("label", "value", "metric_type", "error", "match"),
+    [
+        ("m", math.nan, None, ValueError, "finite"),
+        ("m", math.inf, "score", ValueError, "finite"),
+        ("m", -math.inf, None, ValueError, "finite"),
+        ("", 1, None, ValueError, "empty"),
+        ("  ", 1, None, ValueError, "empty"),
+        (None, 1, None, TypeError, "label"),
+        ("m", 1, "percent", ValueError, "unknown metric_type"),
+        ("m", "x", "score", TypeError, "score"),
+        ("m", True, "score", TypeError, "score"),
+        ("m", 1, "boolean", TypeError, "bool"),
+        ("m", 1.0, "categorical", TypeError, "categorical"),
+        ("m", None, None, TypeError, "value"),
+        ("m", [1], None, TypeError, "value"),
+    ],
+)
+def test_rejects_bad_metrics_at_the_call(
+    tracer: Tracer,
+    exporter: InMemorySpanExporter,
+    label: Any,
+    value: Any,
+    metric_type: Any,
+    error: type[Exception],
+    match: str,
+) -> None:
+    with tracer.start_as_current_span("s") as span, pytest.raises(error, match=match):
+        record_metric(span, label, value, metric_type)
+    (finished,) = exporter.get_finished_spans()
+    assert finished.events == ()
+
+
+def test_rejects_bad_metadata(tracer: Tracer) -> None:
+    with tracer.start_as_current_span("s") as span:
+        with pytest.raises(TypeError, match="JSON-serializable"):
+            record_metric(span, "m", 1, metadata={"o": object()})
+        with pytest.raises(ValueError, match="valid JSON"):
+            record_metric(span, "m", 1, metadata={"x": math.nan})
+        with pytest.raises(TypeError, match="mapping"):
+            record_metric(span, "m", 1, metadata=[1, 2])  # type: ignore[arg-type]
+
+
+def test_rejects_non_span() -> None:
+    with pytest.raises(TypeError, match="Span"):
+        record_metric("not a span", "m", 1)  # type: ignore[arg-type]
+
+
+def test_non_recording_span_is_a_no_op() -> None:
+    record_metric(INVALID_SPAN, "m", 1.0)
+    with pytest.raises(ValueError):
+        record_metric(INVALID_SPAN, "m", math.nan)
