@@ -23,7 +23,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from . import attributes as attr
 from . import config
 from .context import SCOPE_KEY, context_with_scope
-from .models import ExperimentLike, IdentityLike, TraceExperiment, validate_id
+from .models import ExperimentLike, Identity, IdentityLike, TraceExperiment, validate_id
 from .payload import encode
 
 logger = logging.getLogger("otel_experiments")
@@ -180,7 +180,7 @@ class start_observe:
         self.feature_slug = feature_slug
         self.name = name
         self.experiment = exp
-        self.identity = identity
+        self.identity = Identity.coerce(identity) if identity is not None else None
         self.metadata = dict(metadata) if metadata else None
         self.record_input = record_input
         self.record_output = record_output

@@ -1,0 +1,362 @@
+"""The context layer and the processor, against a real SDK TracerProvider."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
+from opentelemetry.trace import StatusCode
+
+from otel_experiments import (
+    Experiment,
+    Identity,
+    TraceExperiment,
+    bind_context,
+    current_experiment,
+    current_identity,
+    experiment_context,
+    observe,
+    start_observe,
+    wrap_executor,
+)
+
+EXP_KEYS = ("experiment.id", "experiment.name", "experiment.feature_slug")
+IDENTITY = {"organization": {"id": "org-1", "name": "Acme"}, "user": {"id": "u-9", "name": "Jane"}}
+
+
+def stamped(attrs: dict[str, object]) -> dict[str, object]:
+    keys = (*EXP_KEYS, "user.id", "user.name", "organization.id", "organization.name")
+    return {k: attrs[k] for k in keys if k in attrs}
+
+
+def test_nested_spans_from_other_instrumentation_are_stamped(recorder, tracer) -> None:
+    exp = Experiment("exp-456", "Model A/B", "checkout", "2026-01-01T00:00:00Z")
+    with start_observe("checkout", "answer-question", experiment=exp, identity=IDENTITY) as span:
+        span.set_input({"q": "why?"})
+        with tracer.start_as_current_span("db.query"), tracer.start_as_current_span("deeper"):
+            pass
+        span.set_output("because")
+    want = {
+        "experiment.id": "exp-456", "experiment.name": "Model A/B",
+        "experiment.feature_slug": "checkout", "organization.id": "org-1",
+        "organization.name": "Acme", "user.id": "u-9", "user.name": "Jane",
+    }
+    for name in ("answer-question", "db.query", "deeper"):
+        assert stamped(recorder.attrs(name)) == want, name
+    root = recorder.attrs("answer-question")
+    assert root["input.value"] == '{"q": "why?"}'
+    assert root["input.mime_type"] == "application/json"
+    assert root["output.value"] == "because"
+    assert root["output.mime_type"] == "text/plain"
+    deeper = recorder.by_name("deeper")
+    assert deeper.context.trace_id == recorder.by_name("answer-question").context.trace_id
+
+
+def test_no_stamping_outside_a_scope(recorder, tracer) -> None:
+    with start_observe("f", "inside", experiment="exp-1"):
+        pass
+    with tracer.start_as_current_span("outside"):
+        pass
+    assert stamped(recorder.attrs("outside")) == {}
+    assert current_experiment() is None and current_identity() is None
+
+
+def test_feature_slug_fills_the_experiment_and_string_ids_work(recorder) -> None:
+    with start_observe("checkout", "s", experiment="exp-456"):
+        assert current_experiment() == TraceExperiment("exp-456", None, "checkout")
+    assert stamped(recorder.attrs("s")) == {
+        "experiment.id": "exp-456", "experiment.feature_slug": "checkout"}
+
+
+def test_inner_scope_overrides_and_exit_restores_exactly(recorder, tracer) -> None:
+    before = otel_context.get_current()
+    with experiment_context("outer-exp", identity={"user": {"id": "u-1"}}):
+        with experiment_context(TraceExperiment("inner-exp", "Inner")):
+            assert current_experiment() == TraceExperiment("inner-exp", "Inner")
+            assert current_identity() == Identity.coerce({"user": {"id": "u-1"}})
+            with tracer.start_as_current_span("in-inner"):
+                pass
+            assert baggage.get_baggage("experiment.id") == "inner-exp"
+        assert current_experiment() == TraceExperiment("outer-exp")
+        with tracer.start_as_current_span("in-outer"):
+            pass
+    assert otel_context.get_current() == before
+    assert stamped(recorder.attrs("in-inner")) == {
+        "experiment.id": "inner-exp", "experiment.name": "Inner", "user.id": "u-1"}
+    assert stamped(recorder.attrs("in-outer")) == {"experiment.id": "outer-exp", "user.id": "u-1"}
+
+
+def test_exceptions_restore_the_context_and_mark_the_span(recorder) -> None:
+    before = otel_context.get_current()
+    with pytest.raises(KeyError), start_observe("f", "boom", experiment="exp-1"):
+        raise KeyError("missing")
+    assert otel_context.get_current() == before
+    span = recorder.by_name("boom")
+    assert span.status.status_code is StatusCode.ERROR
+    assert [e.name for e in span.events] == ["exception"]
+    assert span.events[0].attributes["exception.type"] == "KeyError"
+
+    @start_observe("f", "decorated-boom", experiment="exp-2")
+    def fails() -> None:
+        raise ValueError("bad")
+
+    with pytest.raises(ValueError):
+        fails()
+    assert otel_context.get_current() == before
+    assert recorder.by_name("decorated-boom").status.status_code is StatusCode.ERROR
+
+
+def test_each_loop_iteration_gets_its_own_trace(recorder) -> None:
+    for i in range(3):
+        with start_observe("support-ticket", "analyse_ticket", experiment="exp-1") as span:
+            span.set_input({"ticket": i})
+    spans = [s for s in recorder.spans() if s.name == "analyse_ticket"]
+    assert len({s.context.trace_id for s in spans}) == 3
+    assert all(s.parent is None for s in spans)
+
+
+def test_child_of_active_span_unless_new_trace(recorder, tracer) -> None:
+    with tracer.start_as_current_span("http.request") as request_span:
+        with start_observe("f", "joined", experiment="e"):
+            pass
+        with start_observe("f", "separate", experiment="e", new_trace=True):
+            pass
+    joined, separate = recorder.by_name("joined"), recorder.by_name("separate")
+    assert joined.parent.span_id == request_span.get_span_context().span_id
+    assert separate.parent is None
+    assert separate.context.trace_id != request_span.get_span_context().trace_id
+    assert separate.links[0].context.span_id == request_span.get_span_context().span_id
+
+
+def test_decorator_records_arguments_and_result_and_keeps_signature(recorder) -> None:
+    @start_observe("ab-test", "variant_a", experiment="exp-456", identity=IDENTITY)
+    def run_variant(model: str, temperature: float = 0.0) -> dict[str, str]:
+        """Doc."""
+        observe.set_metadata({"prompt": "v3"})
+        return {"model": model}
+
+    assert inspect.signature(run_variant).parameters.keys() == {"model", "temperature"}
+    assert run_variant.__doc__ == "Doc." and run_variant.__name__ == "run_variant"
+    assert run_variant("gpt-4o", temperature=0.2) == {"model": "gpt-4o"}
+    attrs = recorder.attrs("variant_a")
+    assert attrs["input.value"] == '{"model": "gpt-4o", "temperature": 0.2}'
+    assert attrs["output.value"] == '{"model": "gpt-4o"}'
+    assert attrs["metadata"] == '{"prompt": "v3"}'
+    assert attrs["experiment.id"] == "exp-456" and attrs["user.id"] == "u-9"
+
+
+def test_decorator_on_methods_and_opt_out_of_recording(recorder) -> None:
+    class Service:
+        @start_observe("f", "method", experiment="e", record_input=False, record_output=False)
+        def handle(self, secret: str) -> str:
+            return secret.upper()
+
+    assert Service().handle("pw") == "PW"
+    attrs = recorder.attrs("method")
+    assert "input.value" not in attrs and "output.value" not in attrs
+    assert attrs["experiment.id"] == "e"
+
+
+async def test_async_functions_and_tasks_inherit_the_scope(recorder, tracer) -> None:
+    async def child(i: int) -> str | None:
+        await asyncio.sleep(0)
+        with tracer.start_as_current_span(f"task-{i}"):
+            pass
+        exp = current_experiment()
+        return exp.id if exp else None
+
+    @start_observe("f", "async-root", experiment="exp-async")
+    async def root() -> list[str | None]:
+        return list(await asyncio.gather(*(asyncio.create_task(child(i)) for i in range(3))))
+
+    assert await root() == ["exp-async"] * 3
+    for i in range(3):
+        assert recorder.attrs(f"task-{i}")["experiment.id"] == "exp-async"
+    assert current_experiment() is None
+
+    async with start_observe("f", "async-with", experiment="exp-2"):
+        assert current_experiment() == TraceExperiment("exp-2", None, "f")
+
+
+def test_threads_need_the_helper(recorder, tracer) -> None:
+    def work(name: str) -> str | None:
+        with tracer.start_as_current_span(name):
+            exp = current_experiment()
+            return exp.id if exp else None
+
+    with start_observe("f", "threads", experiment="exp-t"):
+        plain = ThreadPoolExecutor(max_workers=2)
+        assert plain.submit(work, "plain-thread").result() is None  # documented: not carried
+        with wrap_executor(ThreadPoolExecutor(max_workers=2)) as pool:
+            assert pool.submit(work, "pool-submit").result() == "exp-t"
+            assert list(pool.map(work, ["pool-map-1", "pool-map-2"])) == ["exp-t", "exp-t"]
+        result: list[str | None] = []
+        thread = threading.Thread(target=bind_context(lambda: result.append(work("bound"))))
+        thread.start()
+        thread.join()
+        assert result == ["exp-t"]
+        plain.shutdown()
+    assert "experiment.id" not in recorder.attrs("plain-thread")
+    for name in ("pool-submit", "pool-map-1", "pool-map-2", "bound"):
+        assert recorder.attrs(name)["experiment.id"] == "exp-t"
+
+
+def test_generators_scope_only_their_own_steps(recorder, tracer) -> None:
+    @start_observe("f", "producer", experiment="exp-gen")
+    def produce(n: int):
+        for i in range(n):
+            with tracer.start_as_current_span(f"produce-{i}"):
+                pass
+            yield i
+
+    seen = []
+    for item in produce(2):
+        seen.append(current_experiment())  # consumer code: not the producer's scope
+        with tracer.start_as_current_span(f"consume-{item}"):
+            pass
+    assert seen == [None, None]
+    for i in range(2):
+        assert recorder.attrs(f"produce-{i}")["experiment.id"] == "exp-gen"
+        assert "experiment.id" not in recorder.attrs(f"consume-{i}")
+    assert recorder.attrs("producer")["output.value"] == "[0, 1]"
+    assert recorder.by_name("produce-1").parent.span_id == recorder.by_name("producer").context.span_id
+
+    before = otel_context.get_current()
+    gen = produce(10)
+    next(gen)
+    gen.close()  # abandoned early: span ends, caller context untouched
+    assert otel_context.get_current() == before
+    assert len([s for s in recorder.spans() if s.name == "producer"]) == 2
+
+
+async def test_async_generators(recorder, tracer) -> None:
+    @start_observe("f", "agen", experiment="exp-agen")
+    async def stream(n: int):
+        for i in range(n):
+            await asyncio.sleep(0)
+            with tracer.start_as_current_span(f"chunk-{i}"):
+                pass
+            yield f"c{i}"
+
+    out = [(chunk, current_experiment()) async for chunk in stream(2)]
+    assert out == [("c0", None), ("c1", None)]
+    assert recorder.attrs("chunk-1")["experiment.id"] == "exp-agen"
+    assert recorder.attrs("agen")["output.value"] == '["c0", "c1"]'
+
+    @start_observe("f", "agen-err", experiment="e")
+    async def broken():
+        yield 1
+        raise RuntimeError("stream broke")
+
+    with pytest.raises(RuntimeError):
+        async for _ in broken():
+            pass
+    assert recorder.by_name("agen-err").status.status_code is StatusCode.ERROR
+
+
+def test_observe_helpers_act_on_the_innermost_span_and_noop_outside(recorder) -> None:
+    observe.set_input("ignored")  # outside any scope: no error, nothing recorded
+    with start_observe("f", "outer", experiment="e"):
+        with start_observe("f", "inner", experiment="e"):
+            observe.set_output("inner-out")
+        observe.set_output("outer-out")
+    assert recorder.attrs("inner")["output.value"] == "inner-out"
+    assert recorder.attrs("outer")["output.value"] == "outer-out"
+
+
+def test_payloads_are_capped_and_unencodable_values_do_not_raise(recorder) -> None:
+    class Weird:
+        def __repr__(self) -> str:
+            return "<weird>"
+
+    with start_observe("f", "big", experiment="e", max_payload_chars=100) as span:
+        span.set_input("x" * 1000)
+        span.set_output({"obj": Weird(), "nan": float("nan")})
+    attrs = recorder.attrs("big")
+    assert len(attrs["input.value"]) == 100
+    assert attrs["input.value"].endswith("...[truncated]")
+    assert "weird" in attrs["output.value"]
+
+
+def test_identity_names_stay_out_of_baggage_unless_enabled(monkeypatch) -> None:
+    with experiment_context("e", identity=IDENTITY):
+        bag = baggage.get_all()
+        assert bag["user.id"] == "u-9" and "user.name" not in bag
+        assert "organization.name" not in bag
+    with experiment_context("e", identity=IDENTITY, propagate_identity_names=True):
+        assert baggage.get_all()["user.name"] == "Jane"
+    monkeypatch.setenv("OTEL_EXPERIMENTS_PROPAGATE_IDENTITY_NAMES", "true")
+    with experiment_context("e", identity=IDENTITY):
+        assert baggage.get_all()["organization.name"] == "Acme"
+
+
+def test_experiment_context_as_decorator(recorder, tracer) -> None:
+    @experiment_context("exp-mw", identity={"organization": {"id": "o"}})
+    def handler() -> None:
+        with tracer.start_as_current_span("handler-span"):
+            pass
+
+    handler()
+    assert stamped(recorder.attrs("handler-span")) == {
+        "experiment.id": "exp-mw", "organization.id": "o"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"experiment": ""}, ValueError),
+        ({"experiment": 42}, TypeError),
+        ({"experiment": "has space"}, ValueError),
+        ({"experiment": "x" * 300}, ValueError),
+        ({"identity": {"user": {"name": "no id"}}}, TypeError),
+        ({"identity": {"usr": {"id": "typo"}}}, ValueError),
+        ({"identity": {"user": {"id": "ok", "name": "bad\nname"}}}, ValueError),
+    ],
+)
+def test_invalid_models_fail_at_the_call(kwargs, error) -> None:
+    with pytest.raises(error):
+        start_observe("f", "n", **kwargs)
+
+
+def test_processor_never_raises_into_the_app(caplog) -> None:
+    from otel_experiments import ExperimentSpanProcessor
+
+    class Broken:
+        def set_attributes(self, _attrs: object) -> None:
+            raise RuntimeError("broken span")
+
+    processor = ExperimentSpanProcessor(default_experiment=None)
+    with experiment_context("e"), caplog.at_level(logging.WARNING, "otel_experiments"):
+        processor.on_start(Broken())  # type: ignore[arg-type]
+        processor.on_start(Broken())  # type: ignore[arg-type]
+    assert len([r for r in caplog.records if "could not stamp" in r.message]) == 1
+
+
+def test_default_experiment_for_spans_outside_any_scope() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from otel_experiments import ExperimentSpanProcessor
+
+    provider, memory = TracerProvider(), InMemorySpanExporter()
+    provider.add_span_processor(ExperimentSpanProcessor(default_experiment="batch-exp"))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    local = provider.get_tracer("t")
+    with local.start_as_current_span("batch-span"):
+        pass
+    with experiment_context("explicit"), local.start_as_current_span("scoped"):
+        pass
+    with experiment_context(identity={"user": {"id": "u"}}), local.start_as_current_span("who"):
+        pass
+    got = {s.name: dict(s.attributes or {}) for s in memory.get_finished_spans()}
+    assert got["batch-span"]["experiment.id"] == "batch-exp"
+    assert got["scoped"]["experiment.id"] == "explicit"
+    assert got["who"]["experiment.id"] == "batch-exp" and got["who"]["user.id"] == "u"
+    assert trace.get_current_span() is trace.INVALID_SPAN
