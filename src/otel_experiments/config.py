@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import unquote, urlsplit
 
-from .models import TraceExperiment
+from .models import TraceExperiment, validate_id, validate_name
 
 logger = logging.getLogger("otel_experiments")
 
@@ -48,16 +48,41 @@ DEFAULT_MAX_PAYLOAD_CHARS: Final = 32 * 1024
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
-_warned: set[tuple[str, str]] = set()
+#: Every variable this package reads, in documentation order (docs/configuration.md).
+ALL_VARIABLES: Final = (
+    OTEL_SDK_DISABLED,
+    OTEL_EXPERIMENTS_ENABLED,
+    OTEL_EXPERIMENTS_ENDPOINT,
+    OTEL_EXPERIMENTS_API_KEY,
+    OTEL_EXPERIMENTS_HEADERS,
+    OTEL_EXPERIMENTS_TIMEOUT,
+    OTEL_EXPERIMENTS_COMPRESSION,
+    OTEL_EXPERIMENTS_MAX_BODY_BYTES,
+    OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST,
+    OTEL_EXPERIMENTS_TRUST_BAGGAGE,
+    OTEL_EXPERIMENTS_PROPAGATE_IDENTITY_NAMES,
+    OTEL_EXPERIMENTS_MAX_PAYLOAD_CHARS,
+    OTEL_EXPERIMENTS_ID,
+    OTEL_EXPERIMENTS_NAME,
+    OTEL_EXPERIMENTS_FEATURE_SLUG,
+)
+
+#: Accepted values of ``OTEL_EXPERIMENTS_COMPRESSION``.
+COMPRESSIONS: Final = frozenset({"gzip", "none"})
+
+# (variable, hash of the bad value): a secret value itself is never kept around.
+_warned: set[tuple[str, int]] = set()
 _warned_lock = threading.Lock()
 
 
 def _warn_invalid(name: str, value: str, expected: str, default: object) -> None:
+    """One warning per (variable, bad value) per process; secrets are never echoed."""
     shown = "<redacted>" if name in SECRET_VARIABLES else repr(value)
+    key = (name, hash(value))
     with _warned_lock:
-        if (name, value) in _warned:
+        if key in _warned:
             return
-        _warned.add((name, value))
+        _warned.add(key)
     logger.warning(
         "otel-experiments: ignoring %s=%s: expected %s; using the default (%r)",
         name,
@@ -136,10 +161,19 @@ def env_choice(
     return default
 
 
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
+
+
+def _valid_header_value(value: str) -> bool:
+    return not any((ord(ch) < 0x20 and ch != "\t") or ord(ch) == 0x7F for ch in value)
+
+
 def parse_headers(raw: str) -> dict[str, str] | None:
     """Parse ``k1=v1,k2=v2`` (W3C Baggage-like, URL-encoded values) as OTLP does.
 
-    Returns ``None`` when any member is malformed, so the caller can warn once.
+    Keys are lower-cased and must be HTTP tokens; values may not contain control
+    characters (no header injection). Returns ``None`` when any member is malformed,
+    so the caller can warn once.
     """
     headers: dict[str, str] = {}
     for member in raw.split(","):
@@ -148,10 +182,23 @@ def parse_headers(raw: str) -> dict[str, str] | None:
             continue
         key, sep, value = member.partition("=")
         key = unquote(key).strip().lower()
-        if not sep or not key or any(ch.isspace() or ord(ch) < 0x21 for ch in key):
+        value = unquote(value).strip()
+        if not sep or not key or not set(key) <= _TOKEN_CHARS or not _valid_header_value(value):
             return None
-        headers[key] = unquote(value).strip()
+        headers[key] = value
     return headers
+
+
+def validate_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Check headers given in code; raise ``ValueError`` naming the bad key."""
+    out: dict[str, str] = {}
+    for key, value in headers.items():
+        if not isinstance(key, str) or not key or not set(key.lower()) <= _TOKEN_CHARS:
+            raise ValueError(f"invalid HTTP header name {key!r}")
+        if not isinstance(value, str) or not _valid_header_value(value):
+            raise ValueError(f"invalid value for HTTP header {key!r}")  # value not echoed
+        out[key.lower()] = value
+    return out
 
 
 def env_headers(name: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -168,9 +215,12 @@ def env_headers(name: str, env: Mapping[str, str] | None = None) -> dict[str, st
 def valid_http_url(value: str) -> bool:
     try:
         parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return False
+        parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+    return not any(ch.isspace() or ord(ch) < 0x20 for ch in value)
 
 
 def env_url(name: str, default: str, env: Mapping[str, str] | None = None) -> str:
@@ -205,19 +255,38 @@ def max_payload_chars(env: Mapping[str, str] | None = None) -> int:
 
 
 def default_experiment(env: Mapping[str, str] | None = None) -> TraceExperiment | None:
-    """The process-wide experiment for batch jobs (``OTEL_EXPERIMENTS_ID`` and friends)."""
+    """The process-wide experiment for batch jobs (``OTEL_EXPERIMENTS_ID`` and friends).
+
+    Each variable is checked on its own: a bad ``OTEL_EXPERIMENTS_NAME`` or
+    ``OTEL_EXPERIMENTS_FEATURE_SLUG`` is dropped with a warning and the experiment is
+    kept; a bad ``OTEL_EXPERIMENTS_ID`` disables the default experiment.
+    """
     exp_id = _raw(OTEL_EXPERIMENTS_ID, env)
+    name = _raw(OTEL_EXPERIMENTS_NAME, env)
+    slug = _raw(OTEL_EXPERIMENTS_FEATURE_SLUG, env)
     if exp_id is None:
+        for var, value in ((OTEL_EXPERIMENTS_NAME, name), (OTEL_EXPERIMENTS_FEATURE_SLUG, slug)):
+            if value is not None:
+                _warn_invalid(var, value, f"to be used together with {OTEL_EXPERIMENTS_ID}", None)
         return None
     try:
-        return TraceExperiment(
-            exp_id,
-            _raw(OTEL_EXPERIMENTS_NAME, env),
-            _raw(OTEL_EXPERIMENTS_FEATURE_SLUG, env),
-        )
+        validate_id(exp_id, OTEL_EXPERIMENTS_ID)
     except (TypeError, ValueError) as exc:
-        _warn_invalid(OTEL_EXPERIMENTS_ID, exp_id, f"a valid experiment ({exc})", None)
+        _warn_invalid(OTEL_EXPERIMENTS_ID, exp_id, f"a valid experiment id ({exc})", None)
         return None
+    if name is not None:
+        try:
+            validate_name(name, OTEL_EXPERIMENTS_NAME)
+        except (TypeError, ValueError) as exc:
+            _warn_invalid(OTEL_EXPERIMENTS_NAME, name, f"a valid name ({exc})", None)
+            name = None
+    if slug is not None:
+        try:
+            validate_id(slug, OTEL_EXPERIMENTS_FEATURE_SLUG)
+        except (TypeError, ValueError) as exc:
+            _warn_invalid(OTEL_EXPERIMENTS_FEATURE_SLUG, slug, f"a valid feature slug ({exc})", None)
+            slug = None
+    return TraceExperiment(exp_id, name, slug)
 
 
 @dataclass(frozen=True)
@@ -240,7 +309,7 @@ class ExporterSettings:
             headers=env_headers(OTEL_EXPERIMENTS_HEADERS, env),
             timeout=env_float(OTEL_EXPERIMENTS_TIMEOUT, DEFAULT_TIMEOUT_S, env, minimum=0.001),
             compression=env_choice(
-                OTEL_EXPERIMENTS_COMPRESSION, DEFAULT_COMPRESSION, frozenset({"gzip", "none"}), env
+                OTEL_EXPERIMENTS_COMPRESSION, DEFAULT_COMPRESSION, COMPRESSIONS, env
             ),
             max_body_bytes=env_int(
                 OTEL_EXPERIMENTS_MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, env, minimum=1024
@@ -249,3 +318,85 @@ class ExporterSettings:
                 OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST, DEFAULT_MAX_SPANS_PER_REQUEST, env
             ),
         )
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        endpoint: str | None = None,
+        api_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        compression: str | None = None,
+        max_body_bytes: int | None = None,
+        max_spans_per_request: int | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ExporterSettings:
+        """Constructor argument > environment variable > default, field by field.
+
+        A variable overridden by an argument is not read (so not warned about). Bad
+        arguments are programming errors and raise ``ValueError`` / ``TypeError``
+        (a secret's value is never part of the message); bad variables warn once and
+        fall back to the default.
+        """
+        if endpoint is not None:
+            if not isinstance(endpoint, str) or not valid_http_url(endpoint.strip()):
+                raise ValueError(f"endpoint must be an http:// or https:// URL, got {endpoint!r}")
+            endpoint = endpoint.strip().rstrip("/")
+        else:
+            endpoint = env_url(OTEL_EXPERIMENTS_ENDPOINT, DEFAULT_ENDPOINT, env)
+        if api_key is not None:
+            if not isinstance(api_key, str) or not api_key.strip():
+                raise ValueError("api_key must be a non-empty str")
+            if not _valid_header_value(api_key):
+                raise ValueError("api_key contains control characters")
+            api_key = api_key.strip()
+        else:
+            api_key = env_str(OTEL_EXPERIMENTS_API_KEY, None, env)
+        if headers is not None:
+            resolved_headers: Mapping[str, str] = validate_headers(headers)
+        else:
+            resolved_headers = env_headers(OTEL_EXPERIMENTS_HEADERS, env)
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
+                0.001 <= float(timeout) < float("inf")
+            ):
+                raise ValueError(f"timeout must be a finite number of seconds >= 0.001, got {timeout!r}")
+            timeout = float(timeout)
+        else:
+            timeout = env_float(OTEL_EXPERIMENTS_TIMEOUT, DEFAULT_TIMEOUT_S, env, minimum=0.001)
+        if compression is not None:
+            if not isinstance(compression, str) or compression.lower() not in COMPRESSIONS:
+                raise ValueError(f"compression must be one of {sorted(COMPRESSIONS)}, got {compression!r}")
+            compression = compression.lower()
+        else:
+            compression = env_choice(
+                OTEL_EXPERIMENTS_COMPRESSION, DEFAULT_COMPRESSION, COMPRESSIONS, env
+            )
+        max_body_bytes = (
+            _int_arg("max_body_bytes", max_body_bytes, 1024)
+            if max_body_bytes is not None
+            else env_int(OTEL_EXPERIMENTS_MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, env, minimum=1024)
+        )
+        max_spans_per_request = (
+            _int_arg("max_spans_per_request", max_spans_per_request, 1)
+            if max_spans_per_request is not None
+            else env_int(
+                OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST, DEFAULT_MAX_SPANS_PER_REQUEST, env
+            )
+        )
+        return cls(
+            endpoint=endpoint,
+            api_key=api_key,
+            headers=resolved_headers,
+            timeout=timeout,
+            compression=compression,
+            max_body_bytes=max_body_bytes,
+            max_spans_per_request=max_spans_per_request,
+        )
+
+
+def _int_arg(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
