@@ -1,0 +1,113 @@
+"""Per-span cost of stamping: ours vs. the floor vs. BaggageSpanProcessor, in one run.
+
+    python benchmarks/bench_processor.py [--spans 20000] [--rounds 9]
+
+Every variant starts and ends the same spans on a real SDK TracerProvider; rounds
+interleave the variants so machine noise hits them alike, and the best round counts.
+"Extra" is a variant's cost minus the bare "no processor" cost; the ratio that matters
+is ours / floor, where the floor passes the same 7 attributes to ``start_span`` itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+from collections.abc import Callable
+
+from opentelemetry import baggage
+from opentelemetry import context as otel_context
+from opentelemetry.processor.baggage import ALLOW_ALL_BAGGAGE_KEYS, BaggageSpanProcessor
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+from otel_experiments import ExperimentSpanProcessor
+from otel_experiments.context import context_with_scope, scope_attributes
+from otel_experiments.models import Identity, TraceExperiment
+
+EXPERIMENT = TraceExperiment("exp-456", "Model comparison", "checkout")
+IDENTITY = Identity.coerce(
+    {"organization": {"id": "org-1", "name": "Acme"}, "user": {"id": "u-9", "name": "Jane"}}
+)
+ATTRS = scope_attributes(EXPERIMENT, IDENTITY)
+assert len(ATTRS) == 7
+
+
+class EmptyProcessor(SpanProcessor):
+    def on_start(self, span: object, parent_context: object = None) -> None:
+        pass
+
+
+def variant(processor: SpanProcessor | None, ctx: otel_context.Context | None,
+            attributes: dict[str, str] | None) -> Callable[[int], int]:
+    provider = TracerProvider()
+    if processor is not None:
+        provider.add_span_processor(processor)
+    tracer = provider.get_tracer("bench")
+
+    def run(n: int) -> int:
+        token = otel_context.attach(ctx) if ctx is not None else None
+        try:
+            start = time.perf_counter_ns()
+            for _ in range(n):
+                tracer.start_span("op", attributes=attributes).end()
+            return time.perf_counter_ns() - start
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--spans", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=9)
+    args = parser.parse_args()
+
+    ours_ctx = context_with_scope(EXPERIMENT, IDENTITY, propagate_identity_names=True)
+    bag_ctx = otel_context.Context()
+    for key, value in ATTRS.items():
+        bag_ctx = baggage.set_baggage(key, value, bag_ctx)
+
+    variants: dict[str, Callable[[int], int]] = {
+        "no processor": variant(None, None, None),
+        "floor: start_span(attributes=7)": variant(None, None, dict(ATTRS)),
+        "empty processor": variant(EmptyProcessor(), None, None),
+        "ours, no experiment active": variant(
+            ExperimentSpanProcessor(default_experiment=None), None, None),
+        "ours, experiment active (7 attrs)": variant(
+            ExperimentSpanProcessor(default_experiment=None), ours_ctx, None),
+        "ours, from inbound baggage (7)": variant(
+            ExperimentSpanProcessor(default_experiment=None), bag_ctx, None),
+        "BaggageSpanProcessor, all keys (7)": variant(
+            BaggageSpanProcessor(ALLOW_ALL_BAGGAGE_KEYS), bag_ctx, None),
+    }
+    best = {name: float("inf") for name in variants}
+    for fn in variants.values():  # warm up
+        fn(2000)
+    gc.disable()
+    try:
+        for _ in range(args.rounds):
+            for name, fn in variants.items():
+                best[name] = min(best[name], fn(args.spans) / args.spans)
+    finally:
+        gc.enable()
+
+    base = best["no processor"]
+    floor_extra = best["floor: start_span(attributes=7)"] - base
+    print(f"{args.spans} spans x {args.rounds} rounds, best round per variant\n")
+    print(f"{'variant':38} {'ns/span':>9} {'extra ns':>9} {'x floor':>8}")
+    for name, ns in best.items():
+        extra = ns - base
+        ratio = f"{extra / floor_extra:8.2f}" if name != "no processor" else f"{'':8}"
+        print(f"{name:38} {ns:9.0f} {extra:9.0f} {ratio}")
+    ours_extra = best["ours, experiment active (7 attrs)"] - base
+    idle_extra = best["ours, no experiment active"] - base
+    print()
+    print(f"ours / floor (extra cost, experiment active): {ours_extra / floor_extra:.2f}x "
+          f"(target <= 1.25x)")
+    print(f"ours, no experiment active: {idle_extra:.0f} ns/span extra (target < 250 ns)")
+
+
+if __name__ == "__main__":
+    main()
