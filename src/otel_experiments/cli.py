@@ -1,0 +1,96 @@
+"""``otel-experiments`` command line. Each subcommand is a small function over the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _add_database_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="sqlite:///PATH or postgresql+psycopg://USER:PASS@HOST:PORT/DB "
+        "(default: $OTEL_EXPERIMENTS_DATABASE_URL, else a SQLite file in "
+        "$OTEL_EXPERIMENTS_DATA_DIR or ~/.local/share/otel-experiments)",
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from .server import ServerSettings, create_app
+        from .server.settings import api_keys_from_env, default_database_url, is_loopback
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        print(f"otel-experiments serve needs the server extra: pip install "
+              f"'otel-experiments[server]' ({exc})", file=sys.stderr)
+        return 1
+    keys = tuple(k for k in (args.api_key or []) if k) or api_keys_from_env()
+    if not keys and not is_loopback(args.host) and not args.insecure:
+        print(
+            f"otel-experiments: refusing to listen on {args.host} without an API key. "
+            "Set --api-key / OTEL_EXPERIMENTS_SERVER_API_KEYS, or pass --insecure.",
+            file=sys.stderr,
+        )
+        return 2
+    settings = ServerSettings(
+        database_url=args.database_url or default_database_url(),
+        api_keys=keys,
+        **({"max_body_bytes": args.max_body_bytes} if args.max_body_bytes else {}),
+    )
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                access_log=args.access_log)
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from .server.db import create_engine, current_revision, migrate
+    from .server.settings import default_database_url
+
+    engine = create_engine(args.database_url or default_database_url())
+    try:
+        migrate(engine, args.revision)
+        print(f"database at revision {current_revision(engine)}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="otel-experiments")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the local experiments server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8642)
+    _add_database_url(serve)
+    serve.add_argument("--api-key", action="append", metavar="KEY",
+                       help="accepted API key (repeatable; default: "
+                       "$OTEL_EXPERIMENTS_SERVER_API_KEYS, comma-separated)")
+    serve.add_argument("--insecure", action="store_true",
+                       help="allow a non-loopback address without any API key")
+    serve.add_argument("--max-body-bytes", type=int, default=None,
+                       help="largest request body accepted on the wire")
+    serve.add_argument("--log-level", default="info",
+                       choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--no-access-log", dest="access_log", action="store_false")
+    serve.set_defaults(func=_serve)
+
+    mig = sub.add_parser("migrate", help="upgrade the server database schema")
+    _add_database_url(mig)
+    mig.add_argument("--revision", default="head")
+    mig.set_defaults(func=_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Engine creation (SQLite tuned for WAL, PostgreSQL pooled) and programmatic migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+#: Key of the PostgreSQL advisory lock that serialises migrations across replicas.
+MIGRATION_LOCK_KEY = 0x07E1_8642
+
+#: Execution option asking SQLite for ``BEGIN IMMEDIATE`` (take the write lock up front).
+WRITE = {"otel_experiments_write": True}
+
+
+def is_sqlite(engine: sa.Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine for ``sqlite:///path`` (file created, WAL) or ``postgresql+psycopg://``."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            parsed,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            pool_size=8,
+            max_overflow=8,
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy (not the sqlite3 module) decide when transactions begin.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn: sa.Connection) -> None:
+            write = conn.get_execution_options().get("otel_experiments_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return sa.create_engine(parsed, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    raise ValueError(
+        f"unsupported database URL scheme {parsed.drivername!r}: "
+        "use sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB"
+    )
+
+
+def _alembic_config(conn: sa.Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def head_revision() -> str:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: sa.Engine, revision: str = "head") -> None:
+    """Upgrade the schema to ``revision``; safe to run from several replicas at once."""
+    with engine.connect().execution_options(**WRITE) as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        else:
+            conn.begin()
+        command.upgrade(_alembic_config(conn), revision)
+        conn.commit()

@@ -1,0 +1,141 @@
+"""Events bodies -> storage rows: schema validation plus the checks storage relies on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import attributes as attr
+from .jsonapi import ApiError, ApiErrors, dumps_str, pointer
+from .store import SpanRow, is_root_parent, tag_map
+from .validation import (
+    document_data,
+    id_value,
+    int_value,
+    number_value,
+    object_value,
+    string_list,
+    text_value,
+)
+
+EVENT_TYPES = frozenset({"experiment_events", "experiments"})
+_MAX_SCHEMA_ERRORS = 20
+
+_validator: Any = None
+
+
+def _schema_validator() -> Any:
+    global _validator
+    if _validator is None:
+        import jsonschema
+
+        from ..events import load_events_schema
+
+        schema = load_events_schema()
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        _validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    return _validator
+
+
+def validate_schema(body: Any) -> None:
+    """Validate an events body against the package's JSON Schema (400 naming each field)."""
+    errors = sorted(_schema_validator().iter_errors(body), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ApiErrors([_schema_error(e) for e in errors[:_MAX_SCHEMA_ERRORS]])
+
+
+def _schema_error(error: Any) -> ApiError:
+    path = list(error.absolute_path)
+    if error.validator == "required":  # point at the missing member itself
+        missing = [p for p in error.validator_value if p in error.message]
+        path += missing[:1]
+    return ApiError(400, error.message, pointer(path))
+
+
+def _span(span: object, ptr: str) -> SpanRow:
+    span = object_value(span, ptr)
+    tags = string_list(span.get("tags", []), f"{ptr}/tags")
+    parent = span.get("parent_id")
+    if parent is not None:
+        parent = id_value(parent, f"{ptr}/parent_id", allow_empty=True)
+    status = span.get("status", "ok")
+    if not isinstance(status, str) or status.lower() not in ("ok", "error"):
+        raise ApiError(400, "must be 'ok' or 'error'", f"{ptr}/status")
+    if "meta" in span and span["meta"] is not None:
+        object_value(span["meta"], f"{ptr}/meta")
+    name = span.get("name", "")
+    tmap = tag_map(tags)
+    record_id = span.get("dataset_record_id", tmap.get("dataset_record_id"))
+    if record_id is not None:
+        record_id = id_value(record_id, f"{ptr}/dataset_record_id", allow_empty=True) or None
+    user_id = tmap.get(attr.USER_ID)
+    org_id = tmap.get(attr.ORGANIZATION_ID)
+    values = {
+        "span_id": id_value(span.get("span_id"), f"{ptr}/span_id"),
+        "trace_id": id_value(span.get("trace_id"), f"{ptr}/trace_id"),
+        "parent_id": parent,
+        "name": text_value(name, f"{ptr}/name"),
+        "start_ns": int_value(span.get("start_ns"), f"{ptr}/start_ns"),
+        "duration": int_value(span.get("duration"), f"{ptr}/duration"),
+        "status": status.lower(),
+        "is_root": is_root_parent(parent),
+        "dataset_record_id": record_id,
+        "user_id": None if user_id is None else id_value(user_id, f"{ptr}/tags"),
+        "organization_id": None if org_id is None else id_value(org_id, f"{ptr}/tags"),
+        "doc": dumps_str(span),
+    }
+    return SpanRow(values, tmap)
+
+
+def _metric(metric: object, ptr: str) -> dict[str, Any]:
+    metric = object_value(metric, ptr)
+    mtype = metric.get("metric_type")
+    if mtype not in attr.METRIC_TYPES:
+        raise ApiError(400, f"must be one of {sorted(attr.METRIC_TYPES)}", f"{ptr}/metric_type")
+    label = metric.get("label")
+    if not isinstance(label, str) or not label or len(label) > 512:
+        raise ApiError(400, "must be a non-empty string of at most 512 characters", f"{ptr}/label")
+    text_value(label, f"{ptr}/label")
+    score = cat = boolean = None
+    if mtype == attr.METRIC_TYPE_SCORE:
+        score = number_value(metric.get("score_value"), f"{ptr}/score_value")
+    elif mtype == attr.METRIC_TYPE_CATEGORICAL:
+        cat = text_value(metric.get("categorical_value"), f"{ptr}/categorical_value")
+    else:
+        boolean = metric.get("boolean_value")
+        if not isinstance(boolean, bool):
+            raise ApiError(400, "must be a boolean", f"{ptr}/boolean_value")
+    ts = metric.get("timestamp_ms")
+    if "metadata" in metric and metric["metadata"] is not None:
+        object_value(metric["metadata"], f"{ptr}/metadata")
+    return {
+        "span_id": id_value(metric.get("span_id", ""), f"{ptr}/span_id", allow_empty=True),
+        "trace_id": id_value(metric.get("trace_id", ""), f"{ptr}/trace_id", allow_empty=True),
+        "metric_type": mtype,
+        "label": label,
+        "score_value": score,
+        "categorical_value": cat,
+        "boolean_value": boolean,
+        "timestamp_ms": None if ts is None else int_value(ts, f"{ptr}/timestamp_ms"),
+        "doc": dumps_str(metric),
+    }
+
+
+def parse_events(body: Any, max_items: int, *,
+                 validate: bool = True) -> tuple[list[SpanRow], list[dict[str, Any]]]:
+    """Validate an events body and turn it into span and metric rows."""
+    (res,) = document_data(body, EVENT_TYPES)
+    if validate:
+        validate_schema(body)
+    attrs = res.get("attributes", {})
+    raw_spans = attrs.get("spans", [])
+    raw_metrics = attrs.get("metrics", [])
+    for key, items in (("spans", raw_spans), ("metrics", raw_metrics)):
+        if not isinstance(items, list):
+            raise ApiError(400, "must be an array", f"/data/attributes/{key}")
+        if len(items) > max_items:
+            raise ApiError(413, f"{len(items)} {key} in one request; the limit is {max_items}",
+                           f"/data/attributes/{key}")
+    span_rows = [_span(s, f"/data/attributes/spans/{i}") for i, s in enumerate(raw_spans)]
+    metric_rows = [_metric(m, f"/data/attributes/metrics/{i}") for i, m in enumerate(raw_metrics)]
+    return span_rows, metric_rows

@@ -1,0 +1,160 @@
+"""JSON:API error documents, bounded body reading and strict JSON parsing."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable, Sequence
+from types import ModuleType
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+_orjson: ModuleType | None
+try:  # orjson is optional (the ``fast`` extra)
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error that becomes a JSON:API ``errors`` document."""
+
+    def __init__(
+        self, status: int, detail: str, pointer: str | None = None, *, parameter: str | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.pointer = pointer
+        self.parameter = parameter
+
+    def to_dict(self) -> dict[str, Any]:
+        err: dict[str, Any] = {
+            "status": str(self.status),
+            "title": _TITLES.get(self.status, "Error"),
+            "detail": self.detail,
+        }
+        if self.pointer is not None:
+            err["source"] = {"pointer": self.pointer}
+        elif self.parameter is not None:
+            err["source"] = {"parameter": self.parameter}
+        return err
+
+
+class ApiErrors(Exception):
+    """Several errors of the same status (e.g. every schema violation of a body)."""
+
+    def __init__(self, errors: Sequence[ApiError]) -> None:
+        super().__init__("; ".join(e.detail for e in errors))
+        self.errors = list(errors)
+        self.status = errors[0].status if errors else 400
+
+
+def dumps(obj: Any) -> bytes:
+    if _orjson is not None:
+        return _orjson.dumps(obj)  # type: ignore[no-any-return]
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+
+
+def dumps_str(obj: Any) -> str:
+    return dumps(obj).decode()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads(data: bytes | str) -> Any:
+    """Strict JSON: no NaN/Infinity, no lone surrogates, bounded nesting."""
+    if _orjson is not None:
+        return _orjson.loads(data)
+    value = json.loads(data, parse_constant=_reject_constant)
+    dumps(value).decode("utf-8")  # raises on lone surrogates
+    return value
+
+
+class JsonApiResponse(Response):
+    media_type = "application/vnd.api+json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
+def error_response(errors: Iterable[ApiError], status: int) -> JsonApiResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JsonApiResponse({"errors": [e.to_dict() for e in errors]}, status, headers=headers)
+
+
+def _decompress(data: bytes, encoding: str, limit: int) -> bytes:
+    wbits = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+    if encoding not in wbits:
+        raise ApiError(415, f"unsupported Content-Encoding {encoding!r}; use gzip or deflate")
+    out = bytearray()
+    try:
+        while data:
+            decomp = zlib.decompressobj(wbits[encoding])
+            out += decomp.decompress(data, limit + 1 - len(out))
+            if len(out) > limit:
+                raise ApiError(413, f"decompressed body exceeds {limit} bytes")
+            if not decomp.eof:
+                if decomp.unconsumed_tail:
+                    raise ApiError(413, f"decompressed body exceeds {limit} bytes")
+                raise ApiError(400, "truncated compressed body")
+            data = decomp.unused_data  # concatenated gzip members
+    except zlib.error as exc:
+        raise ApiError(400, f"invalid {encoding} body: {exc}") from None
+    return bytes(out)
+
+
+async def read_body(request: Request, max_bytes: int, max_decompressed: int) -> bytes:
+    """Read the request body, enforcing the wire limit and the decompressed limit."""
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            declared = int(length)
+        except ValueError:
+            raise ApiError(400, "invalid Content-Length header") from None
+        if declared > max_bytes:
+            raise ApiError(413, f"request body exceeds {max_bytes} bytes")
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > max_bytes:
+            raise ApiError(413, f"request body exceeds {max_bytes} bytes")
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return bytes(chunks)
+    return _decompress(bytes(chunks), encoding, max_decompressed)
+
+
+def parse_json(body: bytes) -> Any:
+    if not body.strip():
+        raise ApiError(400, "request body is empty; a JSON document is required", "")
+    try:
+        return loads(body)
+    except (ValueError, RecursionError, UnicodeError) as exc:
+        raise ApiError(400, f"malformed JSON: {exc}", "") from None
+
+
+def pointer(path: Iterable[Any]) -> str:
+    """RFC 6901 JSON pointer for a path of keys/indices."""
+    parts = [str(p).replace("~", "~0").replace("/", "~1") for p in path]
+    return "/" + "/".join(parts) if parts else ""
+
+
+def resource(type_: str, id_: str, attributes: dict[str, Any]) -> dict[str, Any]:
+    return {"type": type_, "id": id_, "attributes": attributes}

@@ -1,0 +1,125 @@
+"""The current database schema as SQLAlchemy Core tables (migrations own the DDL)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+ID_LEN = 256
+NAME_LEN = 512
+
+metadata = sa.MetaData()
+
+#: Auto-incrementing surrogate key (INTEGER PRIMARY KEY on SQLite, BIGINT identity elsewhere).
+Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _seq() -> sa.Column[int]:
+    return sa.Column("seq", Seq, primary_key=True, autoincrement=True)
+
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(ID_LEN), nullable=False, unique=True),
+    sa.Column("name", sa.String(NAME_LEN), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(ID_LEN), nullable=False, unique=True),
+    sa.Column("project_id", sa.String(ID_LEN), nullable=True, index=True),
+    sa.Column("name", sa.String(NAME_LEN), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("metadata", sa.Text, nullable=False),
+    sa.Column("current_version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+dataset_records = sa.Table(
+    "dataset_records",
+    metadata,
+    _seq(),
+    sa.Column("dataset_id", sa.String(ID_LEN), nullable=False),
+    sa.Column("record_id", sa.String(ID_LEN), nullable=False),
+    sa.Column("version_added", sa.Integer, nullable=False),
+    sa.Column("version_removed", sa.Integer, nullable=True),
+    sa.Column("input", sa.Text, nullable=False),
+    sa.Column("expected_output", sa.Text, nullable=False),
+    sa.Column("metadata", sa.Text, nullable=False),
+    sa.Column("tags", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.UniqueConstraint("dataset_id", "record_id", "version_added", name="uq_record_version"),
+    sa.Index("ix_records_dataset_seq", "dataset_id", "seq"),
+)
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(ID_LEN), nullable=False, unique=True),
+    sa.Column("project_id", sa.String(ID_LEN), nullable=True, index=True),
+    sa.Column("dataset_id", sa.String(ID_LEN), nullable=True),
+    sa.Column("dataset_version", sa.Integer, nullable=True),
+    sa.Column("name", sa.String(NAME_LEN), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("feature_slug", sa.String(ID_LEN), nullable=True, index=True),
+    sa.Column("status", sa.String(32), nullable=False, index=True),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.Column("metadata", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+spans = sa.Table(
+    "spans",
+    metadata,
+    _seq(),
+    sa.Column("experiment_id", sa.String(ID_LEN), nullable=False),
+    sa.Column("span_id", sa.String(ID_LEN), nullable=False),
+    sa.Column("trace_id", sa.String(ID_LEN), nullable=False),
+    sa.Column("parent_id", sa.String(ID_LEN), nullable=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("start_ns", sa.BigInteger, nullable=False),
+    sa.Column("duration", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("is_root", sa.Boolean, nullable=False),
+    sa.Column("dataset_record_id", sa.String(ID_LEN), nullable=True),
+    sa.Column("doc", sa.Text, nullable=False),
+    sa.Column("received_at", sa.String(40), nullable=False),
+    # revision 0002
+    sa.Column("user_id", sa.String(ID_LEN), nullable=True),
+    sa.Column("organization_id", sa.String(ID_LEN), nullable=True),
+    sa.UniqueConstraint("experiment_id", "span_id", name="uq_spans_experiment_span"),
+    sa.Index("ix_spans_experiment_duration", "experiment_id", "duration"),
+    sa.Index("ix_spans_experiment_root_duration", "experiment_id", "is_root", "duration"),
+    sa.Index("ix_spans_experiment_status", "experiment_id", "status", "seq"),
+    sa.Index("ix_spans_experiment_user", "experiment_id", "user_id", "seq"),
+    sa.Index("ix_spans_experiment_org", "experiment_id", "organization_id", "seq"),
+)
+
+metrics = sa.Table(
+    "metrics",
+    metadata,
+    _seq(),
+    sa.Column("experiment_id", sa.String(ID_LEN), nullable=False),
+    sa.Column("span_id", sa.String(ID_LEN), nullable=False),
+    sa.Column("trace_id", sa.String(ID_LEN), nullable=False),
+    sa.Column("metric_type", sa.String(16), nullable=False),
+    sa.Column("label", sa.String(NAME_LEN), nullable=False),
+    sa.Column("score_value", sa.Float, nullable=True),
+    sa.Column("categorical_value", sa.Text, nullable=True),
+    sa.Column("boolean_value", sa.Boolean, nullable=True),
+    sa.Column("timestamp_ms", sa.BigInteger, nullable=True),
+    sa.Column("doc", sa.Text, nullable=False),
+    sa.UniqueConstraint(
+        "experiment_id", "span_id", "metric_type", "label", name="uq_metrics_experiment_span_label"
+    ),
+    sa.Index("ix_metrics_experiment_label_score", "experiment_id", "label", "metric_type", "score_value"),
+)

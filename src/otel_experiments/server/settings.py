@@ -1,0 +1,71 @@
+"""Server settings: command line > environment > defaults."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+OTEL_EXPERIMENTS_DATA_DIR: Final = "OTEL_EXPERIMENTS_DATA_DIR"
+OTEL_EXPERIMENTS_DATABASE_URL: Final = "OTEL_EXPERIMENTS_DATABASE_URL"
+OTEL_EXPERIMENTS_SERVER_API_KEYS: Final = "OTEL_EXPERIMENTS_SERVER_API_KEYS"
+
+DEFAULT_HOST: Final = "127.0.0.1"
+DEFAULT_PORT: Final = 8642
+#: Largest request body accepted on the wire (compressed or not).
+DEFAULT_MAX_BODY_BYTES: Final = 8 * 1024 * 1024
+#: Largest body accepted after gzip/deflate decompression (gzip-bomb guard).
+DEFAULT_MAX_DECOMPRESSED_BYTES: Final = 32 * 1024 * 1024
+#: Most spans (or metrics) accepted in one events request.
+DEFAULT_MAX_ITEMS_PER_REQUEST: Final = 10_000
+SQLITE_FILE_NAME: Final = "experiments.db"
+
+
+def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$OTEL_EXPERIMENTS_DATA_DIR``, else ``$XDG_DATA_HOME/otel-experiments``,
+    else ``~/.local/share/otel-experiments``."""
+    env = os.environ if env is None else env
+    explicit = env.get(OTEL_EXPERIMENTS_DATA_DIR, "").strip()
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = env.get("XDG_DATA_HOME", "").strip()
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "otel-experiments"
+
+
+def default_database_url(env: Mapping[str, str] | None = None) -> str:
+    """``$OTEL_EXPERIMENTS_DATABASE_URL`` or a SQLite file in :func:`default_data_dir`."""
+    env = os.environ if env is None else env
+    explicit = env.get(OTEL_EXPERIMENTS_DATABASE_URL, "").strip()
+    if explicit:
+        return explicit
+    return f"sqlite:///{default_data_dir(env) / SQLITE_FILE_NAME}"
+
+
+def api_keys_from_env(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    env = os.environ if env is None else env
+    raw = env.get(OTEL_EXPERIMENTS_SERVER_API_KEYS, "")
+    return tuple(key.strip() for key in raw.split(",") if key.strip())
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IP literals; False for anything else."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    database_url: str = field(default_factory=default_database_url)
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
+    max_items_per_request: int = DEFAULT_MAX_ITEMS_PER_REQUEST
+    migrate: bool = True
