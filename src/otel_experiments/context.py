@@ -130,7 +130,7 @@ def context_with_scope(
     exp = TraceExperiment.coerce(experiment) if experiment is not None else None
     ident = Identity.coerce(identity) if identity is not None else None
     base = context if context is not None else otel_context.get_current()
-    scope = _merge(current_scope(base, trust_baggage=False), exp, ident)
+    scope = _merge(current_scope(base), exp, ident)
     ctx = otel_context.set_value(SCOPE_KEY, scope, base)
     if propagate_identity_names is None:
         propagate_identity_names = config.propagate_identity_names()
