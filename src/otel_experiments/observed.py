@@ -1,0 +1,154 @@
+"""``ObservedSpan`` and ``observe.*``: recording input, output, metadata and metrics.
+
+Everything here acts on a span that already exists and never raises into user code
+(except metric validation, which is the developer's own input).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, Status, StatusCode
+
+from . import attributes as attr
+from .models import validate_id
+from .payload import encode
+
+logger = logging.getLogger("otel_experiments")
+
+OBSERVED_SPAN_KEY = otel_context.create_key("otel_experiments.observed_span")
+
+
+class ObservedSpan:
+    """The span of a ``start_observe`` scope, with payload helpers. Never raises."""
+
+    __slots__ = ("_metadata", "_span", "max_payload_chars")
+
+    def __init__(self, span: Span, max_payload_chars: int) -> None:
+        self._span = span
+        self._metadata: dict[str, Any] = {}
+        self.max_payload_chars = max_payload_chars
+
+    @property
+    def span(self) -> Span:
+        """The underlying OpenTelemetry span."""
+        return self._span
+
+    @property
+    def trace_id(self) -> str:
+        return format(self._span.get_span_context().trace_id, "032x")
+
+    @property
+    def span_id(self) -> str:
+        return format(self._span.get_span_context().span_id, "016x")
+
+    def _set_payload(self, key: str, mime_key: str | None, value: Any) -> None:
+        try:
+            text, mime = encode(value, self.max_payload_chars)
+            self._span.set_attribute(key, text)
+            if mime_key is not None:
+                self._span.set_attribute(mime_key, mime)
+        except Exception:  # never into user code
+            logger.warning("otel-experiments: could not record %s", key, exc_info=True)
+
+    def set_input(self, value: Any) -> None:
+        self._set_payload(attr.INPUT_VALUE, attr.INPUT_MIME_TYPE, value)
+
+    def set_output(self, value: Any) -> None:
+        self._set_payload(attr.OUTPUT_VALUE, attr.OUTPUT_MIME_TYPE, value)
+
+    def set_expected_output(self, value: Any) -> None:
+        self._set_payload(attr.EXPECTED_OUTPUT_VALUE, None, value)
+
+    def set_metadata(self, metadata: Mapping[str, Any]) -> None:
+        """Merge ``metadata`` into the span's ``metadata`` attribute (JSON)."""
+        if not isinstance(metadata, Mapping):
+            logger.warning("otel-experiments: set_metadata expects a mapping, got %s",
+                           type(metadata).__name__)
+            return
+        self._metadata.update(metadata)
+        self._set_payload(attr.METADATA, None, self._metadata)
+
+    def set_dataset_record_id(self, record_id: str) -> None:
+        try:
+            self._span.set_attribute(attr.DATASET_RECORD_ID, validate_id(record_id, "record_id"))
+        except (TypeError, ValueError) as exc:
+            logger.warning("otel-experiments: %s", exc)
+
+    def add_metric(self, label: str, value: float | bool | str, metric_type: str | None = None,
+                   metadata: Mapping[str, Any] | None = None) -> None:
+        """Record an evaluation on this span. Invalid metrics raise ``ValueError``/``TypeError``."""
+        from .metrics import record_metric
+
+        record_metric(self._span, label, value, metric_type, metadata)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self._span.set_attribute(key, value)
+
+    def record_exception(self, exception: BaseException) -> None:
+        self._span.record_exception(exception)
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        self._span.set_status(status, description)
+
+
+
+def current_observed_span(context: Context | None = None) -> ObservedSpan | None:
+    """The innermost ``start_observe`` span, or ``None``."""
+    ctx = context if context is not None else otel_context.get_current()
+    value = ctx.get(OBSERVED_SPAN_KEY)
+    return value if isinstance(value, ObservedSpan) else None
+
+
+class _Observe:
+    """``observe.set_input(...)`` etc.: act on the innermost observed span."""
+
+    def _target(self, what: str) -> ObservedSpan | None:
+        span = current_observed_span()
+        if span is None:
+            logger.debug("otel-experiments: observe.%s called outside start_observe", what)
+        return span
+
+    def set_input(self, value: Any) -> None:
+        if (s := self._target("set_input")) is not None:
+            s.set_input(value)
+
+    def set_output(self, value: Any) -> None:
+        if (s := self._target("set_output")) is not None:
+            s.set_output(value)
+
+    def set_expected_output(self, value: Any) -> None:
+        if (s := self._target("set_expected_output")) is not None:
+            s.set_expected_output(value)
+
+    def set_metadata(self, metadata: Mapping[str, Any]) -> None:
+        if (s := self._target("set_metadata")) is not None:
+            s.set_metadata(metadata)
+
+    def set_dataset_record_id(self, record_id: str) -> None:
+        if (s := self._target("set_dataset_record_id")) is not None:
+            s.set_dataset_record_id(record_id)
+
+    def add_metric(self, label: str, value: float | bool | str, metric_type: str | None = None,
+                   metadata: Mapping[str, Any] | None = None) -> None:
+        """Record an evaluation on the innermost observed span (or the current span)."""
+        s = current_observed_span()
+        if s is not None:
+            s.add_metric(label, value, metric_type, metadata)
+            return
+        from .metrics import record_metric
+
+        record_metric(trace.get_current_span(), label, value, metric_type, metadata)
+
+    def current_span(self) -> ObservedSpan | None:
+        return current_observed_span()
+
+
+observe = _Observe()
+
+__all__ = ["OBSERVED_SPAN_KEY", "ObservedSpan", "current_observed_span", "observe"]
