@@ -360,3 +360,26 @@ def test_default_experiment_for_spans_outside_any_scope() -> None:
     assert got["scoped"]["experiment.id"] == "explicit"
     assert got["who"]["experiment.id"] == "batch-exp" and got["who"]["user.id"] == "u"
     assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_random_inbound_baggage_never_raises_and_only_valid_values_pass() -> None:
+    import random
+
+    from otel_experiments.context import scope_from_baggage
+
+    rng = random.Random(1234)
+    alphabet = "ab-_.:/@ \t\n\r\x00\x7f\u202e\u00e9\U0001f600%=,;"
+    keys = ("experiment.id", "experiment.name", "experiment.feature_slug", "user.id",
+            "user.name", "organization.id", "organization.name")
+    for _ in range(3000):
+        bag = {k: "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 300)))
+               for k in keys if rng.random() < 0.7}
+        if rng.random() < 0.1:
+            bag["experiment.id"] = rng.choice([None, 1, b"bytes", ["x"]])  # type: ignore[assignment]
+        scope = scope_from_baggage(bag)
+        if scope is None:
+            continue
+        for key, value in scope.attributes.items():
+            assert bag[key] == value and 0 < len(value) <= 256 and value.isprintable()
+            if key.endswith(".id") or key.endswith("feature_slug"):
+                assert not any(ch.isspace() for ch in value)
