@@ -52,6 +52,7 @@ class ExperimentsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return ()
 
     def _instrument(self, **kwargs: Any) -> None:
+        self.processor = None
         try:
             if not config.enabled():
                 logger.info(

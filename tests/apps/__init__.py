@@ -1,0 +1,1 @@
+"""Small applications the configuration tests run as real subprocesses."""
