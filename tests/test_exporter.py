@@ -303,6 +303,7 @@ def test_split_by_size_keeps_metrics_with_their_span(
     assert len(rec.requests) > 3
     for req in rec.requests:
         assert len(req["body_bytes"]) <= limit
+        assert req["body_bytes"] == dumps(req["body"])  # hand-assembled envelope is exact
         VALIDATOR.validate(req["body"])
         attrs = req["body"]["data"]["attributes"]
         assert {m["span_id"] for m in attrs["metrics"]} == {s["span_id"] for s in attrs["spans"]}

@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .config import ExporterSettings, valid_http_url
 from .events import dumps
-from .events.convert import iter_span_events
+from .events.convert import iter_span_events, make_body
 
 __all__ = ["EVENTS_PATH", "ExperimentEventsExporter", "parse_retry_after"]
 
@@ -273,29 +273,51 @@ class ExperimentEventsExporter(SpanExporter):
 
     def _export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         deadline = time.monotonic() + self._timeout
-        groups: dict[str, list[_Fragment]] = {}
-        dropped = 0
+        groups: dict[str, list[tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
         for experiment_id, event, metrics in iter_span_events(spans):
-            try:
-                fragment = _Fragment(dumps(event), [dumps(m) for m in metrics])
-            except Exception:
-                dropped += 1
-                continue
             group = groups.get(experiment_id)
             if group is None:
                 group = groups[experiment_id] = []
-            group.append(fragment)
-        if dropped:
-            self._warn_once(
-                "encode", "otel-experiments: %d span(s) could not be JSON-encoded", dropped
-            )
-        ok = dropped == 0
-        for experiment_id, fragments in groups.items():
+            group.append((event, metrics))
+        ok = True
+        for experiment_id, items in groups.items():
+            bodies, dropped = self._encode(items)
+            if dropped:
+                ok = False
+                self._warn_once(
+                    "encode", "otel-experiments: %d span(s) could not be JSON-encoded", dropped
+                )
             url = self.events_url(experiment_id)
-            for body, count in self._bodies(fragments):
+            for body, count in bodies:
                 if not self._send(url, body, count, deadline):
                     ok = False
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
+
+    def _encode(
+        self, items: list[tuple[dict[str, Any], list[dict[str, Any]]]]
+    ) -> tuple[list[tuple[bytes, int]], int]:
+        """Encode one experiment's spans into bodies; returns ``(bodies, dropped spans)``.
+
+        Common case: everything fits in one request, encoded in one call. Otherwise each
+        span (with its metrics) is encoded on its own and the fragments are packed.
+        """
+        if len(items) <= self._max_spans:
+            try:
+                body: bytes | None = dumps(
+                    make_body([e for e, _ in items], [m for _, ms in items for m in ms])
+                )
+            except Exception:
+                body = None  # find the culprit span below
+            if body is not None and len(body) <= self._max_body_bytes:
+                return [(body, len(items))], 0
+        fragments: list[_Fragment] = []
+        dropped = 0
+        for event, metrics in items:
+            try:
+                fragments.append(_Fragment(dumps(event), [dumps(m) for m in metrics]))
+            except Exception:
+                dropped += 1
+        return list(self._bodies(fragments)), dropped
 
     def _bodies(self, fragments: list[_Fragment]) -> Iterator[tuple[bytes, int]]:
         """Pack fragments into bodies within the size and span-count limits."""

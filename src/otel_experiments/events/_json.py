@@ -23,9 +23,16 @@ except ImportError:  # pragma: no cover - depends on the environment
 BACKEND = "json" if _orjson is None else "orjson"
 
 
+# One encoder instance: ``json.dumps(obj, separators=...)`` builds a new one per call.
+_STDLIB_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def stdlib_dumps(obj: Any) -> bytes:
-    """Encode ``obj`` as compact JSON bytes with the standard library."""
-    return json.dumps(obj, separators=(",", ":")).encode()
+    """Encode ``obj`` as compact JSON bytes with the standard library.
+
+    Same output as ``json.dumps(obj, separators=(",", ":")).encode()``.
+    """
+    return _STDLIB_ENCODER.encode(obj).encode()
 
 
 if _orjson is not None:
@@ -42,10 +49,7 @@ if _orjson is not None:
         return _orjson_loads(data)
 
 else:  # pragma: no cover - depends on the environment
-
-    def dumps(obj: Any) -> bytes:
-        """Encode ``obj`` as compact JSON bytes (stdlib json)."""
-        return json.dumps(obj, separators=(",", ":")).encode()
+    dumps = stdlib_dumps
 
     def loads(data: str | bytes) -> Any:
         """Decode JSON text; raises ``ValueError`` on malformed input."""

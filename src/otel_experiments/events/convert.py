@@ -29,7 +29,29 @@ from opentelemetry.semconv.attributes.exception_attributes import (
 )
 from opentelemetry.trace import SpanKind, StatusCode
 
-from .. import attributes as A
+from ..attributes import (
+    DATASET_RECORD_ID,
+    EXPECTED_OUTPUT_VALUE,
+    EXPERIMENT_ID,
+    INPUT_MIME_TYPE,
+    INPUT_VALUE,
+    METADATA,
+    METRIC_EVENT_NAME,
+    METRIC_LABEL,
+    METRIC_METADATA,
+    METRIC_TIMESTAMP_MS,
+    METRIC_TYPE,
+    METRIC_TYPE_BOOLEAN,
+    METRIC_TYPE_CATEGORICAL,
+    METRIC_TYPE_SCORE,
+    METRIC_TYPES,
+    METRIC_VALUE,
+    MIME_JSON,
+    OBSERVE_FEATURE_SLUG,
+    OUTPUT_MIME_TYPE,
+    OUTPUT_VALUE,
+    STAMPED_KEYS,
+)
 from ._json import loads
 
 __all__ = [
@@ -71,14 +93,18 @@ RESOURCE_TAG_KEYS: Final = (
 )
 
 #: Span attributes copied into ``tags`` (when present), in this order.
-SPAN_TAG_KEYS: Final = (*A.STAMPED_KEYS, A.OBSERVE_FEATURE_SLUG)
+SPAN_TAG_KEYS: Final = (*STAMPED_KEYS, OBSERVE_FEATURE_SLUG)
 
+_SPAN_TAG_PAIRS: Final = tuple((key, f"{key}:") for key in SPAN_TAG_KEYS)
+_EMPTY: Final[Mapping[str, Any]] = {}
+_isfinite: Final[Any] = math.isfinite
+_MISSING: Final = object()
 _KIND_TAGS: Final = {kind: f"{SPAN_KIND_TAG}:{kind.name.lower()}" for kind in SpanKind}
 _ERROR = StatusCode.ERROR
 _VALUE_KEYS: Final = {
-    A.METRIC_TYPE_SCORE: "score_value",
-    A.METRIC_TYPE_CATEGORICAL: "categorical_value",
-    A.METRIC_TYPE_BOOLEAN: "boolean_value",
+    METRIC_TYPE_SCORE: "score_value",
+    METRIC_TYPE_CATEGORICAL: "categorical_value",
+    METRIC_TYPE_BOOLEAN: "boolean_value",
 }
 
 #: ``(experiment_id, span event dict, metric dicts)`` for one span.
@@ -101,29 +127,29 @@ def check_metric(label: object, value: object, metric_type: object = None) -> st
         raise ValueError("metric label must not be empty")
     if metric_type is None:
         if isinstance(value, bool):
-            metric_type = A.METRIC_TYPE_BOOLEAN
+            metric_type = METRIC_TYPE_BOOLEAN
         elif isinstance(value, (int, float)):
-            metric_type = A.METRIC_TYPE_SCORE
+            metric_type = METRIC_TYPE_SCORE
         elif isinstance(value, str):
-            metric_type = A.METRIC_TYPE_CATEGORICAL
+            metric_type = METRIC_TYPE_CATEGORICAL
         else:
             raise TypeError(
                 f"metric {label!r}: value must be a bool, int, float or str, "
                 f"got {type(value).__name__}"
             )
-    elif not isinstance(metric_type, str) or metric_type not in A.METRIC_TYPES:
+    elif not isinstance(metric_type, str) or metric_type not in METRIC_TYPES:
         raise ValueError(
             f"metric {label!r}: unknown metric_type {metric_type!r}; "
-            f"expected one of {sorted(A.METRIC_TYPES)}"
+            f"expected one of {sorted(METRIC_TYPES)}"
         )
-    if metric_type == A.METRIC_TYPE_SCORE:
+    if metric_type == METRIC_TYPE_SCORE:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(
                 f"metric {label!r}: a score must be an int or float, got {type(value).__name__}"
             )
         if not math.isfinite(value):
             raise ValueError(f"metric {label!r}: a score must be finite, got {value!r}")
-    elif metric_type == A.METRIC_TYPE_BOOLEAN:
+    elif metric_type == METRIC_TYPE_BOOLEAN:
         if not isinstance(value, bool):
             raise TypeError(
                 f"metric {label!r}: a boolean metric needs a bool, got {type(value).__name__}"
@@ -150,17 +176,32 @@ def metric_from_event(
     if not event_attributes:
         return None
     get = event_attributes.get
-    label = get(A.METRIC_LABEL)
-    value = get(A.METRIC_VALUE)
-    try:
-        metric_type = check_metric(label, value, get(A.METRIC_TYPE))
-    except (TypeError, ValueError):
-        return None
-    timestamp_ms = get(A.METRIC_TIMESTAMP_MS)
+    label = get(METRIC_LABEL)
+    value = get(METRIC_VALUE)
+    metric_type = get(METRIC_TYPE)
+    value_type = type(value)
+    # fast path: exactly what record_metric writes; anything else gets the full check
+    if not (
+        type(label) is str
+        and label.strip()
+        and (
+            (
+                metric_type == METRIC_TYPE_SCORE
+                and (value_type is int or (value_type is float and _isfinite(value)))
+            )
+            or (metric_type == METRIC_TYPE_BOOLEAN and value_type is bool)
+            or (metric_type == METRIC_TYPE_CATEGORICAL and value_type is str)
+        )
+    ):
+        try:
+            metric_type = check_metric(label, value, metric_type)
+        except (TypeError, ValueError):
+            return None
+    timestamp_ms = get(METRIC_TIMESTAMP_MS)
     if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int) or timestamp_ms < 0:
         timestamp_ms = (event_timestamp_ns or 0) // 1_000_000
     if (
-        metric_type == A.METRIC_TYPE_SCORE
+        metric_type == METRIC_TYPE_SCORE
         and isinstance(value, int)
         and not -(2**53) <= value <= 2**53
     ):
@@ -173,7 +214,7 @@ def metric_from_event(
         _VALUE_KEYS[metric_type]: value,
         "timestamp_ms": timestamp_ms,
     }
-    metadata = get(A.METRIC_METADATA)
+    metadata = get(METRIC_METADATA)
     if metadata is not None:
         metric["metadata"] = _as_object(metadata)
     return metric
@@ -198,7 +239,7 @@ def _as_object(raw: Any) -> dict[str, Any]:
 def _payload(value: Any, mime_type: Any) -> Any:
     """``input``/``output``: JSON text tagged ``application/json`` is decoded back."""
     if isinstance(value, str):
-        if mime_type == A.MIME_JSON:
+        if mime_type == MIME_JSON:
             try:
                 return loads(value)
             except ValueError:
@@ -231,6 +272,11 @@ def _resource_tags(resource: Resource | None) -> list[str]:
     return tags
 
 
+def _base_tags(resource: Resource | None, kind: SpanKind) -> tuple[list[str], str]:
+    """Resource tags and the span-kind tag: computed once per resource and kind."""
+    return _resource_tags(resource), _KIND_TAGS.get(kind) or f"{SPAN_KIND_TAG}:{kind}"
+
+
 def _error(span: ReadableSpan, description: str | None) -> dict[str, Any]:
     exc_attrs: Mapping[str, Any] | None = None
     for event in reversed(span.events):
@@ -249,15 +295,37 @@ def _error(span: ReadableSpan, description: str | None) -> dict[str, Any]:
     return {"type": err_type, "message": err_message, "stack": err_stack}
 
 
+def _plain(attributes: Any) -> Mapping[str, Any]:
+    """The plain dict behind the SDK's ``BoundedAttributes`` (C-speed ``.get``), if any.
+
+    Falls back to the mapping itself, so spans built with plain dicts (or by another SDK
+    version) convert the same way. Finished spans' attributes are immutable, so reading
+    the inner dict is safe.
+    """
+    inner = getattr(attributes, "_dict", None)
+    if isinstance(inner, dict):
+        return inner
+    return attributes if attributes is not None else _EMPTY
+
+
+def _span_events(span: ReadableSpan) -> Iterable[Any]:
+    raw = getattr(span, "_events", None)
+    inner = getattr(raw, "_dq", None)  # the SDK's BoundedList: iterate its deque directly
+    if inner is not None:
+        return inner  # type: ignore[no-any-return]
+    return span.events
+
+
 def span_to_event(
-    span: ReadableSpan, _resource_cache: dict[int, list[str]] | None = None
+    span: ReadableSpan, _tags_cache: dict[tuple[int, int], tuple[list[str], str]] | None = None
 ) -> SpanEvent | None:
     """Convert one finished span; ``None`` when it has no ``experiment.id`` attribute."""
-    attrs = span.attributes
+    raw = getattr(span, "_attributes", _MISSING)
+    attrs = _plain(span.attributes if raw is _MISSING else raw)
     if not attrs:
         return None
     get = attrs.get
-    experiment_id = get(A.EXPERIMENT_ID)
+    experiment_id = get(EXPERIMENT_ID)
     if not isinstance(experiment_id, str) or not experiment_id:
         return None
     ctx = span.context
@@ -271,42 +339,43 @@ def span_to_event(
     is_error = status.status_code is _ERROR
 
     meta: dict[str, Any] = {}
-    value = get(A.INPUT_VALUE)
+    value = get(INPUT_VALUE)
     if value is not None:
-        meta["input"] = _payload(value, get(A.INPUT_MIME_TYPE))
-    value = get(A.OUTPUT_VALUE)
+        meta["input"] = _payload(value, get(INPUT_MIME_TYPE))
+    value = get(OUTPUT_VALUE)
     if value is not None:
-        meta["output"] = _payload(value, get(A.OUTPUT_MIME_TYPE))
-    value = get(A.EXPECTED_OUTPUT_VALUE)
+        meta["output"] = _payload(value, get(OUTPUT_MIME_TYPE))
+    value = get(EXPECTED_OUTPUT_VALUE)
     if value is not None:
         meta["expected_output"] = _expected(value)
     if is_error:
         meta["error"] = _error(span, status.description)
-    value = get(A.METADATA)
+    value = get(METADATA)
     if value is not None:
         meta["metadata"] = _as_object(value)
 
     resource = span.resource
-    if _resource_cache is None:
-        tags = _resource_tags(resource)
+    kind = span.kind
+    if _tags_cache is None:
+        base = _base_tags(resource, kind)
     else:
-        resource_key = id(resource)
-        cached = _resource_cache.get(resource_key)
-        if cached is None:
-            cached = _resource_cache[resource_key] = _resource_tags(resource)
-        tags = cached.copy()
-    for key in SPAN_TAG_KEYS:
-        value = get(key)
-        if value is not None:
-            tags.append(f"{key}:{value}")
-    tags.append(_KIND_TAGS[span.kind])
+        key = (id(resource), id(kind))
+        base = _tags_cache.get(key)  # type: ignore[assignment]
+        if base is None:
+            base = _tags_cache[key] = _base_tags(resource, kind)
+    try:
+        tags = [p + v for k, p in _SPAN_TAG_PAIRS if (v := get(k)) is not None]
+    except TypeError:  # a non-string value: format it
+        tags = [f"{p}{v}" for k, p in _SPAN_TAG_PAIRS if (v := get(k)) is not None]
+    tags[:0] = base[0]
+    tags.append(base[1])
 
     event: dict[str, Any] = {
         "trace_id": trace_id,
         "span_id": span_id,
         "name": span.name,
         "start_ns": start,
-        "duration": max(0, end - start) if end is not None else 0,
+        "duration": end - start if end is not None and end > start else 0,
         "status": "error" if is_error else "ok",
         "meta": meta,
         "tags": tags,
@@ -314,15 +383,15 @@ def span_to_event(
     parent = span.parent
     if parent is not None:
         event["parent_id"] = f"{parent.span_id:016x}"
-    value = get(A.DATASET_RECORD_ID)
-    if isinstance(value, str) and value:
+    value = get(DATASET_RECORD_ID)
+    if value is not None and isinstance(value, str) and value:
         event["dataset_record_id"] = value
 
     metrics: list[dict[str, Any]] = []
-    for span_event in span.events:
-        if span_event.name == A.METRIC_EVENT_NAME:
+    for span_event in _span_events(span):
+        if span_event.name == METRIC_EVENT_NAME:
             metric = metric_from_event(
-                span_event.attributes, span_event.timestamp, trace_id, span_id
+                _plain(span_event.attributes), span_event.timestamp, trace_id, span_id
             )
             if metric is not None:
                 metrics.append(metric)
@@ -331,7 +400,8 @@ def span_to_event(
 
 def iter_span_events(spans: Iterable[ReadableSpan]) -> Iterator[SpanEvent]:
     """Yield ``(experiment_id, span event, metrics)`` for every span carrying ``experiment.id``."""
-    cache: dict[int, list[str]] = {}
+    # resource and span-kind tags are computed once per distinct resource and kind
+    cache: dict[tuple[int, int], tuple[list[str], str]] = {}
     for span in spans:
         converted = span_to_event(span, cache)
         if converted is not None:
