@@ -12,6 +12,7 @@ from .context import (
 from .models import Experiment, Identity, Organization, TraceExperiment, User
 from .observe import ObservedSpan, observe, start_observe
 from .processor import ExperimentSpanProcessor
+from .setup import configure
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,7 @@ __all__ = [
     "User",
     "__version__",
     "bind_context",
+    "configure",
     "current_experiment",
     "current_identity",
     "experiment_context",
