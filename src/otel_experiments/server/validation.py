@@ -128,7 +128,7 @@ def document_data(doc: object, types: frozenset[str], *, many: bool = False) -> 
     for ptr, item in items:
         res = object_value(item, ptr)
         type_ = res.get("type")
-        if type_ is not None and type_ not in types:
+        if type_ is not None and (not isinstance(type_, str) or type_ not in types):
             raise _bad(f"must be one of {sorted(types)}, got {type_!r}", f"{ptr}/type")
         attrs = res.get("attributes", {})
         object_value(attrs, f"{ptr}/attributes")
