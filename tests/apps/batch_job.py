@@ -23,10 +23,10 @@ args = parser.parse_args()
 
 handle = None
 if args.configure:
-    from otel_experiments.setup import configure
+    import otel_experiments
 
     for _ in range(args.configure):
-        handle = configure()
+        handle = otel_experiments.configure()
         print(f"handle enabled={handle.enabled} exporter={type(handle.exporter).__name__}")
 
 tracer = trace.get_tracer("batch_job")
