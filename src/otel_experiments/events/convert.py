@@ -308,14 +308,6 @@ def _plain(attributes: Any) -> Mapping[str, Any]:
     return attributes if attributes is not None else _EMPTY
 
 
-def _span_events(span: ReadableSpan) -> Iterable[Any]:
-    raw = getattr(span, "_events", None)
-    inner = getattr(raw, "_dq", None)  # the SDK's BoundedList: iterate its deque directly
-    if inner is not None:
-        return inner  # type: ignore[no-any-return]
-    return span.events
-
-
 def span_to_event(
     span: ReadableSpan, _tags_cache: dict[tuple[int, int], tuple[list[str], str]] | None = None
 ) -> SpanEvent | None:
@@ -341,10 +333,16 @@ def span_to_event(
     meta: dict[str, Any] = {}
     value = get(INPUT_VALUE)
     if value is not None:
-        meta["input"] = _payload(value, get(INPUT_MIME_TYPE))
+        if type(value) is str and get(INPUT_MIME_TYPE) != MIME_JSON:
+            meta["input"] = value  # plain text: the common case, no call
+        else:
+            meta["input"] = _payload(value, get(INPUT_MIME_TYPE))
     value = get(OUTPUT_VALUE)
     if value is not None:
-        meta["output"] = _payload(value, get(OUTPUT_MIME_TYPE))
+        if type(value) is str and get(OUTPUT_MIME_TYPE) != MIME_JSON:
+            meta["output"] = value
+        else:
+            meta["output"] = _payload(value, get(OUTPUT_MIME_TYPE))
     value = get(EXPECTED_OUTPUT_VALUE)
     if value is not None:
         meta["expected_output"] = _expected(value)
@@ -388,10 +386,19 @@ def span_to_event(
         event["dataset_record_id"] = value
 
     metrics: list[dict[str, Any]] = []
-    for span_event in _span_events(span):
+    raw_events = getattr(span, "_events", None)
+    span_events = getattr(raw_events, "_dq", None)  # the SDK's BoundedList: read its deque
+    if span_events is None:
+        span_events = span.events
+    for span_event in span_events:
         if span_event.name == METRIC_EVENT_NAME:
+            event_attrs = span_event.attributes
+            inner = getattr(event_attrs, "_dict", None)
             metric = metric_from_event(
-                _plain(span_event.attributes), span_event.timestamp, trace_id, span_id
+                inner if inner is not None else event_attrs,
+                span_event.timestamp,
+                trace_id,
+                span_id,
             )
             if metric is not None:
                 metrics.append(metric)

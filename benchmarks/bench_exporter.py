@@ -1,0 +1,172 @@
+"""Per-span cost of the experiment events converter vs OTLP protobuf encoding.
+
+Run: ``python benchmarks/bench_exporter.py [--spans 2000] [--repeats 7]``
+
+Builds 2,000 realistic finished spans once (7 experiment/identity attributes, ~200-byte
+JSON input and text output, one metric event each) and times, on those same spans and in
+the same process, best of N repeats:
+
+* converter only (``spans_to_event_bodies``: dicts built from the span fields),
+* converter + stdlib ``json`` encoding of every body,
+* converter + ``orjson`` encoding (when installed),
+* the exporter's own path (per-span encoding + envelope assembly, what goes on the wire),
+* ``encode_spans(spans).SerializeToString()`` (what ``OTLPSpanExporter`` does).
+
+Prints ns/span, spans/s, the speed-up over OTLP protobuf (target >= 5x) and bytes/span
+before and after gzip. No network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import gzip
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_experiments import attributes as A
+from otel_experiments.events import _json, spans_to_event_bodies
+from otel_experiments.events.convert import iter_span_events
+from otel_experiments.exporter import ExperimentEventsExporter
+from otel_experiments.metrics import record_metric
+
+TARGET_RATIO = 5.0
+
+
+def make_spans(n: int) -> list[ReadableSpan]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(
+        resource=Resource.create({SERVICE_NAME: "bench-svc", SERVICE_VERSION: "1.2.3"})
+    )
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("bench")
+    question = "Summarize the following support ticket in one sentence: " + "lorem ipsum " * 10
+    answer = (
+        "The customer reports that exports to the experiments backend intermittently fail "
+        "with HTTP 503 and asks whether retries with backoff are supported by the SDK today."
+    )
+    for i in range(n):
+        stamped = {
+            A.EXPERIMENT_ID: f"exp-{i % 4}",
+            A.EXPERIMENT_NAME: "prompt v2 vs v1",
+            A.EXPERIMENT_FEATURE_SLUG: "ticket-summary",
+            A.ORGANIZATION_ID: f"org-{i % 13}",
+            A.ORGANIZATION_NAME: "Acme Corporation",
+            A.USER_ID: f"user-{i % 97}",
+            A.USER_NAME: "Ada Lovelace",
+        }
+        with tracer.start_as_current_span("ticket-summary", attributes=stamped) as span:
+            span.set_attribute(
+                A.INPUT_VALUE, json.dumps({"ticket_id": i, "prompt": question[:150]})
+            )
+            span.set_attribute(A.INPUT_MIME_TYPE, A.MIME_JSON)
+            span.set_attribute(A.OUTPUT_VALUE, answer[:200])
+            span.set_attribute(A.OUTPUT_MIME_TYPE, A.MIME_TEXT)
+            record_metric(span, "relevance", (i % 100) / 100)
+    spans = list(memory.get_finished_spans())
+    provider.shutdown()
+    return spans
+
+
+def best_ns(fn: Callable[[], Any], repeats: int) -> int:
+    fn()  # warm-up
+    best = None
+    for _ in range(repeats):
+        gc.collect()  # same starting point for every run; the collector stays enabled
+        start = time.perf_counter_ns()
+        fn()
+        elapsed = time.perf_counter_ns() - start
+        best = elapsed if best is None else min(best, elapsed)
+    assert best is not None
+    return best
+
+
+def exporter_path(exporter: ExperimentEventsExporter, spans: Sequence[ReadableSpan]) -> list[bytes]:
+    """What ExperimentEventsExporter puts on the wire (before gzip), one body per experiment."""
+    groups: dict[str, list[tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
+    for experiment_id, event, metrics in iter_span_events(spans):
+        groups.setdefault(experiment_id, []).append((event, metrics))
+    return [body for items in groups.values() for body, _ in exporter._encode(items)[0]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--spans", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args(argv)
+    n, repeats = args.spans, args.repeats
+    spans = make_spans(n)
+
+    def otlp() -> bytes:
+        return encode_spans(spans).SerializeToString()  # type: ignore[no-any-return]
+
+    def convert() -> dict[str, dict[str, Any]]:
+        return spans_to_event_bodies(spans)
+
+    def convert_stdlib() -> list[bytes]:
+        return [_json.stdlib_dumps(b) for b in spans_to_event_bodies(spans).values()]
+
+    cases: list[tuple[str, Callable[[], Any], Callable[[], list[bytes]] | None]] = [
+        ("OTLP protobuf encode_spans+Serialize", otlp, lambda: [otlp()]),
+        ("converter only (dicts)", convert, None),
+        ("converter + stdlib json", convert_stdlib, convert_stdlib),
+    ]
+    if _json.BACKEND == "orjson":
+        import orjson
+
+        def convert_orjson() -> list[bytes]:
+            return [orjson.dumps(b) for b in spans_to_event_bodies(spans).values()]
+
+        cases.append(("converter + orjson", convert_orjson, convert_orjson))
+    exporter = ExperimentEventsExporter(endpoint="http://127.0.0.1:9", compression="none")
+    cases.append(
+        (
+            f"exporter encode path ({_json.BACKEND})",
+            lambda: exporter_path(exporter, spans),
+            lambda: exporter_path(exporter, spans),
+        )
+    )
+
+    results = []
+    for label, fn, payload in cases:
+        ns = best_ns(fn, repeats)
+        raw = gz = None
+        if payload is not None:
+            blobs = payload()
+            raw = sum(len(b) for b in blobs) / n
+            gz = sum(len(gzip.compress(b, 6)) for b in blobs) / n
+        results.append((label, ns / n, raw, gz))
+
+    otlp_per_span = results[0][1]
+    print(f"experiment events converter vs OTLP protobuf: {n} spans, best of {repeats}")
+    print(f"JSON backend used by the exporter: {_json.BACKEND}")
+    header = f"{'case':<40} {'ns/span':>10} {'spans/s':>12} {'vs OTLP':>8} {'B/span':>8} {'gz B/span':>10}"
+    print(header)
+    print("-" * len(header))
+    for label, per_span, raw, gz in results:
+        ratio = otlp_per_span / per_span
+        print(
+            f"{label:<40} {per_span:>10,.0f} {1e9 / per_span:>12,.0f} {ratio:>7.1f}x "
+            f"{'' if raw is None else f'{raw:,.0f}':>8} {'' if gz is None else f'{gz:,.0f}':>10}"
+        )
+    encoded = [r for r in results[2:] if r[2] is not None]
+    worst = max(r[1] for r in encoded)
+    best = min(r[1] for r in encoded)
+    print(
+        f"\nconverter + JSON: {otlp_per_span / worst:.1f}x (slowest encoder) to "
+        f"{otlp_per_span / best:.1f}x (fastest) faster than OTLP protobuf; "
+        f"target >= {TARGET_RATIO:.0f}x: {'MET' if otlp_per_span / best >= TARGET_RATIO else 'NOT MET'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
