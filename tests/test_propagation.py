@@ -12,9 +12,9 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from conftest import free_port
 from opentelemetry import propagate
 
+from conftest import free_port
 from otel_experiments import experiment_context, start_observe
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "two_services.py"

@@ -234,7 +234,8 @@ def env_url(name: str, default: str, env: Mapping[str, str] | None = None) -> st
 
 
 def sdk_disabled(env: Mapping[str, str] | None = None) -> bool:
-    return env_bool(OTEL_SDK_DISABLED, False, env)
+    # Parsed exactly as opentelemetry-sdk does, so we are off exactly when the SDK is.
+    return (_raw(OTEL_SDK_DISABLED, env) or "").lower() == "true"
 
 
 def enabled(env: Mapping[str, str] | None = None) -> bool:
