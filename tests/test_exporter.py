@@ -31,7 +31,7 @@ from werkzeug import Request, Response
 from otel_experiments import attributes as A
 from otel_experiments import config
 from otel_experiments.events import dumps, load_events_schema, spans_to_event_bodies
-from otel_experiments.exporter import ExperimentEventsExporter, parse_retry_after
+from otel_experiments.exporter import ExperimentEventsExporter, parse_retry_after, redact_url
 from otel_experiments.metrics import record_metric
 
 VALIDATOR = jsonschema.Draft202012Validator(load_events_schema())
@@ -604,4 +604,35 @@ def test_with_the_context_layer(endpoint: str, recorder: Callable[..., Recorder]
     assert by_name["llm-call"]["parent_id"] == answer["span_id"]
     (metric,) = body["data"]["attributes"]["metrics"]
     assert metric["label"] == "exact_match" and metric["boolean_value"] is True
+    exp.shutdown()
+
+
+def test_url_credentials_and_bad_headers_never_logged(
+    endpoint: str,
+    recorder: Callable[..., Recorder],
+    tracer: Tracer,
+    mem: InMemorySpanExporter,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    assert redact_url("https://bob:hunter2@h.example:8443/p?q=1") == (
+        "https://bob:<redacted>@h.example:8443/p?q=1"
+    )
+    assert redact_url("http://127.0.0.1:1/x") == "http://127.0.0.1:1/x"
+    bad = ExperimentEventsExporter(
+        endpoint="https://bob:hunter2@h.example/",
+        headers={"x-ok": "fine", "x-bad": "line\r\nbreak-" + SECRET_HEADER, "bad name": "v"},
+        api_key="key\nwith-newline-" + SECRET_KEY,
+    )
+    assert "hunter2" not in repr(bad) and "bob:<redacted>@h.example" in repr(bad)
+    assert "x-ok" in repr(bad) and "x-bad" not in repr(bad) and "api_key=None" in repr(bad)
+    bad.shutdown()
+    # a server echoing our credentials back: scrubbed from the logged message
+    rec = recorder([Response(f"denied for key {SECRET_KEY} / {SECRET_HEADER}", status=401)])
+    exp = exporter(endpoint, api_key=SECRET_KEY, headers={"dd-api-key": SECRET_HEADER})
+    assert exp.export(make_spans(tracer, mem, 1)) is SpanExportResult.FAILURE
+    assert len(rec.requests) == 1
+    assert "denied for key <redacted> / <redacted>" in caplog.text
+    assert SECRET_KEY not in caplog.text and SECRET_HEADER not in caplog.text
+    assert "hunter2" not in caplog.text
     exp.shutdown()

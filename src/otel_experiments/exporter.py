@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 from opentelemetry.sdk.trace import ReadableSpan
@@ -32,7 +32,7 @@ from .config import ExporterSettings, valid_http_url
 from .events import dumps
 from .events.convert import iter_span_events, make_body
 
-__all__ = ["EVENTS_PATH", "ExperimentEventsExporter", "parse_retry_after"]
+__all__ = ["EVENTS_PATH", "ExperimentEventsExporter", "parse_retry_after", "redact_url"]
 
 logger = logging.getLogger("otel_experiments")
 
@@ -128,16 +128,30 @@ class ExperimentEventsExporter(SpanExporter):
             logger.warning(
                 "otel-experiments: ignoring endpoint %r: expected an http:// or https:// URL; "
                 "using %r",
-                endpoint,
-                settings.endpoint,
+                redact_url(str(endpoint)),
+                redact_url(settings.endpoint),
             )
             endpoint = None
         self._endpoint: str = (endpoint if endpoint is not None else settings.endpoint).rstrip("/")
         self._api_key: str | None = api_key if api_key is not None else settings.api_key
-        self._extra_headers: dict[str, str] = {
-            str(k).lower(): str(v)
-            for k, v in (headers if headers is not None else settings.headers).items()
-        }
+        if self._api_key is not None and not _valid_header_value(self._api_key):
+            logger.warning("otel-experiments: ignoring the API key: it contains control characters")
+            self._api_key = None
+        self._extra_headers: dict[str, str] = {}
+        for key, value in (headers if headers is not None else settings.headers).items():
+            name, text = str(key).strip().lower(), str(value)
+            if not _valid_header_name(name) or not _valid_header_value(text):
+                logger.warning(
+                    "otel-experiments: ignoring header %r: invalid name or value (value not shown)",
+                    name,
+                )
+                continue
+            self._extra_headers[name] = text
+        self._secrets = tuple(
+            secret
+            for secret in (self._api_key, *self._extra_headers.values())
+            if secret and len(secret) >= 4
+        )
         self._timeout: float = _positive(timeout, settings.timeout, "timeout")
         comp = (compression if compression is not None else settings.compression).lower()
         if comp not in _COMPRESSIONS:
@@ -196,7 +210,7 @@ class ExperimentEventsExporter(SpanExporter):
     def __repr__(self) -> str:
         # Secrets (api key, header values) are never shown.
         return (
-            f"{type(self).__name__}(endpoint={self._endpoint!r}, "
+            f"{type(self).__name__}(endpoint={redact_url(self._endpoint)!r}, "
             f"api_key={'<redacted>' if self._api_key else None}, "
             f"headers={sorted(self._extra_headers)!r}, timeout={self._timeout!r}, "
             f"compression={self._compression!r}, max_body_bytes={self._max_body_bytes!r}, "
@@ -245,6 +259,13 @@ class ExperimentEventsExporter(SpanExporter):
             first = key not in self._warned
             self._warned.add(key)
         logger.log(logging.WARNING if first else logging.DEBUG, msg, *args, exc_info=exc_info)
+
+    def _scrub(self, text: str) -> str:
+        """Remove our own secrets from text we log (a server may echo request headers)."""
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "<redacted>")
+        return text
 
     def _get_client(self) -> httpx.Client | None:
         with self._lock:
@@ -380,7 +401,7 @@ class ExperimentEventsExporter(SpanExporter):
                 status = response.status_code
                 if 200 <= status < 300:
                     return True
-                message = _server_message(response)
+                message = self._scrub(_server_message(response))
                 if status not in _RETRYABLE_STATUS and status < 500:
                     self._warn_once(
                         f"status:{status}",
@@ -424,6 +445,30 @@ def _assemble(batch: list[_Fragment]) -> bytes:
             _SUFFIX,
         )
     )
+
+
+def redact_url(url: str) -> str:
+    """``url`` without a password in its userinfo (``https://user:<redacted>@host``)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:<redacted>@{netloc}"))
+
+
+_TOKEN_CHARS: Final = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
+
+
+def _valid_header_name(name: str) -> bool:
+    return bool(name) and all(ch in _TOKEN_CHARS for ch in name)
+
+
+def _valid_header_value(value: str) -> bool:
+    return all(ch == "\t" or (ch >= " " and ch != "\x7f") for ch in value) and value.isascii()
 
 
 def _server_message(response: httpx.Response) -> str:
