@@ -316,3 +316,45 @@ def test_every_body_validates_on_a_large_mixed_batch(
     assert sum(len(b["data"]["attributes"]["spans"]) for b in bodies.values()) == 50
     assert sum(len(b["data"]["attributes"]["metrics"]) for b in bodies.values()) == 50
     validate_bodies(bodies)
+
+
+def test_hand_built_readable_spans_with_plain_dicts() -> None:
+    """The server's OTLP receiver builds ReadableSpans from protobuf with plain dicts."""
+    from opentelemetry.sdk.trace import Event
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    ctx = SpanContext(0xABC, 0x1, is_remote=False, trace_flags=TraceFlags(1))
+    parent = SpanContext(0xABC, 0x2, is_remote=True)
+    span = ReadableSpan(
+        name="remote",
+        context=ctx,
+        parent=parent,
+        resource=None,
+        attributes={A.EXPERIMENT_ID: "exp-x", A.USER_ID: "u", A.OUTPUT_VALUE: "out"},
+        events=[
+            Event(
+                A.METRIC_EVENT_NAME,
+                {A.METRIC_LABEL: "s", A.METRIC_TYPE: "score", A.METRIC_VALUE: 2},
+                timestamp=5_000_000,
+            ),
+            Event("exception", {"exception.type": "E", "exception.message": "m"}),
+        ],
+        kind=SpanKind.CLIENT,
+        status=Status(StatusCode.ERROR),
+        start_time=10,
+        end_time=5,  # clock skew: duration clamps to 0
+    )
+    bodies = spans_to_event_bodies([span])
+    validate_bodies(bodies)
+    (ev,) = bodies["exp-x"]["data"]["attributes"]["spans"]
+    assert ev["trace_id"] == f"{0xABC:032x}" and ev["span_id"] == f"{1:016x}"
+    assert ev["parent_id"] == f"{2:016x}"
+    assert ev["duration"] == 0 and ev["status"] == "error"
+    assert ev["meta"] == {"output": "out", "error": {"type": "E", "message": "m", "stack": None}}
+    assert [t for t in ev["tags"] if not t.startswith("service.")] == [
+        "experiment.id:exp-x",
+        "user.id:u",
+        "span.kind:client",
+    ]
+    (m,) = bodies["exp-x"]["data"]["attributes"]["metrics"]
+    assert m["score_value"] == 2 and m["timestamp_ms"] == 5
