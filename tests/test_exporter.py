@@ -172,6 +172,9 @@ def test_constructible_with_no_arguments_and_from_env(monkeypatch: pytest.Monkey
     assert exp.events_url("a/b c") == (
         "http://127.0.0.1:9/base/api/v2/llm-obs/v1/experiments/a%2Fb%20c/events"
     )
+    from opentelemetry.exporter.otlp.proto.http import Compression
+
+    assert ExperimentEventsExporter(compression=Compression.NoCompression).compression == "none"  # type: ignore[arg-type]
     # constructor arguments win over the environment
     exp = ExperimentEventsExporter(compression="gzip", timeout=1, max_spans_per_request=3)
     assert exp.compression == "gzip" and exp.timeout == 1 and exp.max_spans_per_request == 3

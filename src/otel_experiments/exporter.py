@@ -153,7 +153,9 @@ class ExperimentEventsExporter(SpanExporter):
             if secret and len(secret) >= 4
         )
         self._timeout: float = _positive(timeout, settings.timeout, "timeout")
-        comp = (compression if compression is not None else settings.compression).lower()
+        # also accepts opentelemetry's ``Compression`` enum (``Compression.Gzip``)
+        raw_comp = compression if compression is not None else settings.compression
+        comp = str(getattr(raw_comp, "value", raw_comp)).strip().lower()
         if comp not in _COMPRESSIONS:
             logger.warning(
                 "otel-experiments: ignoring compression %r: expected gzip or none; using %r",
