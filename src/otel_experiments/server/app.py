@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from .auth import ApiKeyMiddleware
 from .db import create_engine, current_revision, migrate
-from .ingest import parse_events
+from .ingest import parse_events, schema_validator
 from .jsonapi import (
     ApiError,
     ApiErrors,
@@ -168,6 +168,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         migrate(engine)
     revision = current_revision(engine)
     store = Store(engine)
+    schema_validator()  # compile the events schema now, not on the first request
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -20,12 +20,14 @@ from .validation import (
 EVENT_TYPES = frozenset({"experiment_events", "experiments"})
 _MAX_SCHEMA_ERRORS = 20
 
-_validator: Any = None
+class _SchemaValidator:
+    """The events JSON Schema, compiled once.
 
+    ``jsonschema-rs`` (when installed) answers "valid?" two orders of magnitude faster
+    than ``jsonschema``; ``jsonschema`` explains what is wrong when a body is invalid.
+    """
 
-def _schema_validator() -> Any:
-    global _validator
-    if _validator is None:
+    def __init__(self) -> None:
         import jsonschema
 
         from ..events import load_events_schema
@@ -33,15 +35,41 @@ def _schema_validator() -> Any:
         schema = load_events_schema()
         cls = jsonschema.validators.validator_for(schema)
         cls.check_schema(schema)
-        _validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+        self.explainer = cls(schema, format_checker=cls.FORMAT_CHECKER)
+        self.fast: Any = None
+        try:
+            import jsonschema_rs
+        except ImportError:  # pragma: no cover - depends on the installed extras
+            return
+        self.fast = jsonschema_rs.validator_for(schema)
+
+    def errors(self, body: Any) -> list[ApiError]:
+        if self.fast is not None and self.fast.is_valid(body):
+            return []
+        found = sorted(self.explainer.iter_errors(body), key=lambda e: list(e.absolute_path))
+        errors = [_schema_error(e) for e in found[:_MAX_SCHEMA_ERRORS]]
+        if not errors and self.fast is not None:  # the two validators disagree: trust either
+            errors = [ApiError(400, e.message, pointer(e.instance_path))
+                      for e in list(self.fast.iter_errors(body))[:_MAX_SCHEMA_ERRORS]]
+        return errors
+
+
+_validator: _SchemaValidator | None = None
+
+
+def schema_validator() -> _SchemaValidator:
+    """The compiled validator (built on first use; the app builds it at start-up)."""
+    global _validator
+    if _validator is None:
+        _validator = _SchemaValidator()
     return _validator
 
 
 def validate_schema(body: Any) -> None:
     """Validate an events body against the package's JSON Schema (400 naming each field)."""
-    errors = sorted(_schema_validator().iter_errors(body), key=lambda e: list(e.absolute_path))
+    errors = schema_validator().errors(body)
     if errors:
-        raise ApiErrors([_schema_error(e) for e in errors[:_MAX_SCHEMA_ERRORS]])
+        raise ApiErrors(errors)
 
 
 def _schema_error(error: Any) -> ApiError:
