@@ -358,3 +358,17 @@ def test_hand_built_readable_spans_with_plain_dicts() -> None:
     ]
     (m,) = bodies["exp-x"]["data"]["attributes"]["metrics"]
     assert m["score_value"] == 2 and m["timestamp_ms"] == 5
+
+
+
+@pytest.mark.parametrize("value", [4, "4", [1, 2], {"a": None}, True])
+def test_expected_output_round_trips_its_type(value: Any) -> None:
+    from otel_experiments.observed import ObservedSpan
+
+    provider, memory = TracerProvider(), InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("t").start_as_current_span("n") as raw:
+        raw.set_attribute("experiment.id", "exp-x")
+        ObservedSpan(raw, 1000).set_expected_output(value)
+    body = spans_to_event_bodies(memory.get_finished_spans())["exp-x"]
+    assert body["data"]["attributes"]["spans"][0]["meta"]["expected_output"] == value

@@ -38,6 +38,7 @@ OUTPUT_VALUE: Final = "output.value"
 OUTPUT_MIME_TYPE: Final = "output.mime_type"
 METADATA: Final = "metadata"
 EXPECTED_OUTPUT_VALUE: Final = "expected_output.value"
+EXPECTED_OUTPUT_MIME_TYPE: Final = "expected_output.mime_type"
 DATASET_RECORD_ID: Final = "experiment.dataset_record_id"
 
 MIME_JSON: Final = "application/json"

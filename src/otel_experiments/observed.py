@@ -63,7 +63,7 @@ class ObservedSpan:
         self._set_payload(attr.OUTPUT_VALUE, attr.OUTPUT_MIME_TYPE, value)
 
     def set_expected_output(self, value: Any) -> None:
-        self._set_payload(attr.EXPECTED_OUTPUT_VALUE, None, value)
+        self._set_payload(attr.EXPECTED_OUTPUT_VALUE, attr.EXPECTED_OUTPUT_MIME_TYPE, value)
 
     def set_metadata(self, metadata: Mapping[str, Any]) -> None:
         """Merge ``metadata`` into the span's ``metadata`` attribute (JSON)."""

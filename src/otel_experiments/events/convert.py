@@ -31,6 +31,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from ..attributes import (
     DATASET_RECORD_ID,
+    EXPECTED_OUTPUT_MIME_TYPE,
     EXPECTED_OUTPUT_VALUE,
     EXPERIMENT_ID,
     INPUT_MIME_TYPE,
@@ -251,7 +252,7 @@ def _payload(value: Any, mime_type: Any) -> Any:
 
 
 def _expected(value: Any) -> Any:
-    """``expected_output`` has no MIME type attribute: JSON objects/arrays are decoded back."""
+    """``expected_output`` set without a MIME type (by hand): JSON objects/arrays are decoded."""
     if isinstance(value, str) and value[:1] in ("{", "["):
         try:
             return loads(value)
@@ -345,7 +346,8 @@ def span_to_event(
             meta["output"] = _payload(value, get(OUTPUT_MIME_TYPE))
     value = get(EXPECTED_OUTPUT_VALUE)
     if value is not None:
-        meta["expected_output"] = _expected(value)
+        mime = get(EXPECTED_OUTPUT_MIME_TYPE)
+        meta["expected_output"] = _expected(value) if mime is None else _payload(value, mime)
     if is_error:
         meta["error"] = _error(span, status.description)
     value = get(METADATA)
