@@ -190,16 +190,53 @@ def test_entry_point_is_registered() -> None:
     assert ep.load() is ExperimentEventsExporter
 
 
-def test_bad_constructor_values_fall_back(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="otel_experiments")
-    exp = ExperimentEventsExporter(
-        endpoint="ftp://nope", compression="brotli", timeout=-1, max_body_bytes=0
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"endpoint": "ftp://nope"},
+        {"compression": "brotli"},
+        {"timeout": -1},
+        {"max_body_bytes": 0},
+        {"headers": {"bad header": "x"}},
+        {"api_key": "line\nbreak"},
+    ],
+)
+def test_bad_constructor_values_raise_a_clear_error(kwargs: dict[str, Any]) -> None:
+    # Arguments are the developer's own code: fail at construction, naming the argument.
+    with pytest.raises(ValueError) as info:
+        ExperimentEventsExporter(**kwargs)
+    name = next(iter(kwargs))
+    assert name.rstrip("s").replace("_", " ") in str(info.value).replace("_", " ") or (
+        "header" in str(info.value)
     )
+    assert "line\nbreak" not in str(info.value)
+
+
+def test_bad_env_values_warn_and_fall_back(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="otel_experiments")
+    monkeypatch.setenv("OTEL_EXPERIMENTS_ENDPOINT", "ftp://nope-env")
+    monkeypatch.setenv("OTEL_EXPERIMENTS_COMPRESSION", "brotli-env")
+    exp = ExperimentEventsExporter()
     assert exp.endpoint == config.DEFAULT_ENDPOINT
     assert exp.compression == "gzip"
-    assert exp.timeout == config.DEFAULT_TIMEOUT_S
-    assert exp.max_body_bytes == config.DEFAULT_MAX_BODY_BYTES
-    assert len(caplog.records) == 4
+    text = caplog.text
+    assert "OTEL_EXPERIMENTS_ENDPOINT" in text and "OTEL_EXPERIMENTS_COMPRESSION" in text
+
+
+def test_disabled_sends_nothing(
+    monkeypatch: pytest.MonkeyPatch, endpoint: str, recorder: Callable[..., Recorder],
+    tracer: Tracer, mem: InMemorySpanExporter,
+) -> None:
+    rec = recorder()
+    spans = make_spans(tracer, mem, 2, experiments=("exp-a",))
+    for var, value in (("OTEL_EXPERIMENTS_ENABLED", "false"), ("OTEL_SDK_DISABLED", "true")):
+        with monkeypatch.context() as m:
+            m.setenv(var, value)
+            exp = exporter(endpoint)
+            assert exp.export(spans) is SpanExportResult.SUCCESS
+    assert rec.requests == []
 
 
 def test_groups_by_experiment_and_matches_converter(
@@ -622,14 +659,19 @@ def test_url_credentials_and_bad_headers_never_logged(
         "https://bob:<redacted>@h.example:8443/p?q=1"
     )
     assert redact_url("http://127.0.0.1:1/x") == "http://127.0.0.1:1/x"
-    bad = ExperimentEventsExporter(
-        endpoint="https://bob:hunter2@h.example/",
-        headers={"x-ok": "fine", "x-bad": "line\r\nbreak-" + SECRET_HEADER, "bad name": "v"},
-        api_key="key\nwith-newline-" + SECRET_KEY,
+    with pytest.raises(ValueError) as info:
+        ExperimentEventsExporter(headers={"x-bad": "line\r\nbreak-" + SECRET_HEADER})
+    assert SECRET_HEADER not in str(info.value)
+    with pytest.raises(ValueError) as info:
+        ExperimentEventsExporter(api_key="key\nwith-newline-" + SECRET_KEY)
+    assert SECRET_KEY not in str(info.value)
+    creds = ExperimentEventsExporter(
+        endpoint="https://bob:hunter2@h.example/", headers={"x-ok": "fine"}, api_key=SECRET_KEY
     )
-    assert "hunter2" not in repr(bad) and "bob:<redacted>@h.example" in repr(bad)
-    assert "x-ok" in repr(bad) and "x-bad" not in repr(bad) and "api_key=None" in repr(bad)
-    bad.shutdown()
+    assert "hunter2" not in repr(creds) and "bob:<redacted>@h.example" in repr(creds)
+    assert "x-ok" in repr(creds) and "fine" not in repr(creds)
+    assert SECRET_KEY not in repr(creds) and "api_key=<redacted>" in repr(creds)
+    creds.shutdown()
     # a server echoing our credentials back: scrubbed from the logged message
     rec = recorder([Response(f"denied for key {SECRET_KEY} / {SECRET_HEADER}", status=401)])
     exp = exporter(endpoint, api_key=SECRET_KEY, headers={"dd-api-key": SECRET_HEADER})
