@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -58,9 +57,3 @@ def recorder() -> Iterator[SpanRecorder]:
 @pytest.fixture
 def tracer() -> trace.Tracer:
     return trace.get_tracer("some.other.library")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
