@@ -25,7 +25,7 @@ def _create_dataset(client: httpx.Client, project_id: str | None = None) -> dict
 
 def test_health_and_openapi(client: httpx.Client) -> None:
     health = client.get("/health").json()
-    assert health["status"] == "ok" and health["schema_revision"] == "0002"
+    assert health["status"] == "ok" and health["schema_revision"] == "0003"
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]
     for path in ("/projects", "/datasets/{dataset_id}/records", "/experiments/{experiment_id}",

@@ -105,5 +105,5 @@ def test_default_data_dir_is_created_on_first_start(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "otel_experiments.cli", "migrate"],
                             capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
-    assert "revision 0002" in result.stdout
+    assert "revision 0003" in result.stdout
     assert (data_dir / "experiments.db").is_file()

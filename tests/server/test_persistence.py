@@ -93,7 +93,7 @@ def test_upgrade_from_first_revision_keeps_data(backend: str,
 
     with ServerProcess(url, log_dir=server_logs) as server, \
             httpx.Client(base_url=server.base_url) as client:
-        assert client.get("/health").json()["schema_revision"] == head_revision() == "0002"
+        assert client.get("/health").json()["schema_revision"] == head_revision() == "0003"
         exp = client.get(f"{API}/experiments/{exp_id}").json()["data"]["attributes"]
         assert (exp["name"], exp["feature_slug"]) == ("old", "slug")
         events = client.get(f"{API}/experiments/{exp_id}/events").json()["data"]
@@ -110,6 +110,22 @@ def test_upgrade_from_first_revision_keeps_data(backend: str,
                         json=events_body([span(1), span(5, tags=["user.id:u1"])]))
         assert r.json()["data"]["attributes"]["accepted_spans"] == 1
     engine = create_engine(url)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     migrate(engine)  # idempotent at head
     engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_migrations_match_the_tables_the_code_uses(backend: str,
+                                                   fresh_database_url: Callable[[str], str]) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from otel_experiments.server.schema import metadata
+
+    engine = create_engine(fresh_database_url(backend))
+    migrate(engine)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    engine.dispose()
+    assert diff == []

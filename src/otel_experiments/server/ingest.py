@@ -6,6 +6,7 @@ from typing import Any
 
 from .. import attributes as attr
 from .jsonapi import ApiError, ApiErrors, dumps_str, pointer
+from .schema import CATEGORY_INDEX_CHARS, LABEL_MAX_BYTES
 from .store import SpanRow, is_root_parent, tag_map
 from .validation import (
     document_data,
@@ -120,15 +121,16 @@ def _metric(metric: object, ptr: str) -> dict[str, Any]:
     mtype = metric.get("metric_type")
     if mtype not in attr.METRIC_TYPES:
         raise ApiError(400, f"must be one of {sorted(attr.METRIC_TYPES)}", f"{ptr}/metric_type")
-    label = metric.get("label")
-    if not isinstance(label, str) or not label or len(label) > 512:
-        raise ApiError(400, "must be a non-empty string of at most 512 characters", f"{ptr}/label")
-    text_value(label, f"{ptr}/label")
+    label = text_value(metric.get("label"), f"{ptr}/label")
+    if not label or len(label.encode()) > LABEL_MAX_BYTES:
+        raise ApiError(400, f"must be a non-empty string of at most {LABEL_MAX_BYTES} UTF-8 "
+                       "bytes", f"{ptr}/label")
     score = cat = boolean = None
     if mtype == attr.METRIC_TYPE_SCORE:
         score = number_value(metric.get("score_value"), f"{ptr}/score_value")
     elif mtype == attr.METRIC_TYPE_CATEGORICAL:
         cat = text_value(metric.get("categorical_value"), f"{ptr}/categorical_value")
+        cat = cat[:CATEGORY_INDEX_CHARS]
     else:
         boolean = metric.get("boolean_value")
         if not isinstance(boolean, bool):

@@ -6,6 +6,10 @@ import sqlalchemy as sa
 
 ID_LEN = 256
 NAME_LEN = 512
+#: Metric labels are limited in UTF-8 bytes and categorical values stored cut to this many
+#: characters, so that every index key stays below PostgreSQL's B-tree row limit (2704 bytes).
+LABEL_MAX_BYTES = 512
+CATEGORY_INDEX_CHARS = 200
 
 metadata = sa.MetaData()
 
@@ -97,8 +101,9 @@ spans = sa.Table(
     sa.Column("user_id", sa.String(ID_LEN), nullable=True),
     sa.Column("organization_id", sa.String(ID_LEN), nullable=True),
     sa.UniqueConstraint("experiment_id", "span_id", name="uq_spans_experiment_span"),
-    sa.Index("ix_spans_experiment_duration", "experiment_id", "duration"),
-    sa.Index("ix_spans_experiment_root_duration", "experiment_id", "is_root", "duration"),
+    # revision 0003: covering indexes for the summary
+    sa.Index("ix_spans_summary", "experiment_id", "duration", "status"),
+    sa.Index("ix_spans_root_summary", "experiment_id", "is_root", "duration", "status"),
     sa.Index("ix_spans_experiment_status", "experiment_id", "status", "seq"),
     sa.Index("ix_spans_experiment_user", "experiment_id", "user_id", "seq"),
     sa.Index("ix_spans_experiment_org", "experiment_id", "organization_id", "seq"),
@@ -114,6 +119,7 @@ metrics = sa.Table(
     sa.Column("metric_type", sa.String(16), nullable=False),
     sa.Column("label", sa.String(NAME_LEN), nullable=False),
     sa.Column("score_value", sa.Float, nullable=True),
+    #: The first CATEGORY_INDEX_CHARS characters (indexed); the full value is in ``doc``.
     sa.Column("categorical_value", sa.Text, nullable=True),
     sa.Column("boolean_value", sa.Boolean, nullable=True),
     sa.Column("timestamp_ms", sa.BigInteger, nullable=True),
@@ -121,5 +127,6 @@ metrics = sa.Table(
     sa.UniqueConstraint(
         "experiment_id", "span_id", "metric_type", "label", name="uq_metrics_experiment_span_label"
     ),
-    sa.Index("ix_metrics_experiment_label_score", "experiment_id", "label", "metric_type", "score_value"),
+    sa.Index("ix_metrics_summary", "experiment_id", "label", "metric_type", "score_value",
+             "boolean_value", "categorical_value"),
 )

@@ -535,19 +535,23 @@ class Store:
                 else:
                     item["value_counts"] = {}
                 summaries[(label, mtype)] = item
-            for label, mtype, cat, boolean, count in conn.execute(
-                sa.select(m.label, m.metric_type, m.categorical_value, m.boolean_value,
-                          sa.func.count())
-                .where(m.experiment_id == experiment_id,
-                       m.metric_type != attr.METRIC_TYPE_SCORE)
-                .group_by(m.label, m.metric_type, m.categorical_value, m.boolean_value)
-            ):
-                if mtype == attr.METRIC_TYPE_BOOLEAN:
-                    key = "null" if boolean is None else ("true" if boolean else "false")
-                else:
-                    key = "null" if cat is None else cat
-                counts = summaries[(label, mtype)]["value_counts"]
-                counts[key] = counts.get(key, 0) + int(count)
+            for (label, mtype), item in summaries.items():
+                if mtype == attr.METRIC_TYPE_SCORE:
+                    continue
+                column = (m.boolean_value if mtype == attr.METRIC_TYPE_BOOLEAN
+                          else m.categorical_value)
+                counts = item["value_counts"]
+                for value, count in conn.execute(
+                    sa.select(column, sa.func.count())
+                    .where(m.experiment_id == experiment_id, m.label == label,
+                           m.metric_type == mtype)
+                    .group_by(column).order_by(sa.func.count().desc())
+                ):
+                    if isinstance(value, bool) or mtype == attr.METRIC_TYPE_BOOLEAN:
+                        key = "null" if value is None else ("true" if value else "false")
+                    else:
+                        key = "null" if value is None else str(value)
+                    counts[key] = counts.get(key, 0) + int(count)
             out["metrics"] = list(summaries.values())
         return out
 

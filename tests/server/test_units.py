@@ -1,0 +1,68 @@
+"""In-process checks of pieces that are awkward to reach through a server process."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+
+import pytest
+from server_helpers import events_body, metric, span
+
+from otel_experiments.server import ingest
+from otel_experiments.server.jsonapi import ApiError, ApiErrors, _decompress, loads
+from otel_experiments.server.schema import CATEGORY_INDEX_CHARS
+from otel_experiments.server.store import decode_cursor, encode_cursor, tag_map
+
+
+def test_schema_errors_agree_with_and_without_the_fast_validator(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = events_body([span(1)], [metric(1, "acc", 0.5)])
+    bad["data"]["attributes"]["spans"][0]["span_id"] = "XYZ"
+    del bad["data"]["attributes"]["metrics"][0]["timestamp_ms"]
+    with pytest.raises(ApiErrors) as fast:
+        ingest.validate_schema(bad)
+    monkeypatch.setattr(ingest.schema_validator(), "fast", None)
+    with pytest.raises(ApiErrors) as slow:
+        ingest.validate_schema(bad)
+    pointers = [e.pointer for e in slow.value.errors]
+    assert pointers == [e.pointer for e in fast.value.errors]
+    assert pointers == ["/data/attributes/metrics/0/timestamp_ms",
+                        "/data/attributes/spans/0/span_id"]
+    ingest.validate_schema(events_body([span(1)]))  # valid: no error on the slow path either
+
+
+def test_metric_limits_keep_index_keys_small() -> None:
+    long_value = "v" * 5000
+    _, (row,) = ingest.parse_events(events_body([], [metric(1, "grade", long_value)]), 10)
+    assert row["categorical_value"] == "v" * CATEGORY_INDEX_CHARS
+    assert loads(row["doc"])["categorical_value"] == long_value  # the full value is kept
+    with pytest.raises(ApiError) as err:
+        ingest.parse_events(events_body([], [metric(1, "é" * 300, 1.0)]), 10)
+    assert err.value.pointer == "/data/attributes/metrics/0/label"
+    with pytest.raises(ApiError) as err:
+        ingest.parse_events(events_body([span(i) for i in range(1, 4)]), 2)
+    assert err.value.status == 413
+
+
+def test_decompress_limits() -> None:
+    data = b"x" * 10_000
+    assert _decompress(gzip.compress(data), "gzip", 10_000) == data
+    assert _decompress(gzip.compress(data) + gzip.compress(data), "gzip", 20_000) == data * 2
+    assert _decompress(zlib.compress(data), "deflate", 10_000) == data
+    for limit in (9_999, 100):
+        with pytest.raises(ApiError) as err:
+            _decompress(gzip.compress(data), "gzip", limit)
+        assert err.value.status == 413
+    with pytest.raises(ApiError) as err:  # second member pushes past the limit
+        _decompress(gzip.compress(data) + gzip.compress(data), "gzip", 15_000)
+    assert err.value.status == 413
+
+
+def test_cursor_and_tags() -> None:
+    assert decode_cursor(encode_cursor(12345)) == 12345
+    assert decode_cursor(None) == 0 and decode_cursor("") == 0
+    for bad in ("***", encode_cursor(-1), "LTE"):
+        with pytest.raises(ApiError):
+            decode_cursor(bad)
+    assert tag_map(["a:1", "a:2", "b:x:y", "nocolon", 5]) == {"a": "1", "b": "x:y"}
+    assert tag_map(None) == {}
