@@ -22,7 +22,12 @@ def _serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from .server import ServerSettings, create_app
-        from .server.settings import api_keys_from_env, default_database_url, is_loopback
+        from .server.settings import (
+            LOOPBACK_HOSTS,
+            api_keys_from_env,
+            default_database_url,
+            is_loopback,
+        )
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         print(f"otel-experiments serve needs the server extra: pip install "
               f"'otel-experiments[server]' ({exc})", file=sys.stderr)
@@ -35,9 +40,13 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    allowed_hosts = None
+    if not keys and is_loopback(args.host):
+        allowed_hosts = (*LOOPBACK_HOSTS, args.host)
     settings = ServerSettings(
         database_url=args.database_url or default_database_url(),
         api_keys=keys,
+        allowed_hosts=allowed_hosts,
         **({"max_body_bytes": args.max_body_bytes} if args.max_body_bytes else {}),
     )
     app = create_app(settings)

@@ -107,3 +107,32 @@ def test_default_data_dir_is_created_on_first_start(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "revision 0003" in result.stdout
     assert (data_dir / "experiments.db").is_file()
+
+
+def test_keyless_loopback_server_rejects_foreign_host_and_non_json(
+        sqlite_server: ServerProcess) -> None:
+    base = sqlite_server.base_url
+    port = sqlite_server.port
+    body = b'{"data": {"attributes": {"name": "n"}}}'
+    r = httpx.get(f"{base}{API}/projects", headers={"Host": f"attacker.example:{port}"})
+    assert r.status_code == 400 and "Host" in r.json()["errors"][0]["detail"]
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", "localhost"):
+        assert httpx.get(f"{base}{API}/projects", headers={"Host": host}).status_code == 200
+    # browsers post text/plain and forms cross-site without a preflight: refused
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
+        r = httpx.post(f"{base}{API}/projects", content=body, headers={"content-type": ctype})
+        assert r.status_code == 415, ctype
+    assert httpx.post(f"{base}{API}/projects", content=body).status_code == 415
+    ok = httpx.post(f"{base}{API}/projects", content=body,
+                    headers={"content-type": "application/vnd.api+json"})
+    assert ok.status_code in (200, 201)
+
+
+def test_console_script_runs_serve_help() -> None:
+    script = Path(sys.executable).with_name("otel-experiments")
+    if not script.exists():
+        pytest.skip("console script not installed next to the interpreter")
+    result = subprocess.run([str(script), "serve", "--help"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "--database-url" in result.stdout
+    assert "--api-key" in result.stdout and "--insecure" in result.stdout

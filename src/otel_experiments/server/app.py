@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from .auth import ApiKeyMiddleware
+from .auth import ApiKeyMiddleware, HostCheckMiddleware
 from .db import create_engine, current_revision, migrate
 from .ingest import parse_events, schema_validator
 from .jsonapi import (
@@ -187,6 +187,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.settings = settings
 
     async def body_json(request: Request) -> Any:
+        # Requiring a JSON media type also keeps browsers' no-preflight cross-site form
+        # posts (text/plain, form encodings) away from a local server without API keys.
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media != "application/json" and not media.endswith("+json"):
+            raise ApiError(415, f"Content-Type must be application/json or "
+                           f"application/vnd.api+json, got {media or 'none'!r}")
         body = await read_body(request, settings.max_body_bytes, settings.max_decompressed_bytes)
         return parse_json(body)
 
@@ -477,6 +483,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     if settings.api_keys:
         app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
+    if settings.allowed_hosts is not None:
+        app.add_middleware(HostCheckMiddleware, hosts=settings.allowed_hosts)
     return app
 
 

@@ -47,3 +47,31 @@ class ApiKeyMiddleware:
             "missing API key: send 'Authorization: Bearer KEY' or 'DD-API-KEY: KEY'")
         response = error_response([ApiError(401, detail)], 401)
         await response(scope, receive, send)
+
+
+def host_name(header: bytes) -> str:
+    """``example.com:8642`` / ``[::1]:8642`` -> ``example.com`` / ``::1`` (lower-cased)."""
+    host = header.decode("latin-1").strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+class HostCheckMiddleware:
+    """Rejects requests whose ``Host`` is not one of ``hosts`` (DNS-rebinding guard)."""
+
+    def __init__(self, app: ASGIApp, hosts: Sequence[str]) -> None:
+        self.app = app
+        self.hosts = frozenset(h.strip("[]").lower() for h in hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = next((v for k, v in scope["headers"] if k == b"host"), b"")
+            if host_name(host) not in self.hosts:
+                response = error_response([ApiError(
+                    400, "Host header not allowed: this server only answers requests "
+                    "addressed to its loopback address (configure an API key to serve others)")],
+                    400)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -69,3 +69,9 @@ class ServerSettings:
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
     max_items_per_request: int = DEFAULT_MAX_ITEMS_PER_REQUEST
     migrate: bool = True
+    #: When set, requests whose Host header names another host get 400: a server without
+    #: API keys on a loopback address is then not reachable through DNS rebinding.
+    allowed_hosts: tuple[str, ...] | None = None
+
+
+LOOPBACK_HOSTS: Final = ("127.0.0.1", "localhost", "::1")
