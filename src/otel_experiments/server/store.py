@@ -111,6 +111,7 @@ class Store:
             threading.Lock() if self.sqlite else nullcontext()
         )
         self._insert = sqlite_dialect.insert if self.sqlite else pg_dialect.insert
+        self._bulk_statements: dict[tuple[str, tuple[str, ...]], sa.Executable] = {}
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -434,9 +435,17 @@ class Store:
         One bound JSON document instead of thousands of bound values keeps the statement
         text constant and small (cached by the driver, cheap to parse) on both databases.
         """
-        names = list(rows[0])
-        payload = sa.bindparam("rows", dumps_str([[r[n] for n in names] for r in rows]),
-                               type_=sa.Text)
+        names = tuple(rows[0])
+        stmt = self._bulk_statements.get((table.name, names))
+        if stmt is None:
+            stmt = self._bulk_statements[(table.name, names)] = self._bulk_insert(
+                table, names, key)
+        payload = dumps_str([[r[n] for n in names] for r in rows])
+        return len(conn.execute(stmt, {"rows": payload}).all())
+
+    def _bulk_insert(self, table: sa.Table, names: Sequence[str],
+                     key: Sequence[str]) -> sa.Executable:
+        payload = sa.bindparam("rows", type_=sa.Text)
         values: list[sa.ColumnElement[Any]]
         if self.sqlite:
             source = sa.func.json_each(payload).table_valued("value").alias("r")
@@ -448,9 +457,8 @@ class Store:
                       for i, n in enumerate(names)]
         # (SQLite needs the WHERE to tell the upsert clause from a join constraint.)
         select = sa.select(*values).select_from(source).where(sa.true())
-        stmt = (self._insert(table).from_select(names, select)
+        return (self._insert(table).from_select(list(names), select)
                 .on_conflict_do_nothing(index_elements=list(key)).returning(table.c.seq))
-        return len(conn.execute(stmt).all())
 
     def list_events(self, experiment_id: str, filters: dict[str, str], size: int,
                     cursor: int) -> Page:
