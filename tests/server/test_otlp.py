@@ -147,3 +147,39 @@ def test_otlp_bad_requests(client: httpx.Client) -> None:
          "attributes": [{"key": "experiment.id", "value": {"stringValue": uid("exp")}}]}]}]}]}
     r = client.post("/v1/traces", json=doc)
     assert r.status_code == 200 and r.json()["partialSuccess"]["rejectedSpans"] == "1"
+
+
+def test_otlp_odd_attribute_values_never_500(client: httpx.Client) -> None:
+    exp_id = uid("exp")
+
+    def attr(key: str, value: dict[str, Any]) -> dict[str, Any]:
+        return {"key": key, "value": value}
+
+    spans = []
+    odd_values = [{"bytesValue": base64.b64encode(b"\x00\xff").decode()},
+                  {"kvlistValue": {"values": [attr("a", {"intValue": "1"})]}},
+                  {"arrayValue": {"values": [{"stringValue": "x"}, {"intValue": "2"}]}},
+                  {"doubleValue": 1.5}, {}]
+    for i, odd in enumerate(odd_values, start=1):
+        spans.append({
+            "traceId": f"{i:032x}", "spanId": f"{i:016x}", "name": f"odd-{i}",
+            "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000000001000",
+            "attributes": [attr("experiment.id", {"stringValue": exp_id}),
+                           attr("experiment.name", {"stringValue": "bad\u0000name"}),
+                           attr("input.value", odd), attr("metadata", odd),
+                           attr("user.id", odd)],
+            "events": [{"name": "experiment.metric", "timeUnixNano": "1700000000000000500",
+                        "attributes": [attr("metric.label", {"stringValue": "acc"}),
+                                       attr("metric.value", odd)]}],
+        })
+    doc = {"resourceSpans": [{"resource": {"attributes": [attr("service.name", odd_values[0])]},
+                              "scopeSpans": [{"spans": spans}]}]}
+    r = client.post("/v1/traces", json=doc)
+    assert r.status_code == 200, r.text
+    stored = int(r.headers["x-otel-experiments-accepted-spans"])
+    rejected = int(r.headers["x-otel-experiments-rejected-spans"])
+    assert stored + rejected == len(spans)
+    assert stored >= 4  # odd values are stored as the converter renders them
+    if stored:
+        exp = client.get(f"{API}/experiments/{exp_id}").json()["data"]["attributes"]
+        assert exp["name"] == exp_id  # the NUL-bearing name was not usable

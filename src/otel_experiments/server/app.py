@@ -40,7 +40,7 @@ from .validation import (
     attributes,
     document_data,
     id_value,
-    int_value,
+    int32_value,
     name_value,
     object_value,
     path_id,
@@ -316,7 +316,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def list_records(
         dataset_id: str,
         request: Request,
-        version: int | None = Query(None, ge=0),
+        version: int | None = Query(None, ge=0, le=2**31 - 1),
         page_size: int | None = Query(None, alias="page[size]"),
         page_cursor: str | None = Query(None, alias="page[cursor]"),
     ) -> Response:
@@ -356,7 +356,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             "description": _optional(attrs, "description", text_value) or "",
             "project_id": _optional(attrs, "project_id", id_value),
             "dataset_id": _optional(attrs, "dataset_id", id_value),
-            "dataset_version": _optional(attrs, "dataset_version", int_value),
+            "dataset_version": _optional(attrs, "dataset_version", int32_value),
             "feature_slug": _optional(attrs, "feature_slug", id_value),
             "status": _optional(attrs, "status", _status) or "PENDING",
             "config": _optional(attrs, "config", object_value) or {},

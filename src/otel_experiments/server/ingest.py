@@ -9,6 +9,7 @@ from .jsonapi import ApiError, ApiErrors, dumps_str, pointer
 from .schema import CATEGORY_INDEX_CHARS, LABEL_MAX_BYTES
 from .store import SpanRow, is_root_parent, tag_map
 from .validation import (
+    column_text,
     document_data,
     id_value,
     int_value,
@@ -16,6 +17,7 @@ from .validation import (
     object_value,
     string_list,
     text_value,
+    valid_or,
 )
 
 EVENT_TYPES = frozenset({"experiment_events", "experiments"})
@@ -93,24 +95,23 @@ def _span(span: object, ptr: str) -> SpanRow:
     if "meta" in span and span["meta"] is not None:
         object_value(span["meta"], f"{ptr}/meta")
     name = span.get("name", "")
+    if not isinstance(name, str):
+        raise ApiError(400, "must be a string", f"{ptr}/name")
     tmap = tag_map(tags)
     record_id = span.get("dataset_record_id", tmap.get("dataset_record_id"))
-    if record_id is not None:
-        record_id = id_value(record_id, f"{ptr}/dataset_record_id", allow_empty=True) or None
-    user_id = tmap.get(attr.USER_ID)
-    org_id = tmap.get(attr.ORGANIZATION_ID)
     values = {
         "span_id": id_value(span.get("span_id"), f"{ptr}/span_id"),
         "trace_id": id_value(span.get("trace_id"), f"{ptr}/trace_id"),
         "parent_id": parent,
-        "name": text_value(name, f"{ptr}/name"),
+        "name": column_text(name),
         "start_ns": int_value(span.get("start_ns"), f"{ptr}/start_ns"),
         "duration": int_value(span.get("duration"), f"{ptr}/duration"),
         "status": status.lower(),
         "is_root": is_root_parent(parent),
-        "dataset_record_id": record_id,
-        "user_id": None if user_id is None else id_value(user_id, f"{ptr}/tags"),
-        "organization_id": None if org_id is None else id_value(org_id, f"{ptr}/tags"),
+        # Lookup columns hold only storable ids; the document keeps every value as sent.
+        "dataset_record_id": valid_or(id_value, record_id, None),
+        "user_id": valid_or(id_value, tmap.get(attr.USER_ID), None),
+        "organization_id": valid_or(id_value, tmap.get(attr.ORGANIZATION_ID), None),
         "doc": dumps_str(span),
     }
     return SpanRow(values, tmap)
@@ -121,7 +122,7 @@ def _metric(metric: object, ptr: str) -> dict[str, Any]:
     mtype = metric.get("metric_type")
     if mtype not in attr.METRIC_TYPES:
         raise ApiError(400, f"must be one of {sorted(attr.METRIC_TYPES)}", f"{ptr}/metric_type")
-    label = text_value(metric.get("label"), f"{ptr}/label")
+    label = column_text(text_value(metric.get("label"), f"{ptr}/label", nul_ok=True))
     if not label or len(label.encode()) > LABEL_MAX_BYTES:
         raise ApiError(400, f"must be a non-empty string of at most {LABEL_MAX_BYTES} UTF-8 "
                        "bytes", f"{ptr}/label")
@@ -129,8 +130,9 @@ def _metric(metric: object, ptr: str) -> dict[str, Any]:
     if mtype == attr.METRIC_TYPE_SCORE:
         score = number_value(metric.get("score_value"), f"{ptr}/score_value")
     elif mtype == attr.METRIC_TYPE_CATEGORICAL:
-        cat = text_value(metric.get("categorical_value"), f"{ptr}/categorical_value")
-        cat = cat[:CATEGORY_INDEX_CHARS]
+        cat = text_value(metric.get("categorical_value"), f"{ptr}/categorical_value",
+                         nul_ok=True)
+        cat = column_text(cat[:CATEGORY_INDEX_CHARS])
     else:
         boolean = metric.get("boolean_value")
         if not isinstance(boolean, bool):

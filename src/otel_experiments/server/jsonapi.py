@@ -83,7 +83,7 @@ def loads(data: bytes | str) -> Any:
     if _orjson is not None:
         return _orjson.loads(data)
     value = json.loads(data, parse_constant=_reject_constant)
-    dumps(value).decode("utf-8")  # raises on lone surrogates
+    json.dumps(value, ensure_ascii=False).encode("utf-8")  # raises on lone surrogates
     return value
 
 

@@ -158,6 +158,59 @@ def readable_spans(request: ExportTraceServiceRequest) -> Iterator[ReadableSpan 
                 )
 
 
+def _experiment_id(span: ReadableSpan) -> bool:
+    """Whether the converter will take the span (a non-empty string ``experiment.id``)."""
+    value = (span.attributes or {}).get(attr.EXPERIMENT_ID)
+    return isinstance(value, str) and bool(value)
+
+
+def _convert(spans: list[ReadableSpan], result: OtlpResult) -> dict[str, dict[str, Any]]:
+    """The package's converter over all spans; a span it cannot convert is rejected alone."""
+    try:
+        return spans_to_event_bodies(spans)
+    except Exception:  # foreign input must never become a 500: isolate the culprit(s)
+        pass
+    converted = []
+    for span in spans:
+        try:
+            converted.append(spans_to_event_bodies([span]))
+        except Exception as exc:
+            result.rejected_spans += 1
+            result.error_message = f"span {span.name[:100]!r} could not be converted: {exc}"[:1000]
+    bodies: dict[str, dict[str, Any]] = {}
+    for one in converted:
+        for experiment_id, body in one.items():
+            merged = bodies.setdefault(experiment_id, body)
+            if merged is not body:
+                for key in ("spans", "metrics"):
+                    merged["data"]["attributes"][key] += body["data"]["attributes"][key]
+    return bodies
+
+
+def _parse_each(events_body: dict[str, Any], max_spans: int,
+                result: OtlpResult) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Parse a converted body; when it fails, parse span by span and reject only the bad."""
+    try:
+        return parse_events(events_body, max_spans)
+    except (ApiError, ApiErrors, TypeError, ValueError):
+        pass
+    attrs = events_body["data"]["attributes"]
+    span_rows: list[Any] = []
+    metric_rows: list[dict[str, Any]] = []
+    for span in attrs["spans"]:
+        own = [m for m in attrs["metrics"] if m.get("span_id") == span.get("span_id")]
+        one = {"data": {**events_body["data"], "attributes": {"spans": [span], "metrics": own}}}
+        try:
+            rows, metrics = parse_events(one, max_spans)
+        except (ApiError, ApiErrors, TypeError, ValueError) as exc:
+            result.rejected_spans += 1
+            result.error_message = f"span {span.get('span_id')!r}: {exc}"[:1000]
+            continue
+        span_rows += rows
+        metric_rows += metrics
+    return span_rows, metric_rows
+
+
 def receive_otlp(store: Store, body: bytes, content_type: str, max_spans: int) -> OtlpResult:
     """Decode, convert and store; spans without ``experiment.id`` are counted and ignored."""
     request = decode_request(body, content_type)
@@ -170,21 +223,20 @@ def receive_otlp(store: Store, body: bytes, content_type: str, max_spans: int) -
         if span is None:
             result.rejected_spans += 1
             result.error_message = "spans with invalid trace or span ids were rejected"
-        elif isinstance((span.attributes or {}).get(attr.EXPERIMENT_ID), str):
+        elif _experiment_id(span):
             experiment_spans.append(span)
         else:
             result.ignored_spans += 1
-    bodies = spans_to_event_bodies(experiment_spans)
-    result.ignored_spans += len(experiment_spans) - sum(
-        len(b["data"]["attributes"]["spans"]) for b in bodies.values())
+    bodies = _convert(experiment_spans, result)
     for experiment_id, events_body in bodies.items():
-        n = len(events_body["data"]["attributes"]["spans"])
         try:
             id_value(experiment_id, "experiment.id")
-            span_rows, metric_rows = parse_events(events_body, max_spans)
-        except (ApiError, ApiErrors) as exc:
-            result.rejected_spans += n
-            result.error_message = f"experiment {experiment_id[:256]!r}: {exc}"[:1000]
+        except ApiError as exc:
+            result.rejected_spans += len(events_body["data"]["attributes"]["spans"])
+            result.error_message = f"experiment.id {experiment_id[:256]!r}: {exc}"[:1000]
+            continue
+        span_rows, metric_rows = _parse_each(events_body, max_spans, result)
+        if not span_rows and not metric_rows:
             continue
         stored = store.ingest(experiment_id, span_rows, metric_rows)
         result.accepted_spans += stored.accepted_spans

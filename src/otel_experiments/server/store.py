@@ -27,6 +27,7 @@ from .. import attributes as attr
 from .db import WRITE, is_sqlite
 from .jsonapi import ApiError, dumps_str, loads
 from .schema import dataset_records, datasets, experiments, metrics, projects, spans
+from .validation import id_value, name_value, valid_or
 
 EXPERIMENT_STATUSES = frozenset(
     {"PENDING", "RUNNING", "EVALUATING", "COMPLETED", "FAILED", "CANCELLED"}
@@ -395,14 +396,13 @@ class Store:
         ordered_metrics = [unique_metrics[k] for k in sorted(unique_metrics)]
         name, slug = experiment_id, None
         for s in ordered_spans:
-            name = s.tags.get(attr.EXPERIMENT_NAME) or s.tags.get("experiment_name") or name
-            slug = s.tags.get(attr.EXPERIMENT_FEATURE_SLUG) or slug
-            if name != experiment_id and slug:
+            if name == experiment_id:
+                name = valid_or(name_value, s.tags.get(attr.EXPERIMENT_NAME)
+                                 or s.tags.get("experiment_name"), name)
+            if slug is None:
+                slug = valid_or(id_value, s.tags.get(attr.EXPERIMENT_FEATURE_SLUG), None)
+            if name != experiment_id and slug is not None:
                 break
-        if len(name) > 512 or not name.strip():
-            name = experiment_id
-        if slug is not None and (len(slug) > 256 or not slug):
-            slug = None
         now = now_iso()
         with self._write() as conn:
             created = conn.execute(

@@ -15,9 +15,14 @@ def _bad(detail: str, ptr: str) -> ApiError:
     return ApiError(400, detail, ptr)
 
 
-def check_text(value: str, ptr: str, max_len: int | None = None) -> str:
+def column_text(value: str) -> str:
+    """A copy of ``value`` PostgreSQL can store in a text column (NUL -> U+FFFD)."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def check_text(value: str, ptr: str, max_len: int | None = None, *, nul_ok: bool = False) -> str:
     """Reject NUL (unstorable in PostgreSQL text), lone surrogates and over-long values."""
-    if "\x00" in value:
+    if not nul_ok and "\x00" in value:
         raise _bad("must not contain NUL characters", ptr)
     try:
         value.encode("utf-8")
@@ -55,10 +60,10 @@ def name_value(value: object, ptr: str) -> str:
     return check_text(value, ptr, MAX_NAME_LENGTH)
 
 
-def text_value(value: object, ptr: str) -> str:
+def text_value(value: object, ptr: str, *, nul_ok: bool = False) -> str:
     if not isinstance(value, str):
         raise _bad(f"must be a string, got {type(value).__name__}", ptr)
-    return check_text(value, ptr)
+    return check_text(value, ptr, nul_ok=nul_ok)
 
 
 def int_value(value: object, ptr: str, minimum: int = 0, maximum: int = INT64_MAX) -> int:
@@ -69,10 +74,17 @@ def int_value(value: object, ptr: str, minimum: int = 0, maximum: int = INT64_MA
     return value
 
 
+def int32_value(value: object, ptr: str) -> int:
+    return int_value(value, ptr, 0, 2**31 - 1)
+
+
 def number_value(value: object, ptr: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _bad(f"must be a number, got {type(value).__name__}", ptr)
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:
+        result = math.inf
     if not math.isfinite(result):
         raise _bad("must be a finite number", ptr)
     return result
@@ -140,3 +152,13 @@ def attributes(res: dict[str, Any]) -> dict[str, Any]:
     attrs = res.get("attributes", {})
     assert isinstance(attrs, dict)
     return attrs
+
+
+def valid_or(check: Any, value: object, default: Any) -> Any:
+    """``value`` if it passes ``check`` (a validation function), else ``default``."""
+    if value is None:
+        return default
+    try:
+        return check(value, "")
+    except ApiError:
+        return default
