@@ -20,8 +20,9 @@ from .validation import (
     valid_or,
 )
 
-EVENT_TYPES = frozenset({"experiment_events", "experiments"})
+EVENT_TYPES = frozenset({"experiment_events"})
 _MAX_SCHEMA_ERRORS = 20
+
 
 class _SchemaValidator:
     """The events JSON Schema, compiled once.
@@ -49,7 +50,7 @@ class _SchemaValidator:
     def errors(self, body: Any) -> list[ApiError]:
         if self.fast is not None and self.fast.is_valid(body):
             return []
-        found = sorted(self.explainer.iter_errors(body), key=lambda e: list(e.absolute_path))
+        found = sorted(self.explainer.iter_errors(body), key=_path_key)
         errors = [_schema_error(e) for e in found[:_MAX_SCHEMA_ERRORS]]
         if not errors and self.fast is not None:  # the two validators disagree: trust either
             errors = [ApiError(400, e.message, pointer(e.instance_path))
@@ -73,6 +74,11 @@ def validate_schema(body: Any) -> None:
     errors = schema_validator().errors(body)
     if errors:
         raise ApiErrors(errors)
+
+
+def _path_key(error: Any) -> list[tuple[int, int, str]]:
+    """Sort key for error paths that mix array indices and member names."""
+    return [(0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in error.absolute_path]
 
 
 def _schema_error(error: Any) -> ApiError:
@@ -153,21 +159,17 @@ def _metric(metric: object, ptr: str) -> dict[str, Any]:
     }
 
 
-def parse_events(body: Any, max_items: int, *,
-                 validate: bool = True) -> tuple[list[SpanRow], list[dict[str, Any]]]:
+def parse_events(body: Any, max_items: int) -> tuple[list[SpanRow], list[dict[str, Any]]]:
     """Validate an events body and turn it into span and metric rows."""
     (res,) = document_data(body, EVENT_TYPES)
-    if validate:
-        validate_schema(body)
     attrs = res.get("attributes", {})
     raw_spans = attrs.get("spans", [])
     raw_metrics = attrs.get("metrics", [])
     for key, items in (("spans", raw_spans), ("metrics", raw_metrics)):
-        if not isinstance(items, list):
-            raise ApiError(400, "must be an array", f"/data/attributes/{key}")
-        if len(items) > max_items:
+        if isinstance(items, list) and len(items) > max_items:
             raise ApiError(413, f"{len(items)} {key} in one request; the limit is {max_items}",
                            f"/data/attributes/{key}")
+    validate_schema(body)
     span_rows = [_span(s, f"/data/attributes/spans/{i}") for i, s in enumerate(raw_spans)]
     metric_rows = [_metric(m, f"/data/attributes/metrics/{i}") for i, m in enumerate(raw_metrics)]
     return span_rows, metric_rows
