@@ -99,10 +99,6 @@ def tag_map(tags: object) -> dict[str, str]:
     return out
 
 
-def _json(text: str) -> Any:
-    return loads(text)
-
-
 class Store:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -479,10 +475,10 @@ class Store:
                     .where(metrics.c.experiment_id == experiment_id, metrics.c.span_id.in_(ids))
                     .order_by(metrics.c.seq)
                 ):
-                    by_span.setdefault(span_id, []).append(_json(doc))
+                    by_span.setdefault(span_id, []).append(loads(doc))
         out = []
         for r in page.rows:
-            doc = _json(r["doc"])
+            doc = loads(r["doc"])
             doc["metrics"] = by_span.get(r["span_id"], [])
             out.append({"seq": r["seq"], "span_id": r["span_id"], "doc": doc})
         return Page(out, page.next_cursor)
