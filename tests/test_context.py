@@ -383,3 +383,20 @@ def test_random_inbound_baggage_never_raises_and_only_valid_values_pass() -> Non
             assert bag[key] == value and 0 < len(value) <= 256 and value.isprintable()
             if key.endswith(".id") or key.endswith("feature_slug"):
                 assert not any(ch.isspace() for ch in value)
+
+
+def test_start_observe_with_a_non_global_provider() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from otel_experiments import ExperimentSpanProcessor
+
+    provider, memory = TracerProvider(), InMemorySpanExporter()
+    provider.add_span_processor(ExperimentSpanProcessor(default_experiment=None))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with start_observe("f", "local", experiment="exp-local", tracer_provider=provider):
+        with provider.get_tracer("lib").start_as_current_span("child"):
+            pass
+    got = {s.name: s.attributes["experiment.id"] for s in memory.get_finished_spans()}
+    assert got == {"local": "exp-local", "child": "exp-local"}

@@ -50,7 +50,7 @@ class _Run:
                 links = [trace.Link(current.get_span_context())]
             parent = trace.set_span_in_context(trace.INVALID_SPAN, base)
         scoped = context_with_scope(spec.experiment, spec.identity, context=parent)
-        self.span = _tracer.start_span(
+        self.span = spec.tracer.start_span(
             spec.name, context=scoped, kind=spec.kind, attributes=spec.span_attributes, links=links
         )
         self.observed = ObservedSpan(self.span, spec.max_payload_chars)
@@ -79,7 +79,8 @@ class start_observe:
 
     The span is a child of the active span when there is one (so HTTP server spans and
     distributed traces stay joined); at top level each call starts a new trace. Pass
-    ``new_trace=True`` to always start a new trace (linked to the active span).
+    ``new_trace=True`` to always start a new trace (linked to the active span), and
+    ``tracer_provider=`` to use a provider other than the global one.
     Invalid ``experiment`` / ``identity`` values raise ``ValueError`` / ``TypeError`` here.
     """
 
@@ -96,6 +97,7 @@ class start_observe:
         new_trace: bool = False,
         kind: SpanKind = SpanKind.INTERNAL,
         max_payload_chars: int | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
         validate_id(feature_slug, "feature_slug")
         if not isinstance(name, str) or not name:
@@ -114,6 +116,9 @@ class start_observe:
         self.kind = kind
         self.span_attributes = {attr.OBSERVE_FEATURE_SLUG: feature_slug}
         self.max_payload_chars = max_payload_chars or config.max_payload_chars()
+        self.tracer = (
+            _tracer if tracer_provider is None else tracer_provider.get_tracer("otel_experiments")
+        )
         self._active: list[tuple[_Run, object]] = []
 
     # -- context manager ---------------------------------------------------------------
