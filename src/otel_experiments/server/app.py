@@ -21,19 +21,30 @@ from .jsonapi import (
     ApiErrors,
     JsonApiResponse,
     error_response,
-    loads,
     parse_json,
     read_body,
 )
 from .otlp import otlp_response, receive_otlp
+from .parsing import (
+    DATASET_TYPES,
+    EXPERIMENT_TYPES,
+    PROJECT_TYPES,
+    RECORD_TYPES,
+    optional,
+    page_params,
+    record_values,
+    status_value,
+)
+from .render import (
+    dataset_resource,
+    experiment_resource,
+    list_document,
+    project_resource,
+    record_resource,
+)
 from .settings import ServerSettings
 from .store import (
-    DEFAULT_PAGE_SIZE,
-    EXPERIMENT_STATUSES,
-    MAX_PAGE_SIZE,
-    Page,
     Store,
-    decode_cursor,
     new_id,
 )
 from .validation import (
@@ -44,7 +55,6 @@ from .validation import (
     name_value,
     object_value,
     path_id,
-    string_list,
     text_value,
 )
 
@@ -53,108 +63,6 @@ logger = logging.getLogger("otel_experiments.server")
 API_PREFIX = "/api/v2/llm-obs/v1"
 T = TypeVar("T")
 
-PROJECT_TYPES = frozenset({"project", "projects"})
-DATASET_TYPES = frozenset({"dataset", "datasets"})
-RECORD_TYPES = frozenset({"dataset_record", "dataset_records", "record", "records"})
-EXPERIMENT_TYPES = frozenset({"experiment", "experiments"})
-
-
-# -- resource rendering -----------------------------------------------------------------------
-
-
-def project_resource(row: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "projects", "id": row["id"], "attributes": {
-        "name": row["name"], "description": row["description"],
-        "created_at": row["created_at"], "updated_at": row["updated_at"],
-    }}
-
-
-def dataset_resource(row: dict[str, Any]) -> dict[str, Any]:
-    attrs = {
-        "project_id": row["project_id"], "name": row["name"], "description": row["description"],
-        "metadata": loads(row["metadata"]), "current_version": row["current_version"],
-        "created_at": row["created_at"], "updated_at": row["updated_at"],
-    }
-    if "record_count" in row:
-        attrs["record_count"] = row["record_count"]
-    return {"type": "datasets", "id": row["id"], "attributes": attrs}
-
-
-def record_resource(row: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "dataset_records", "id": row["record_id"], "attributes": {
-        "dataset_id": row["dataset_id"], "input": loads(row["input"]),
-        "expected_output": loads(row["expected_output"]), "metadata": loads(row["metadata"]),
-        "tags": loads(row["tags"]), "version": row["version_added"],
-        "created_at": row["created_at"],
-    }}
-
-
-def experiment_resource(row: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "experiments", "id": row["id"], "attributes": {
-        "project_id": row["project_id"], "dataset_id": row["dataset_id"],
-        "dataset_version": row["dataset_version"], "name": row["name"],
-        "description": row["description"], "feature_slug": row["feature_slug"],
-        "status": row["status"], "config": loads(row["config"]),
-        "metadata": loads(row["metadata"]), "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }}
-
-
-def list_document(request: Request, page: Page, render: Callable[[dict[str, Any]], Any],
-                  size: int, meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    next_link = None
-    if page.next_cursor is not None:
-        next_link = str(request.url.include_query_params(**{"page[cursor]": page.next_cursor}))
-    return {
-        "data": [render(r) for r in page.rows],
-        "meta": {**(meta or {}), "page": {"size": size, "next_cursor": page.next_cursor}},
-        "links": {"next": next_link},
-    }
-
-
-# -- request parsing --------------------------------------------------------------------------
-
-
-def _page_params(size: int | None, cursor: str | None) -> tuple[int, int]:
-    if size is None:
-        size = DEFAULT_PAGE_SIZE
-    if not 1 <= size <= MAX_PAGE_SIZE:
-        raise ApiError(400, f"must be between 1 and {MAX_PAGE_SIZE}", parameter="page[size]")
-    return size, decode_cursor(cursor)
-
-
-def _optional(attrs: dict[str, Any], key: str, check: Callable[[Any, str], T],
-              base: str = "/data/attributes") -> T | None:
-    value = attrs.get(key)
-    return None if value is None else check(value, f"{base}/{key}")
-
-
-def _status(value: object, ptr: str) -> str:
-    if not isinstance(value, str) or value.upper() not in EXPERIMENT_STATUSES:
-        raise ApiError(400, f"must be one of {sorted(EXPERIMENT_STATUSES)}", ptr)
-    return value.upper()
-
-
-def _record_values(res: dict[str, Any], ptr: str, *, partial: bool) -> dict[str, Any]:
-    attrs = attributes(res)
-    base = f"{ptr}/attributes"
-    out: dict[str, Any] = {}
-    if not partial:
-        if "input" not in attrs:
-            raise ApiError(400, "is required", f"{base}/input")
-        record_id = res.get("id", attrs.get("id"))
-        out["record_id"] = (new_id("rec") if record_id is None
-                            else id_value(record_id, f"{ptr}/id"))
-    for key in ("input", "expected_output"):
-        if key in attrs:
-            out[key] = attrs[key]
-        elif not partial:
-            out[key] = None
-    if "metadata" in attrs or not partial:
-        out["metadata"] = _optional(attrs, "metadata", object_value, base) or {}
-    if "tags" in attrs or not partial:
-        out["tags"] = _optional(attrs, "tags", string_list, base) or []
-    return out
 
 
 # -- application ------------------------------------------------------------------------------
@@ -241,7 +149,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         (res,) = document_data(await body_json(request), PROJECT_TYPES)
         attrs = attributes(res)
         name = name_value(attrs.get("name"), "/data/attributes/name")
-        description = _optional(attrs, "description", text_value) or ""
+        description = optional(attrs, "description", text_value) or ""
         row, created = await run_in_threadpool(store.create_project, name, description)
         return JsonApiResponse({"data": project_resource(row)}, 201 if created else 200)
 
@@ -251,7 +159,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         page_size: int | None = Query(None, alias="page[size]"),
         page_cursor: str | None = Query(None, alias="page[cursor]"),
     ) -> Response:
-        size, cursor = _page_params(page_size, page_cursor)
+        size, cursor = page_params(page_size, page_cursor)
         page = await run_in_threadpool(store.list_projects, size, cursor)
         return JsonApiResponse(list_document(request, page, project_resource, size))
 
@@ -268,10 +176,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def create_dataset(request: Request) -> Response:
         (res,) = document_data(await body_json(request), DATASET_TYPES)
         attrs = attributes(res)
-        project_id = _optional(attrs, "project_id", id_value)
+        project_id = optional(attrs, "project_id", id_value)
         name = name_value(attrs.get("name"), "/data/attributes/name")
-        description = _optional(attrs, "description", text_value) or ""
-        metadata = _optional(attrs, "metadata", object_value) or {}
+        description = optional(attrs, "description", text_value) or ""
+        metadata = optional(attrs, "metadata", object_value) or {}
         row = await run_in_threadpool(store.create_dataset, project_id, name, description, metadata)
         row["record_count"] = 0
         return JsonApiResponse({"data": dataset_resource(row)}, 201)
@@ -283,7 +191,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         page_size: int | None = Query(None, alias="page[size]"),
         page_cursor: str | None = Query(None, alias="page[cursor]"),
     ) -> Response:
-        size, cursor = _page_params(page_size, page_cursor)
+        size, cursor = page_params(page_size, page_cursor)
         if project_id is not None:
             project_id = path_id(project_id, "filter[project_id]")
         page = await run_in_threadpool(store.list_datasets, project_id, size, cursor)
@@ -305,7 +213,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             raise ApiError(413, f"{len(items)} records; the limit is "
                            f"{settings.max_items_per_request}", "/data")
         single = not isinstance(doc["data"], list)
-        records = [_record_values(res, f"/data/{i}" if not single else "/data", partial=False)
+        records = [record_values(res, f"/data/{i}" if not single else "/data", partial=False)
                    for i, res in enumerate(items)]
         version, rows = await run_in_threadpool(store.add_records, dataset_id, records)
         data = [record_resource(r) for r in rows]
@@ -320,7 +228,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         page_size: int | None = Query(None, alias="page[size]"),
         page_cursor: str | None = Query(None, alias="page[cursor]"),
     ) -> Response:
-        size, cursor = _page_params(page_size, page_cursor)
+        size, cursor = page_params(page_size, page_cursor)
         v, page = await run_in_threadpool(
             store.list_records, path_id(dataset_id, "dataset_id"), version, size, cursor)
         return JsonApiResponse(list_document(request, page, record_resource, size,
@@ -331,7 +239,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         dataset_id = path_id(dataset_id, "dataset_id")
         record_id = path_id(record_id, "record_id")
         (res,) = document_data(await body_json(request), RECORD_TYPES)
-        changes = _record_values(res, "/data", partial=True)
+        changes = record_values(res, "/data", partial=True)
         if not changes:
             raise ApiError(400, "nothing to update: give input, expected_output, metadata or tags",
                            "/data/attributes")
@@ -353,14 +261,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         values = {
             "id": new_id("exp") if res.get("id") is None else id_value(res["id"], "/data/id"),
             "name": name_value(attrs.get("name"), "/data/attributes/name"),
-            "description": _optional(attrs, "description", text_value) or "",
-            "project_id": _optional(attrs, "project_id", id_value),
-            "dataset_id": _optional(attrs, "dataset_id", id_value),
-            "dataset_version": _optional(attrs, "dataset_version", int32_value),
-            "feature_slug": _optional(attrs, "feature_slug", id_value),
-            "status": _optional(attrs, "status", _status) or "PENDING",
-            "config": _optional(attrs, "config", object_value) or {},
-            "metadata": _optional(attrs, "metadata", object_value) or {},
+            "description": optional(attrs, "description", text_value) or "",
+            "project_id": optional(attrs, "project_id", id_value),
+            "dataset_id": optional(attrs, "dataset_id", id_value),
+            "dataset_version": optional(attrs, "dataset_version", int32_value),
+            "feature_slug": optional(attrs, "feature_slug", id_value),
+            "status": optional(attrs, "status", status_value) or "PENDING",
+            "config": optional(attrs, "config", object_value) or {},
+            "metadata": optional(attrs, "metadata", object_value) or {},
         }
         row = await run_in_threadpool(store.create_experiment, values)
         return JsonApiResponse({"data": experiment_resource(row)}, 201)
@@ -375,7 +283,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         page_size: int | None = Query(None, alias="page[size]"),
         page_cursor: str | None = Query(None, alias="page[cursor]"),
     ) -> Response:
-        size, cursor = _page_params(page_size, page_cursor)
+        size, cursor = page_params(page_size, page_cursor)
         filters: dict[str, str] = {}
         for column, value in (("project_id", project_id), ("feature_slug", feature_slug),
                               ("dataset_id", dataset_id)):
@@ -383,7 +291,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                 filters[column] = path_id(value, f"filter[{column}]")
         if status is not None:
             try:
-                filters["status"] = _status(status, "")
+                filters["status"] = status_value(status, "")
             except ApiError as exc:
                 raise ApiError(400, exc.detail, parameter="filter[status]") from None
         page = await run_in_threadpool(store.list_experiments, filters, size, cursor)
@@ -403,10 +311,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         (res,) = document_data(await body_json(request), EXPERIMENT_TYPES)
         attrs = attributes(res)
         checks: dict[str, Callable[[Any, str], Any]] = {
-            "name": name_value, "description": text_value, "status": _status,
+            "name": name_value, "description": text_value, "status": status_value,
             "feature_slug": id_value, "config": object_value, "metadata": object_value,
         }
-        changes = {key: _optional(attrs, key, check) for key, check in checks.items()
+        changes = {key: optional(attrs, key, check) for key, check in checks.items()
                    if attrs.get(key) is not None}
         if not changes:
             row = await run_in_threadpool(store.get_experiment, experiment_id)
@@ -448,7 +356,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         page_cursor: str | None = Query(None, alias="page[cursor]"),
     ) -> Response:
         experiment_id = path_id(experiment_id, "experiment_id")
-        size, cursor = _page_params(page_size, page_cursor)
+        size, cursor = page_params(page_size, page_cursor)
         filters: dict[str, str] = {}
         for column, value in (("user_id", user_id), ("organization_id", organization_id)):
             if value is not None:

@@ -1,0 +1,37 @@
+"""Storage: every query the server runs, through SQLAlchemy Core (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from .base import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Page,
+    decode_cursor,
+    encode_cursor,
+    new_id,
+    now_iso,
+    tag_map,
+)
+from .events import EventQueries, IngestResult, SpanRow, is_root_parent
+from .resources import EXPERIMENT_STATUSES, ResourceQueries
+
+
+class Store(ResourceQueries, EventQueries):
+    """All queries over one engine (one write queue per process for SQLite)."""
+
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "EXPERIMENT_STATUSES",
+    "MAX_PAGE_SIZE",
+    "IngestResult",
+    "Page",
+    "SpanRow",
+    "Store",
+    "decode_cursor",
+    "encode_cursor",
+    "is_root_parent",
+    "new_id",
+    "now_iso",
+    "tag_map",
+]

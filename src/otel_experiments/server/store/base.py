@@ -1,0 +1,130 @@
+"""Storage plumbing shared by every query: transactions, pagination, ids.
+
+All SQL is built with SQLAlchemy Core expressions and bound parameters. Writes that must be
+idempotent (spans, metrics, auto-created experiments, projects by name) use
+``INSERT ... ON CONFLICT DO NOTHING`` against unique constraints, so deduplication holds
+across any number of server processes sharing one database.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from ..db import WRITE, is_sqlite
+from ..jsonapi import ApiError
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if cursor is None or cursor == "":
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        seq = int(raw)
+        if not 0 <= seq < 2**63:
+            raise ValueError
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid page[cursor]", parameter="page[cursor]") from None
+    return seq
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def tag_map(tags: object) -> dict[str, str]:
+    """``["k:v", ...]`` -> ``{k: v}`` (first occurrence wins)."""
+    out: dict[str, str] = {}
+    if isinstance(tags, list):
+        for tag in tags:
+            if isinstance(tag, str):
+                key, sep, value = tag.partition(":")
+                if sep and key not in out:
+                    out[key] = value
+    return out
+
+
+class StoreBase:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.sqlite = is_sqlite(engine)
+        # SQLite has one writer at a time: queue writers in-process rather than busy-wait.
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.Lock() if self.sqlite else nullcontext()
+        )
+        self._insert = sqlite_dialect.insert if self.sqlite else pg_dialect.insert
+        self._bulk_statements: dict[tuple[str, tuple[str, ...]], sa.Executable] = {}
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        with (
+            self._write_lock,
+            self.engine.connect().execution_options(**WRITE) as conn,
+            conn.begin(),
+        ):
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def _retrying(self, fn: Any, *args: Any) -> Any:
+        """Run a write transaction, retrying PostgreSQL deadlocks / serialization failures."""
+        for attempt in range(5):
+            try:
+                return fn(*args)
+            except sa.exc.DBAPIError as exc:
+                state = getattr(exc.orig, "sqlstate", None)
+                if state not in _RETRYABLE_SQLSTATES or attempt == 4:
+                    raise
+                time.sleep(0.01 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def ping(self) -> None:
+        with self._read() as conn:
+            conn.execute(sa.select(1))
+
+    @staticmethod
+    def _page(rows: Sequence[sa.Row[Any, Any, Any]], size: int) -> Page:
+        out = [dict(r._mapping) for r in rows[:size]]
+        next_cursor = encode_cursor(out[-1]["seq"]) if len(rows) > size and out else None
+        return Page(out, next_cursor)
+
+    def _require(self, conn: sa.Connection, table: sa.Table, id_: str, what: str,
+                 ptr: str | None = None) -> dict[str, Any]:
+        row = conn.execute(sa.select(table).where(table.c.id == id_)).first()
+        if row is None:
+            raise ApiError(404, f"{what} {id_!r} not found", ptr)
+        return dict(row._mapping)
