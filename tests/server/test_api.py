@@ -6,6 +6,8 @@ import httpx
 import pytest
 from server_helpers import API, events_body, metric, span, uid
 
+from otel_experiments.server.db import head_revision
+
 
 def _create_project(client: httpx.Client, name: str | None = None) -> dict:
     r = client.post(f"{API}/projects", json={"data": {"type": "project", "attributes": {
@@ -25,7 +27,7 @@ def _create_dataset(client: httpx.Client, project_id: str | None = None) -> dict
 
 def test_health_and_openapi(client: httpx.Client) -> None:
     health = client.get("/health").json()
-    assert health["status"] == "ok" and health["schema_revision"] == "0003"
+    assert health["status"] == "ok" and health["schema_revision"] == head_revision()
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]
     for path in ("/projects", "/datasets/{dataset_id}/records", "/experiments/{experiment_id}",

@@ -14,6 +14,7 @@ from server_helpers import API, events_body, span, uid
 
 from otel_experiments.cli import build_parser
 from otel_experiments.server.auth import key_matches
+from otel_experiments.server.db import head_revision
 from otel_experiments.server.settings import (
     api_keys_from_env,
     default_data_dir,
@@ -105,7 +106,7 @@ def test_default_data_dir_is_created_on_first_start(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "otel_experiments.cli", "migrate"],
                             capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
-    assert "revision 0003" in result.stdout
+    assert f"revision {head_revision()}" in result.stdout
     assert (data_dir / "experiments.db").is_file()
 
 

@@ -93,7 +93,7 @@ def test_upgrade_from_first_revision_keeps_data(backend: str,
 
     with ServerProcess(url, log_dir=server_logs) as server, \
             httpx.Client(base_url=server.base_url) as client:
-        assert client.get("/health").json()["schema_revision"] == head_revision() == "0003"
+        assert client.get("/health").json()["schema_revision"] == head_revision() == "0004"
         exp = client.get(f"{API}/experiments/{exp_id}").json()["data"]["attributes"]
         assert (exp["name"], exp["feature_slug"]) == ("old", "slug")
         events = client.get(f"{API}/experiments/{exp_id}/events").json()["data"]
@@ -110,7 +110,7 @@ def test_upgrade_from_first_revision_keeps_data(backend: str,
                         json=events_body([span(1), span(5, tags=["user.id:u1"])]))
         assert r.json()["data"]["attributes"]["accepted_spans"] == 1
     engine = create_engine(url)
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == head_revision()
     migrate(engine)  # idempotent at head
     engine.dispose()
 
@@ -127,5 +127,9 @@ def test_migrations_match_the_tables_the_code_uses(backend: str,
     migrate(engine)
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        if backend == "postgres":
+            options = conn.execute(sa.text(
+                "SELECT reloptions FROM pg_class WHERE relname = 'spans'")).scalar_one()
+            assert "autovacuum_vacuum_insert_threshold=20000" in options
     engine.dispose()
     assert diff == []
