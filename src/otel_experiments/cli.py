@@ -20,6 +20,7 @@ def _add_database_url(parser: argparse.ArgumentParser) -> None:
 def _serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
+        from sqlalchemy.exc import SQLAlchemyError
 
         from .server import ServerSettings, create_app
         from .server.settings import (
@@ -49,7 +50,11 @@ def _serve(args: argparse.Namespace) -> int:
         allowed_hosts=allowed_hosts,
         **({"max_body_bytes": args.max_body_bytes} if args.max_body_bytes else {}),
     )
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except (ValueError, SQLAlchemyError) as exc:
+        print(f"otel-experiments: cannot open the database: {exc}", file=sys.stderr)
+        return 1
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                 access_log=args.access_log)
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -43,10 +43,7 @@ from .render import (
     record_resource,
 )
 from .settings import ServerSettings
-from .store import (
-    Store,
-    new_id,
-)
+from .store import Store, new_id
 from .validation import (
     attributes,
     document_data,
@@ -61,11 +58,6 @@ from .validation import (
 logger = logging.getLogger("otel_experiments.server")
 
 API_PREFIX = "/api/v2/llm-obs/v1"
-T = TypeVar("T")
-
-
-
-# -- application ------------------------------------------------------------------------------
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
