@@ -65,8 +65,11 @@ class TempPostgres:
         cmd = list(args)
         if self._as_postgres:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=120)
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              timeout=120, cwd=self.dir)  # a directory postgres may enter
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n"
+                               f"{done.stdout.decode(errors='replace')[-3000:]}")
 
     def start(self) -> TempPostgres:
         if self._as_postgres:
