@@ -34,6 +34,13 @@ def test_health_and_openapi(client: httpx.Client) -> None:
                  "/experiments/{experiment_id}/events", "/experiments/{experiment_id}/summary"):
         assert API + path in paths
     assert "/v1/traces" in paths and "/health" in paths
+    # the documented request examples are accepted as they stand
+    events = paths[f"{API}/experiments/{{experiment_id}}/events"]["post"]
+    example = events["requestBody"]["content"]["application/json"]["example"]
+    r = client.post(f"{API}/experiments/{uid('exp')}/events", json=example)
+    assert r.status_code == 202, r.text
+    project = paths[f"{API}/projects"]["post"]["requestBody"]["content"]["application/json"]
+    assert client.post(f"{API}/projects", json=project["example"]).status_code in (200, 201)
 
 
 def test_projects_create_list_get(client: httpx.Client) -> None:

@@ -36,11 +36,13 @@ from .parsing import (
     status_value,
 )
 from .render import (
+    EXAMPLES,
     dataset_resource,
     experiment_resource,
     list_document,
     project_resource,
     record_resource,
+    request_body,
 )
 from .settings import ServerSettings
 from .store import Store, new_id
@@ -136,7 +138,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     # projects ---------------------------------------------------------------------------------
 
-    @api.post("/projects", tags=["projects"], status_code=201)
+    @api.post("/projects", tags=["projects"], status_code=201,
+              openapi_extra=request_body(EXAMPLES["project"]))
     async def create_project(request: Request) -> Response:
         (res,) = document_data(await body_json(request), PROJECT_TYPES)
         attrs = attributes(res)
@@ -164,7 +167,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     # datasets ---------------------------------------------------------------------------------
 
-    @api.post("/datasets", tags=["datasets"], status_code=201)
+    @api.post("/datasets", tags=["datasets"], status_code=201,
+              openapi_extra=request_body(EXAMPLES["dataset"]))
     async def create_dataset(request: Request) -> Response:
         (res,) = document_data(await body_json(request), DATASET_TYPES)
         attrs = attributes(res)
@@ -196,7 +200,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             raise ApiError(404, f"dataset {dataset_id!r} not found")
         return JsonApiResponse({"data": dataset_resource(row)})
 
-    @api.post("/datasets/{dataset_id}/records", tags=["datasets"], status_code=201)
+    @api.post("/datasets/{dataset_id}/records", tags=["datasets"], status_code=201,
+              openapi_extra=request_body(EXAMPLES["records"]))
     async def add_records(dataset_id: str, request: Request) -> Response:
         dataset_id = path_id(dataset_id, "dataset_id")
         doc = await body_json(request)
@@ -226,7 +231,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         return JsonApiResponse(list_document(request, page, record_resource, size,
                                              {"dataset_version": v}))
 
-    @api.patch("/datasets/{dataset_id}/records/{record_id}", tags=["datasets"])
+    @api.patch("/datasets/{dataset_id}/records/{record_id}", tags=["datasets"],
+               openapi_extra=request_body(EXAMPLES["record_update"]))
     async def update_record(dataset_id: str, record_id: str, request: Request) -> Response:
         dataset_id = path_id(dataset_id, "dataset_id")
         record_id = path_id(record_id, "record_id")
@@ -246,7 +252,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     # experiments ------------------------------------------------------------------------------
 
-    @api.post("/experiments", tags=["experiments"], status_code=201)
+    @api.post("/experiments", tags=["experiments"], status_code=201,
+              openapi_extra=request_body(EXAMPLES["experiment"]))
     async def create_experiment(request: Request) -> Response:
         (res,) = document_data(await body_json(request), EXPERIMENT_TYPES)
         attrs = attributes(res)
@@ -297,7 +304,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             raise ApiError(404, f"experiment {experiment_id!r} not found")
         return JsonApiResponse({"data": experiment_resource(row)})
 
-    @api.patch("/experiments/{experiment_id}", tags=["experiments"])
+    @api.patch("/experiments/{experiment_id}", tags=["experiments"],
+               openapi_extra=request_body(EXAMPLES["experiment_update"]))
     async def update_experiment(experiment_id: str, request: Request) -> Response:
         experiment_id = path_id(experiment_id, "experiment_id")
         (res,) = document_data(await body_json(request), EXPERIMENT_TYPES)
@@ -318,7 +326,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     # events -----------------------------------------------------------------------------------
 
-    @api.post("/experiments/{experiment_id}/events", tags=["events"], status_code=202)
+    @api.post("/experiments/{experiment_id}/events", tags=["events"], status_code=202,
+              openapi_extra=request_body(EXAMPLES["events"], ("application/json",)))
     async def push_events(experiment_id: str, request: Request) -> Response:
         experiment_id = path_id(experiment_id, "experiment_id")
         body = await body_json(request)
@@ -373,7 +382,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     # OTLP -------------------------------------------------------------------------------------
 
-    @app.post("/v1/traces", tags=["otlp"])
+    @app.post("/v1/traces", tags=["otlp"], openapi_extra={"requestBody": {"required": True, "content": {
+        "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": {"type": "object"}}}}})
     async def otlp_traces(request: Request) -> Response:
         body = await read_body(request, settings.max_body_bytes, settings.max_decompressed_bytes)
         content_type = request.headers.get("content-type", "application/x-protobuf")

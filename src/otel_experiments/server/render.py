@@ -59,3 +59,43 @@ def list_document(request: Request, page: Page, render: Callable[[dict[str, Any]
         "meta": {**(meta or {}), "page": {"size": size, "next_cursor": page.next_cursor}},
         "links": {"next": next_link},
     }
+
+
+def request_body(example: dict[str, Any], media_types: tuple[str, ...] = (
+        "application/json", "application/vnd.api+json")) -> dict[str, Any]:
+    """``openapi_extra`` documenting a JSON:API request body (the routes read it raw)."""
+    schema = {"type": "object", "required": ["data"],
+              "properties": {"data": {"type": ["object", "array"]}}}
+    return {"requestBody": {"required": True, "content": {
+        media: {"schema": schema, "example": example} for media in media_types}}}
+
+
+EXAMPLE_SPAN = {
+    "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7",
+    "name": "extraction_task", "start_ns": 1704067200000000000, "duration": 5000000000,
+    "status": "ok", "meta": {"input": {"q": "2+2"}, "output": "4"},
+    "tags": ["experiment.name:Prompt v3", "experiment.feature_slug:math", "user.id:u-1"],
+}
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "project": {"data": {"type": "project", "attributes": {
+        "name": "vote-extraction-project", "description": "Testing vote extraction accuracy"}}},
+    "dataset": {"data": {"type": "dataset", "attributes": {
+        "project_id": "proj-abc123", "name": "thai-elections-v1",
+        "description": "20 Bangkok election forms", "metadata": {}}}},
+    "records": {"data": [{"type": "dataset_record", "attributes": {
+        "input": {"image_url": "s3://bucket/form-001.jpg"},
+        "expected_output": {"total_votes": 1250}, "metadata": {}, "tags": ["form:bangkok"]}}]},
+    "record_update": {"data": {"type": "dataset_record", "attributes": {
+        "expected_output": {"total_votes": 1251}}}},
+    "experiment": {"data": {"type": "experiment", "attributes": {
+        "project_id": "proj-abc123", "dataset_id": "ds-xyz789", "name": "Gemini 2.0 Flash Test",
+        "description": "Testing with enhanced prompt", "feature_slug": "vote-extraction",
+        "config": {"model": "gemini-2.0-flash", "temperature": 0.0}, "metadata": {}}}},
+    "experiment_update": {"data": {"type": "experiment", "attributes": {
+        "status": "EVALUATING", "metadata": {"version": 2}}}},
+    "events": {"data": {"type": "experiment_events", "attributes": {
+        "spans": [EXAMPLE_SPAN],
+        "metrics": [{"trace_id": EXAMPLE_SPAN["trace_id"], "span_id": EXAMPLE_SPAN["span_id"],
+                     "metric_type": "score", "label": "accuracy", "score_value": 0.95,
+                     "timestamp_ms": 1704067200000}]}}},
+}
