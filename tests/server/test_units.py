@@ -66,3 +66,13 @@ def test_cursor_and_tags() -> None:
             decode_cursor(bad)
     assert tag_map(["a:1", "a:2", "b:x:y", "nocolon", 5]) == {"a": "1", "b": "x:y"}
     assert tag_map(None) == {}
+
+
+def test_strict_loads_without_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
+    from otel_experiments.server import jsonapi
+
+    monkeypatch.setattr(jsonapi, "JSON_BACKEND", "json")
+    assert jsonapi.loads(b'{"a": [1, 2.5, "\\u00e9"]}') == {"a": [1, 2.5, "é"]}
+    for bad in (b'{"a": NaN}', b"[Infinity]", b'["\\ud800"]'):
+        with pytest.raises(ValueError):
+            jsonapi.loads(bad)

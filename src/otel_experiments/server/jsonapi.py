@@ -1,21 +1,20 @@
-"""JSON:API error documents, bounded body reading and strict JSON parsing."""
+"""JSON:API error documents, bounded body reading and strict JSON parsing.
+
+Encoding is the package's (``otel_experiments.events.dumps``: orjson when installed).
+"""
 
 from __future__ import annotations
 
 import json
 import zlib
 from collections.abc import Iterable, Sequence
-from types import ModuleType
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-_orjson: ModuleType | None
-try:  # orjson is optional (the ``fast`` extra)
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - depends on the environment
-    _orjson = None
+from ..events import JSON_BACKEND, dumps
+from ..events import loads as _fast_loads
 
 _TITLES = {
     400: "Bad Request",
@@ -64,12 +63,6 @@ class ApiErrors(Exception):
         self.status = errors[0].status if errors else 400
 
 
-def dumps(obj: Any) -> bytes:
-    if _orjson is not None:
-        return _orjson.dumps(obj)  # type: ignore[no-any-return]
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
-
-
 def dumps_str(obj: Any) -> str:
     return dumps(obj).decode()
 
@@ -80,8 +73,8 @@ def _reject_constant(name: str) -> Any:
 
 def loads(data: bytes | str) -> Any:
     """Strict JSON: no NaN/Infinity, no lone surrogates, bounded nesting."""
-    if _orjson is not None:
-        return _orjson.loads(data)
+    if JSON_BACKEND == "orjson":  # orjson is strict by itself
+        return _fast_loads(data)
     value = json.loads(data, parse_constant=_reject_constant)
     json.dumps(value, ensure_ascii=False).encode("utf-8")  # raises on lone surrogates
     return value
