@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..models import MAX_ID_LENGTH, MAX_NAME_LENGTH
+from ..models import validate_id, validate_name
 from .jsonapi import ApiError
 
 INT64_MAX = 2**63 - 1
@@ -33,14 +33,20 @@ def check_text(value: str, ptr: str, max_len: int | None = None, *, nul_ok: bool
     return value
 
 
+def _field(ptr: str) -> str:
+    return ptr.rsplit("/", 1)[-1] or "value"
+
+
 def id_value(value: object, ptr: str, *, allow_empty: bool = False) -> str:
-    if not isinstance(value, str):
-        raise _bad(f"must be a string, got {type(value).__name__}", ptr)
-    if not value and not allow_empty:
-        raise _bad("must not be empty", ptr)
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-        raise _bad("must not contain whitespace or control characters", ptr)
-    return check_text(value, ptr, MAX_ID_LENGTH)
+    """An id as the package defines one (:func:`otel_experiments.models.validate_id`)."""
+    if allow_empty and value == "":
+        return ""
+    try:
+        validate_id(value, _field(ptr))
+    except (TypeError, ValueError) as exc:
+        raise _bad(str(exc), ptr) from None
+    assert isinstance(value, str)
+    return check_text(value, ptr)
 
 
 def path_id(value: str, name: str) -> str:
@@ -51,13 +57,13 @@ def path_id(value: str, name: str) -> str:
 
 
 def name_value(value: object, ptr: str) -> str:
-    if not isinstance(value, str):
-        raise _bad(f"must be a string, got {type(value).__name__}", ptr)
-    if not value.strip():
-        raise _bad("must not be empty", ptr)
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-        raise _bad("must not contain control characters", ptr)
-    return check_text(value, ptr, MAX_NAME_LENGTH)
+    """A display name (:func:`otel_experiments.models.validate_name`)."""
+    try:
+        validate_name(value, _field(ptr), optional=False)
+    except (TypeError, ValueError) as exc:
+        raise _bad(str(exc), ptr) from None
+    assert isinstance(value, str)
+    return check_text(value, ptr)
 
 
 def text_value(value: object, ptr: str, *, nul_ok: bool = False) -> str:
