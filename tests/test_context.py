@@ -395,8 +395,9 @@ def test_start_observe_with_a_non_global_provider() -> None:
     provider, memory = TracerProvider(), InMemorySpanExporter()
     provider.add_span_processor(ExperimentSpanProcessor(default_experiment=None))
     provider.add_span_processor(SimpleSpanProcessor(memory))
-    with start_observe("f", "local", experiment="exp-local", tracer_provider=provider):
-        with provider.get_tracer("lib").start_as_current_span("child"):
-            pass
+    lib = provider.get_tracer("lib")
+    with start_observe("f", "local", experiment="exp-local", tracer_provider=provider), \
+            lib.start_as_current_span("child"):
+        pass
     got = {s.name: s.attributes["experiment.id"] for s in memory.get_finished_spans()}
     assert got == {"local": "exp-local", "child": "exp-local"}
