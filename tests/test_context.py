@@ -401,3 +401,18 @@ def test_start_observe_with_a_non_global_provider() -> None:
         pass
     got = {s.name: s.attributes["experiment.id"] for s in memory.get_finished_spans()}
     assert got == {"local": "exp-local", "child": "exp-local"}
+
+
+async def test_one_start_observe_instance_shared_by_concurrent_tasks(recorder) -> None:
+    shared = start_observe("f", "shared", experiment="exp-shared")
+
+    async def handler(i: int, delay: float) -> None:
+        async with shared as span:
+            span.set_input(i)
+            await asyncio.sleep(delay)
+        assert current_experiment() is None
+
+    await asyncio.gather(handler(0, 0.02), handler(1, 0.0), handler(2, 0.01))
+    spans = [s for s in recorder.spans() if s.name == "shared"]
+    assert sorted(s.attributes["input.value"] for s in spans) == ["0", "1", "2"]
+    assert len({s.context.trace_id for s in spans}) == 3

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from contextvars import ContextVar
 from typing import Any, TypeVar, cast
 
 import wrapt
@@ -37,7 +38,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 class _Run:
     """One execution of a ``start_observe`` scope: its span, context and token."""
 
-    __slots__ = ("ctx", "observed", "span")
+    __slots__ = ("_token", "ctx", "observed", "span")
 
     def __init__(self, spec: start_observe, base: Context | None = None) -> None:
         if base is None:
@@ -59,6 +60,14 @@ class _Run:
         ctx = trace.set_span_in_context(self.span, scoped)
         self.ctx = otel_context.set_value(OBSERVED_SPAN_KEY, self.observed, ctx)
 
+    def __enter__(self) -> _Run:
+        self._token = otel_context.attach(self.ctx)
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        otel_context.detach(self._token)
+        self.finish(exc)
+
     def finish(self, exc: BaseException | None) -> None:
         try:
             if exc is not None and not isinstance(exc, GeneratorExit):
@@ -67,6 +76,11 @@ class _Run:
             self.span.end()
         except Exception:
             logger.warning("otel-experiments: could not end span", exc_info=True)
+
+
+_ACTIVE_RUNS: ContextVar[tuple[tuple[start_observe, _Run], ...]] = ContextVar(
+    "otel_experiments_active_runs", default=()
+)
 
 
 class start_observe:
@@ -119,18 +133,23 @@ class start_observe:
         self.tracer = (
             _tracer if tracer_provider is None else tracer_provider.get_tracer("otel_experiments")
         )
-        self._active: list[tuple[_Run, object]] = []
 
     # -- context manager ---------------------------------------------------------------
+    # Active runs live in a ContextVar, not on the instance, so one instance entered by
+    # concurrent tasks or threads exits each of their runs correctly.
     def __enter__(self) -> ObservedSpan:
-        run = _Run(self)
-        self._active.append((run, otel_context.attach(run.ctx)))
+        run = _Run(self).__enter__()
+        _ACTIVE_RUNS.set((*_ACTIVE_RUNS.get(), (self, run)))
         return run.observed
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        run, token = self._active.pop()
-        otel_context.detach(token)  # type: ignore[arg-type]
-        run.finish(exc)
+        stack = _ACTIVE_RUNS.get()
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i][0] is self:
+                _ACTIVE_RUNS.set(stack[:i] + stack[i + 1 :])
+                stack[i][1].__exit__(exc_type, exc, tb)
+                return
+        logger.warning("otel-experiments: start_observe exited in another context than entered")
 
     async def __aenter__(self) -> ObservedSpan:
         return self.__enter__()
@@ -180,40 +199,22 @@ class start_observe:
         if inspect.iscoroutinefunction(func):
             @wrapt.decorator
             async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                run = _Run(spec)
-                token = otel_context.attach(run.ctx)
-                error: BaseException | None = None
-                try:
+                with _Run(spec) as run:
                     record_args(run, args, kwargs)
                     result = await wrapped(*args, **kwargs)
                     if spec.record_output:
                         run.observed.set_output(result)
                     return result
-                except BaseException as exc:
-                    error = exc
-                    raise
-                finally:
-                    otel_context.detach(token)
-                    run.finish(error)
             return cast(F, async_wrapper(func))
 
         @wrapt.decorator
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            run = _Run(spec)
-            token = otel_context.attach(run.ctx)
-            error: BaseException | None = None
-            try:
+            with _Run(spec) as run:
                 record_args(run, args, kwargs)
                 result = wrapped(*args, **kwargs)
                 if spec.record_output:
                     run.observed.set_output(result)
                 return result
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                otel_context.detach(token)
-                run.finish(error)
         return cast(F, wrapper(func))
 
 
