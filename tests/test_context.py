@@ -416,3 +416,31 @@ async def test_one_start_observe_instance_shared_by_concurrent_tasks(recorder) -
     spans = [s for s in recorder.spans() if s.name == "shared"]
     assert sorted(s.attributes["input.value"] for s in spans) == ["0", "1", "2"]
     assert len({s.context.trace_id for s in spans}) == 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"metadata": "str"}, "metadata must be a mapping"),
+        ({"record_input": "no"}, "record_input must be a bool"),
+        ({"tracer_provider": "x"}, "tracer_provider must be a TracerProvider"),
+    ],
+)
+def test_bad_start_observe_arguments_say_what_is_wrong(kwargs, message) -> None:
+    with pytest.raises(TypeError, match=message):
+        start_observe("f", "n", **kwargs)
+
+
+def test_warns_once_when_no_sdk_provider_is_set() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from otel_experiments import start_observe\n"
+        "for _ in range(3):\n"
+        "    with start_observe('f', 'lost', experiment='e'):\n"
+        "        pass\n"
+    )
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=30, check=True).stderr
+    assert err.count("no global SDK TracerProvider") == 1, err

@@ -54,6 +54,8 @@ class _Run:
         self.span = spec.tracer.start_span(
             spec.name, context=scoped, kind=spec.kind, attributes=spec.span_attributes, links=links
         )
+        if not self.span.is_recording():
+            _warn_if_no_sdk_provider(spec)
         self.observed = ObservedSpan(self.span, spec.max_payload_chars)
         if spec.metadata:
             self.observed.set_metadata(spec.metadata)
@@ -76,6 +78,25 @@ class _Run:
             self.span.end()
         except Exception:
             logger.warning("otel-experiments: could not end span", exc_info=True)
+
+
+_no_provider_warned = False
+
+
+def _warn_if_no_sdk_provider(spec: start_observe) -> None:
+    # A non-recording span is normal under sampling; under the API's default (proxy)
+    # provider it means every start_observe span is silently lost: say so, once.
+    global _no_provider_warned
+    if _no_provider_warned or spec.tracer is not _tracer:
+        return
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        _no_provider_warned = True
+        logger.warning(
+            "otel-experiments: start_observe(%r) runs with no global SDK TracerProvider, so "
+            "its spans are not recorded. Call opentelemetry.trace.set_tracer_provider(provider), "
+            "otel_experiments.configure(), or pass start_observe(..., tracer_provider=provider).",
+            spec.name,
+        )
 
 
 _ACTIVE_RUNS: ContextVar[tuple[tuple[start_observe, _Run], ...]] = ContextVar(
@@ -116,6 +137,16 @@ class start_observe:
         validate_id(feature_slug, "feature_slug")
         if not isinstance(name, str) or not name:
             raise ValueError("name must be a non-empty str")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise TypeError(f"metadata must be a mapping, got {type(metadata).__name__}")
+        for flag, value in (("record_input", record_input), ("record_output", record_output),
+                            ("new_trace", new_trace)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{flag} must be a bool, got {value!r}")
+        if tracer_provider is not None and not hasattr(tracer_provider, "get_tracer"):
+            raise TypeError(
+                f"tracer_provider must be a TracerProvider, got {type(tracer_provider).__name__}"
+            )
         exp = TraceExperiment.coerce(experiment) if experiment is not None else None
         if exp is not None and exp.feature_slug is None:
             exp = TraceExperiment(exp.id, exp.name, feature_slug)
