@@ -90,7 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="largest request body accepted on the wire")
     serve.add_argument("--log-level", default="info",
                        choices=["critical", "error", "warning", "info", "debug"])
-    serve.add_argument("--no-access-log", dest="access_log", action="store_false")
+    serve.add_argument("--no-access-log", dest="access_log", action="store_false",
+                       help="do not log one line per request")
+    serve.add_argument("--access-log", dest="access_log", action="store_true",
+                       help="log one line per request (the default; undoes --no-access-log)")
     serve.set_defaults(func=_serve)
 
     mig = sub.add_parser("migrate", help="upgrade the server database schema")
