@@ -230,3 +230,21 @@ def test_subprocess_bad_values_warn_once_and_still_deliver(rec: Recorder) -> Non
     assert rec.requests[0].headers["authorization"] == "Bearer hunter2"  # the API key
     tags = tags_of(rec.spans()[0])
     assert tags["experiment.id"] == "exp-sub" and "experiment.name" not in tags
+
+
+def test_second_configure_with_other_arguments_warns(caplog: pytest.LogCaptureFixture) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    import otel_experiments
+
+    provider = TracerProvider()
+    first = otel_experiments.configure(tracer_provider=provider, endpoint="http://127.0.0.1:9")
+    caplog.set_level(logging.WARNING, logger="otel_experiments")
+    try:
+        assert otel_experiments.configure(tracer_provider=provider) is first
+        assert "already called" not in caplog.text  # same (no) arguments: quiet
+        again = otel_experiments.configure(tracer_provider=provider, endpoint="http://127.0.0.1:8")
+        assert again is first
+        assert "already called for this provider with other arguments (endpoint)" in caplog.text
+    finally:
+        first.shutdown()

@@ -206,6 +206,8 @@ class ExperimentsHandle:
         self.processor = processor
         self.exporter = exporter
         self.span_processors = span_processors
+        #: the explicit arguments of the configure() call that made this handle
+        self.requested: dict[str, object] = {}
         self._lock = threading.Lock()
         self._shut_down = False
 
@@ -312,6 +314,12 @@ def configure(
         ``OTEL_SDK_DISABLED=true`` or ``OTEL_EXPERIMENTS_ENABLED=false``: then nothing
         is added and nothing is sent.
     """
+    requested = {
+        key: value
+        for key, value in locals().items()
+        if key != "tracer_provider" and value is not None and value is not _FROM_ENV
+        and not (key in ("export", "batch") and value is True)
+    }
     if not config.enabled():
         logger.info(
             "otel-experiments: disabled by %s or %s; configure() adds nothing",
@@ -325,7 +333,15 @@ def configure(
             return ExperimentsHandle()
         existing = _handles.get(provider)
         if existing is not None and not existing.is_shut_down:
-            logger.debug("otel-experiments: already configured; configure() reuses the handle")
+            if requested and requested != existing.requested:
+                logger.warning(
+                    "otel-experiments: configure() was already called for this provider with "
+                    "other arguments (%s); the first configuration stays. Call "
+                    "handle.shutdown() first to configure it differently.",
+                    ", ".join(sorted(requested)),
+                )
+            else:
+                logger.debug("otel-experiments: already configured; configure() reuses the handle")
             return existing
 
         processor, added = install_processor(
@@ -374,6 +390,7 @@ def configure(
                 owned.append(export_processor)
 
         handle = ExperimentsHandle(provider, processor, used_exporter, tuple(owned))
+        handle.requested = requested
         _handles[provider] = handle
     # Flush at exit even when the provider was built with shutdown_on_exit=False.
     # Registered after the provider's own hook, so it runs first (atexit is LIFO).
