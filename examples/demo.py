@@ -121,7 +121,8 @@ def main() -> None:
             print(f"  events:       {base}{API}/experiments/{experiment.id}/events")
             print(f"  summary:      {base}{API}/experiments/{experiment.id}/summary")
         print(f"  API docs:     {base}/docs")
-        print(f"  reopen later: otel-experiments serve --database-url "
+        cli = Path(sys.executable).parent / "otel-experiments"
+        print(f"  reopen later: {cli} serve --database-url "
               f"sqlite:///{(args.data_dir / 'experiments.db').resolve()}")
         if args.serve:
             print("\nserving; press Ctrl-C to stop")
