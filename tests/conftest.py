@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import itertools
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry import trace
@@ -13,6 +19,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_experiments import ExperimentSpanProcessor
 
 _EXPORTER = InMemorySpanExporter()
+
+# Spooled bodies never go to the real ~/.cache: set before any exporter exists, so
+# subprocesses inherit it too (tests/apps/recorder.clean_env keeps this variable).
+_SPOOL_ROOT = Path(tempfile.mkdtemp(prefix="otel-exp-spool-"))
+os.environ["OTEL_EXPERIMENTS_SPOOL_DIR"] = str(_SPOOL_ROOT / "session")
+atexit.register(shutil.rmtree, _SPOOL_ROOT, True)
+_SPOOL_COUNTER = itertools.count()
 
 
 def _install_global_provider() -> None:
@@ -45,6 +58,15 @@ class SpanRecorder:
 
     def attrs(self, name: str) -> dict[str, object]:
         return dict(self.by_name(name).attributes or {})
+
+
+@pytest.fixture(autouse=True)
+def spool_dir(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh spool root per test (not created): a body one test could not deliver is
+    never replayed into another test that reuses the same server port."""
+    path = _SPOOL_ROOT / f"test-{next(_SPOOL_COUNTER)}"
+    monkeypatch.setenv("OTEL_EXPERIMENTS_SPOOL_DIR", str(path))
+    return path
 
 
 @pytest.fixture

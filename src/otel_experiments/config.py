@@ -28,6 +28,8 @@ OTEL_EXPERIMENTS_TIMEOUT: Final = "OTEL_EXPERIMENTS_TIMEOUT"
 OTEL_EXPERIMENTS_COMPRESSION: Final = "OTEL_EXPERIMENTS_COMPRESSION"
 OTEL_EXPERIMENTS_MAX_BODY_BYTES: Final = "OTEL_EXPERIMENTS_MAX_BODY_BYTES"
 OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST: Final = "OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST"
+OTEL_EXPERIMENTS_SPOOL_DIR: Final = "OTEL_EXPERIMENTS_SPOOL_DIR"
+OTEL_EXPERIMENTS_SPOOL_MAX_BYTES: Final = "OTEL_EXPERIMENTS_SPOOL_MAX_BYTES"
 OTEL_EXPERIMENTS_TRUST_BAGGAGE: Final = "OTEL_EXPERIMENTS_TRUST_BAGGAGE"
 OTEL_EXPERIMENTS_PROPAGATE_IDENTITY_NAMES: Final = "OTEL_EXPERIMENTS_PROPAGATE_IDENTITY_NAMES"
 OTEL_EXPERIMENTS_MAX_PAYLOAD_CHARS: Final = "OTEL_EXPERIMENTS_MAX_PAYLOAD_CHARS"
@@ -44,6 +46,7 @@ DEFAULT_COMPRESSION: Final = "gzip"
 DEFAULT_MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 DEFAULT_MAX_SPANS_PER_REQUEST: Final = 1000
 DEFAULT_MAX_PAYLOAD_CHARS: Final = 32 * 1024
+DEFAULT_SPOOL_MAX_BYTES: Final = 64 * 1024 * 1024
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -59,6 +62,8 @@ ALL_VARIABLES: Final = (
     OTEL_EXPERIMENTS_COMPRESSION,
     OTEL_EXPERIMENTS_MAX_BODY_BYTES,
     OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST,
+    OTEL_EXPERIMENTS_SPOOL_DIR,
+    OTEL_EXPERIMENTS_SPOOL_MAX_BYTES,
     OTEL_EXPERIMENTS_TRUST_BAGGAGE,
     OTEL_EXPERIMENTS_PROPAGATE_IDENTITY_NAMES,
     OTEL_EXPERIMENTS_MAX_PAYLOAD_CHARS,
@@ -233,6 +238,33 @@ def env_url(name: str, default: str, env: Mapping[str, str] | None = None) -> st
     return raw.rstrip("/")
 
 
+def default_spool_dir() -> str:
+    """``$XDG_CACHE_HOME/otel-experiments/spool``, else ``~/.cache/otel-experiments/spool``.
+
+    Both come from the process environment (like ``HOME``): they describe the machine,
+    not the exporter. A relative ``XDG_CACHE_HOME`` is ignored, as the XDG spec says.
+    """
+    cache = os.environ.get("XDG_CACHE_HOME", "").strip()
+    if not os.path.isabs(cache):
+        home = os.path.expanduser("~")
+        if not os.path.isabs(home):  # no usable home directory
+            import tempfile
+
+            home = os.path.join(tempfile.gettempdir(), f"otel-experiments-{os.getuid()}")
+        cache = os.path.join(home, ".cache")
+    return os.path.join(cache, "otel-experiments", "spool")
+
+
+def env_path(name: str, default: str, env: Mapping[str, str] | None = None) -> str:
+    raw = _raw(name, env)
+    if raw is None:
+        return default
+    if "\x00" in raw:
+        _warn_invalid(name, raw, "a directory path", default)
+        return default
+    return os.path.abspath(os.path.expanduser(raw))
+
+
 def sdk_disabled(env: Mapping[str, str] | None = None) -> bool:
     # Parsed exactly as opentelemetry-sdk does, so we are off exactly when the SDK is.
     return (_raw(OTEL_SDK_DISABLED, env) or "").lower() == "true"
@@ -301,6 +333,8 @@ class ExporterSettings:
     compression: str = DEFAULT_COMPRESSION
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_spans_per_request: int = DEFAULT_MAX_SPANS_PER_REQUEST
+    spool_dir: str = field(default_factory=default_spool_dir)
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ExporterSettings:
@@ -318,6 +352,10 @@ class ExporterSettings:
             max_spans_per_request=env_int(
                 OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST, DEFAULT_MAX_SPANS_PER_REQUEST, env
             ),
+            spool_dir=env_path(OTEL_EXPERIMENTS_SPOOL_DIR, default_spool_dir(), env),
+            spool_max_bytes=env_int(
+                OTEL_EXPERIMENTS_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_BYTES, env, minimum=0
+            ),
         )
 
     @classmethod
@@ -331,6 +369,8 @@ class ExporterSettings:
         compression: str | None = None,
         max_body_bytes: int | None = None,
         max_spans_per_request: int | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_max_bytes: int | None = None,
         env: Mapping[str, str] | None = None,
     ) -> ExporterSettings:
         """Constructor argument > environment variable > default, field by field.
@@ -386,6 +426,17 @@ class ExporterSettings:
                 OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST, DEFAULT_MAX_SPANS_PER_REQUEST, env
             )
         )
+        if spool_dir is not None:
+            if not isinstance(spool_dir, (str, os.PathLike)) or not str(os.fspath(spool_dir)).strip():
+                raise ValueError(f"spool_dir must be a non-empty path, got {spool_dir!r}")
+            resolved_spool_dir = os.path.abspath(os.path.expanduser(os.fspath(spool_dir)))
+        else:
+            resolved_spool_dir = env_path(OTEL_EXPERIMENTS_SPOOL_DIR, default_spool_dir(), env)
+        spool_max_bytes = (
+            _int_arg("spool_max_bytes", spool_max_bytes, 0)
+            if spool_max_bytes is not None
+            else env_int(OTEL_EXPERIMENTS_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_BYTES, env, minimum=0)
+        )
         return cls(
             endpoint=endpoint,
             api_key=api_key,
@@ -394,6 +445,8 @@ class ExporterSettings:
             compression=compression,
             max_body_bytes=max_body_bytes,
             max_spans_per_request=max_spans_per_request,
+            spool_dir=resolved_spool_dir,
+            spool_max_bytes=spool_max_bytes,
         )
 
 

@@ -2,13 +2,16 @@
 
 Retries with exponential backoff and jitter on connection errors, 408, 429 and 5xx
 (``Retry-After`` wins when sent), all within the caller's deadline; any other 4xx is
-logged once with the server's message and not retried. Secrets (the API key and
-configured header values) are scrubbed from everything logged.
+logged once with the server's message and not retried. :meth:`HttpDelivery.send`
+returns an :class:`Outcome` so the caller can keep what failed for a retryable reason
+(the exporter's spool). Secrets (the API key and configured header values) are
+scrubbed from everything logged.
 """
 
 from __future__ import annotations
 
 import email.utils
+import enum
 import gzip
 import logging
 import os
@@ -22,13 +25,25 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-__all__ = ["HttpDelivery", "WarnOnce", "parse_retry_after", "redact_url"]
+__all__ = ["HttpDelivery", "Outcome", "WarnOnce", "parse_retry_after", "redact_url"]
 
 logger = logging.getLogger("otel_experiments")
 
 _RETRYABLE_STATUS: Final = frozenset({408, 429})
 _MAX_MESSAGE_CHARS: Final = 500
 _GZIP_LEVEL: Final = 6
+
+
+class Outcome(enum.Enum):
+    """What became of one body."""
+
+    #: 2xx.
+    DELIVERED = "delivered"
+    #: Worth sending again later: connection error, timeout, 408, 429, 5xx, the export
+    #: deadline reached, or the exporter shut down mid-retry.
+    RETRYABLE = "retryable"
+    #: Any other 4xx (or an unexpected client error): it would fail again.
+    REJECTED = "rejected"
 
 
 class WarnOnce:
@@ -157,22 +172,35 @@ class HttpDelivery:
         delay: float = min(self._backoff_max, self._backoff_initial * 2.0 ** (attempt - 1))
         return delay * random.uniform(0.5, 1.0)  # jitter
 
-    def send(self, url: str, body: bytes, count: int, deadline: float) -> bool:
-        content = gzip.compress(body, _GZIP_LEVEL, mtime=0) if self._compression == "gzip" else body
+    @property
+    def content_encoding(self) -> str:
+        """``gzip`` or ``identity``: how :meth:`encode` leaves a body on the wire."""
+        return "gzip" if self._compression == "gzip" else "identity"
+
+    def encode(self, body: bytes) -> bytes:
+        """``body`` as it goes on the wire (gzip'd when compression is on)."""
+        return gzip.compress(body, _GZIP_LEVEL, mtime=0) if self._compression == "gzip" else body
+
+    def send(self, url: str, body: bytes, count: int, deadline: float) -> Outcome:
+        """Encode ``body`` and :meth:`send_encoded` it."""
+        return self.send_encoded(url, self.encode(body), count, deadline)
+
+    def send_encoded(self, url: str, content: bytes, count: int, deadline: float) -> Outcome:
+        """POST already-encoded ``content`` with retries until ``deadline`` (monotonic)."""
         attempt = 0
         while True:
             client = self._get_client()
             if client is None:
-                return False
+                return Outcome.RETRYABLE  # shut down: not the body's fault
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._warn_once(
                     "deadline",
-                    "otel-experiments: export timeout (%ss) reached; %d span(s) dropped",
+                    "otel-experiments: export timeout (%ss) reached; %d span(s) not sent",
                     self._timeout,
                     count,
                 )
-                return False
+                return Outcome.RETRYABLE
             retry_after: float | None = None
             try:
                 response = client.post(url, content=content, timeout=remaining)
@@ -180,18 +208,18 @@ class HttpDelivery:
                 reason = type(exc).__name__
             except (httpx.HTTPError, RuntimeError) as exc:  # e.g. the client was closed
                 if self._closed:
-                    return False
+                    return Outcome.RETRYABLE
                 self._warn_once(
                     f"error:{type(exc).__name__}",
                     "otel-experiments: could not send %d span(s): %s",
                     count,
                     type(exc).__name__,
                 )
-                return False
+                return Outcome.REJECTED
             else:
                 status = response.status_code
                 if 200 <= status < 300:
-                    return True
+                    return Outcome.DELIVERED
                 message = self._scrub(_server_message(response))
                 if status not in _RETRYABLE_STATUS and status < 500:
                     self._warn_once(
@@ -202,7 +230,7 @@ class HttpDelivery:
                         status,
                         message,
                     )
-                    return False
+                    return Outcome.REJECTED
                 reason = f"HTTP {status}"
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
             attempt += 1
@@ -217,12 +245,12 @@ class HttpDelivery:
                     reason,
                     self._timeout,
                 )
-                return False
+                return Outcome.RETRYABLE
             logger.debug(
                 "otel-experiments: retrying in %.3fs after %s (attempt %d)", delay, reason, attempt
             )
             if self._closed_event.wait(delay):
-                return False
+                return Outcome.RETRYABLE
 
 
 def _server_message(response: httpx.Response) -> str:

@@ -7,12 +7,20 @@ request, split by size and span count. Registered as the ``opentelemetry_traces_
 entry point ``experiments``, so ``OTEL_TRACES_EXPORTER=experiments`` works with
 ``opentelemetry-instrument``.
 
+A body that cannot be delivered for a retryable reason (connection error, timeout, 408,
+429, 5xx, export deadline) goes to the on-disk spool (:mod:`otel_experiments.spool`) and
+is replayed, oldest first, at the start of a later :meth:`export` and in
+:meth:`force_flush`. Bodies the server rejects (other 4xx) are dropped.
+
 The exporter never raises into the SDK: :meth:`export` returns a ``SpanExportResult``.
 """
 
 from __future__ import annotations
 
+import gzip
 import logging
+import os
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
@@ -23,9 +31,10 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from . import config
 from .config import ExporterSettings
-from .delivery import HttpDelivery, WarnOnce, parse_retry_after, redact_url
+from .delivery import HttpDelivery, Outcome, WarnOnce, parse_retry_after, redact_url
 from .events import dumps
 from .events.convert import iter_span_events, make_body
+from .spool import Spool, SpooledBody
 
 __all__ = ["EVENTS_PATH", "ExperimentEventsExporter", "parse_retry_after", "redact_url"]
 
@@ -40,6 +49,9 @@ _PREFIX: Final = b'{"data":{"type":"experiment_events","attributes":{"spans":['
 _MIDDLE: Final = b'],"metrics":['
 _SUFFIX: Final = b"]}}}"
 _ENVELOPE_BYTES: Final = len(_PREFIX) + len(_MIDDLE) + len(_SUFFIX)
+
+#: After a failed export, spooled bodies are retried at most this often.
+REPLAY_INTERVAL_S: Final = 5.0
 
 
 class _Fragment:
@@ -61,11 +73,14 @@ class ExperimentEventsExporter(SpanExporter):
     (``OTEL_EXPERIMENTS_ENDPOINT``, ``OTEL_EXPERIMENTS_API_KEY``,
     ``OTEL_EXPERIMENTS_HEADERS``, ``OTEL_EXPERIMENTS_TIMEOUT``,
     ``OTEL_EXPERIMENTS_COMPRESSION``, ``OTEL_EXPERIMENTS_MAX_BODY_BYTES``,
-    ``OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST``), so it can be built with no arguments.
+    ``OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST``, ``OTEL_EXPERIMENTS_SPOOL_DIR``,
+    ``OTEL_EXPERIMENTS_SPOOL_MAX_BYTES``), so it can be built with no arguments.
 
     ``timeout`` (seconds) bounds one whole :meth:`export` call, retries included.
     ``backoff_initial``/``backoff_max`` (seconds) shape the exponential backoff with
     jitter used for connection errors, 408, 429 and 5xx; ``Retry-After`` wins when sent.
+    ``spool_dir``/``spool_max_bytes`` locate and bound the spool of bodies kept for a
+    later attempt (``spool_max_bytes=0`` turns it off: such bodies are dropped).
     """
 
     def __init__(
@@ -80,6 +95,8 @@ class ExperimentEventsExporter(SpanExporter):
         max_spans_per_request: int | None = None,
         backoff_initial: float = 0.5,
         backoff_max: float = 8.0,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_max_bytes: int | None = None,
     ) -> None:
         if compression is not None:  # also accept opentelemetry's ``Compression`` enum
             compression = str(getattr(compression, "value", compression)).strip().lower()
@@ -91,6 +108,8 @@ class ExperimentEventsExporter(SpanExporter):
             compression=compression,
             max_body_bytes=max_body_bytes,
             max_spans_per_request=max_spans_per_request,
+            spool_dir=spool_dir,
+            spool_max_bytes=spool_max_bytes,
         )
         self._settings = settings
         self._endpoint = settings.endpoint
@@ -109,6 +128,16 @@ class ExperimentEventsExporter(SpanExporter):
             backoff_max=backoff_max,
             warn_once=self._warn_once,
         )
+        # Nothing touches the disk until a body must be kept.
+        self._spool = (
+            Spool(settings.spool_dir, settings.endpoint, settings.spool_max_bytes,
+                  warn_once=self._warn_once)
+            if settings.spool_max_bytes > 0
+            else None
+        )
+        self._replay_lock = threading.Lock()
+        self._last_replay = float("-inf")
+        self._last_ok = True
 
     # ------------------------------------------------------------------ public API
 
@@ -132,9 +161,18 @@ class ExperimentEventsExporter(SpanExporter):
     def max_spans_per_request(self) -> int:
         return self._max_spans
 
+    @property
+    def spool_dir(self) -> str:
+        """The spool root; this endpoint's bodies live in a subdirectory of it."""
+        return self._settings.spool_dir
+
+    @property
+    def spool_max_bytes(self) -> int:
+        return self._settings.spool_max_bytes
+
     def events_url(self, experiment_id: str) -> str:
         """The URL spans of ``experiment_id`` are posted to (the id is URL-quoted)."""
-        return self._endpoint + EVENTS_PATH.format(experiment_id=quote(experiment_id, safe=""))
+        return self._endpoint + _events_path(experiment_id)
 
     def __repr__(self) -> str:
         # Secrets (api key, header values) are never shown.
@@ -143,7 +181,8 @@ class ExperimentEventsExporter(SpanExporter):
             f"api_key={'<redacted>' if self._settings.api_key else None}, "
             f"headers={sorted(self._settings.headers)!r}, timeout={self.timeout!r}, "
             f"compression={self.compression!r}, max_body_bytes={self._max_body_bytes!r}, "
-            f"max_spans_per_request={self._max_spans!r})"
+            f"max_spans_per_request={self._max_spans!r}, "
+            f"spool_max_bytes={self.spool_max_bytes!r})"
         )
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -164,11 +203,33 @@ class ExperimentEventsExporter(SpanExporter):
             return SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Nothing is buffered here: every :meth:`export` call sends before returning."""
-        return True
+        """Send the spooled bodies (within ``timeout_millis`` and the export timeout).
+
+        ``True`` when nothing is left to send; :meth:`export` itself keeps no buffer.
+        """
+        if self._shutdown or not self._enabled or self._spool is None:
+            return True
+        timeout = min(self.timeout, max(0.0, timeout_millis / 1000.0))
+        try:
+            if not self._replay_lock.acquire(timeout=timeout):
+                return False
+            try:
+                self._last_replay = time.monotonic()
+                return self._replay(time.monotonic() + timeout)
+            finally:
+                self._replay_lock.release()
+        except Exception:
+            self._warn_once(
+                "unexpected-replay", "otel-experiments: unexpected error replaying the spool",
+                exc_info=True,
+            )
+            return False
 
     def shutdown(self) -> None:
-        """Stop retrying, close the HTTP client. Idempotent."""
+        """Stop retrying, close the HTTP client; never waits for a replay. Idempotent.
+
+        A body interrupted mid-retry stays (or goes) in the spool for the next process.
+        """
         self._shutdown = True
         self._delivery.close()
 
@@ -177,7 +238,12 @@ class ExperimentEventsExporter(SpanExporter):
     def _export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if not self._enabled:
             return SpanExportResult.SUCCESS
-        deadline = time.monotonic() + self.timeout
+        start = time.monotonic()
+        deadline = start + self.timeout
+        replayed = True
+        if self._spool is not None:
+            # replay takes at most half the export time, so fresh spans get their turn too
+            replayed = self._maybe_replay(start, start + self.timeout / 2)
         groups: dict[str, list[tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
         for experiment_id, event, metrics in iter_span_events(spans):
             group = groups.get(experiment_id)
@@ -185,6 +251,7 @@ class ExperimentEventsExporter(SpanExporter):
                 group = groups[experiment_id] = []
             group.append((event, metrics))
         ok = True
+        spooled = 0
         for experiment_id, items in groups.items():
             bodies, dropped = self._encode(items)
             if dropped:
@@ -192,11 +259,97 @@ class ExperimentEventsExporter(SpanExporter):
                 self._warn_once(
                     "encode", "otel-experiments: %d span(s) could not be JSON-encoded", dropped
                 )
-            url = self.events_url(experiment_id)
+            path = _events_path(experiment_id)
             for body, count in bodies:
-                if not self._delivery.send(url, body, count, deadline):
-                    ok = False
+                content = self._delivery.encode(body)
+                outcome = self._delivery.send_encoded(self._endpoint + path, content, count, deadline)
+                if outcome is Outcome.DELIVERED:
+                    continue
+                ok = False
+                if outcome is Outcome.RETRYABLE:
+                    spooled += self._keep(path, content, count)
+        if spooled:
+            self._warn_once(
+                "spooled",
+                "otel-experiments: spooled %d span(s) for later delivery to %s",
+                spooled,
+                redact_url(self._endpoint),
+            )
+        self._last_ok = ok and replayed
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
+
+    def _keep(self, path: str, content: bytes, count: int) -> int:
+        """Spool one undelivered body; the number of spans kept (0: dropped, logged)."""
+        if self._spool is None:
+            self._warn_once(
+                "dropped",
+                "otel-experiments: %d span(s) dropped (spooling is off: %s=0)",
+                count,
+                config.OTEL_EXPERIMENTS_SPOOL_MAX_BYTES,
+            )
+            return 0
+        return count if self._spool.put(path, content, count, self._delivery.content_encoding) else 0
+
+    def _maybe_replay(self, now: float, deadline: float) -> bool:
+        """Replay the spool unless the last attempt failed less than REPLAY_INTERVAL_S ago.
+
+        ``False`` when a replay stopped on a retryable failure.
+        """
+        if not self._last_ok and now - self._last_replay < REPLAY_INTERVAL_S:
+            return True
+        if not self._replay_lock.acquire(blocking=False):
+            return True  # force_flush is replaying right now
+        try:
+            self._last_replay = now
+            return self._replay(deadline)
+        finally:
+            self._replay_lock.release()
+
+    def _replay(self, deadline: float) -> bool:
+        """Send spooled bodies oldest first; stop at the first retryable failure.
+
+        ``True`` when the spool was emptied (as far as this process can see).
+        """
+        assert self._spool is not None
+        delivered = 0
+        done = True
+        for name in self._spool.pending():
+            if self._shutdown or time.monotonic() >= deadline:
+                done = False
+                break
+            entry = self._spool.claim(name)
+            if entry is None:
+                continue
+            try:
+                content = self._wire_content(entry)
+            except (OSError, ValueError, EOFError) as exc:
+                self._spool.quarantine(entry.name, entry.claimed, f"bad gzip data: {exc}")
+                continue
+            outcome = self._delivery.send_encoded(
+                self._endpoint + entry.path, content, entry.spans, deadline
+            )
+            if outcome is Outcome.RETRYABLE:
+                self._spool.release(entry)
+                done = False
+                break
+            self._spool.remove(entry)  # delivered, or rejected for good (already logged)
+            if outcome is Outcome.DELIVERED:
+                delivered += entry.spans
+        if delivered:
+            logger.info(
+                "otel-experiments: delivered %d spooled span(s) to %s",
+                delivered,
+                redact_url(self._endpoint),
+            )
+        return done
+
+    def _wire_content(self, entry: SpooledBody) -> bytes:
+        """The spooled body in the encoding the client sends now (compression may differ)."""
+        if entry.encoding == self._delivery.content_encoding:
+            return entry.content
+        if entry.encoding == "gzip":
+            return gzip.decompress(entry.content)
+        return self._delivery.encode(entry.content)
 
     def _encode(
         self, items: list[tuple[dict[str, Any], list[dict[str, Any]]]]
@@ -245,6 +398,10 @@ class ExperimentEventsExporter(SpanExporter):
             size += fragment.size
         if batch:
             yield _assemble(batch), len(batch)
+
+def _events_path(experiment_id: str) -> str:
+    return EVENTS_PATH.format(experiment_id=quote(experiment_id, safe=""))
+
 
 def _assemble(batch: list[_Fragment]) -> bytes:
     metrics = [m for fragment in batch for m in fragment.metrics]

@@ -116,7 +116,12 @@ def clean_env(**overrides: str) -> dict[str, str]:
     Metrics and logs exporters are off (``opentelemetry-distro`` defaults them to OTLP
     and no collector runs here); the batch span processor exports quickly.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    # OTEL_EXPERIMENTS_SPOOL_DIR stays: tests/conftest.py points it at a temp directory
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("OTEL_") or k == "OTEL_EXPERIMENTS_SPOOL_DIR"
+    }
     env.pop("PYTHONPATH", None)
     env.update(
         {
