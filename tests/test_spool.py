@@ -1,0 +1,485 @@
+"""The on-disk spool: nothing is lost to a dead or failing backend, against real servers."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Tracer
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from otel_experiments import attributes as A
+from otel_experiments import config
+from otel_experiments import exporter as exporter_mod
+from otel_experiments.config import ExporterSettings
+from otel_experiments.exporter import ExperimentEventsExporter
+from otel_experiments.spool import Spool, endpoint_key
+
+SECRET_KEY = "sk-spool-secret-0123456789"
+SECRET_HEADER = "hdr-spool-secret-abcdef"
+API = "/api/v2/llm-obs/v1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Backend:
+    """A pytest-httpserver handler: answers from ``mode`` (a Response factory), records 2xx."""
+
+    def __init__(self) -> None:
+        self.mode: Callable[[], Response] = lambda: Response("{}", status=202)
+        self.delay = 0.0
+        self.received: list[dict[str, Any]] = []
+        self.attempts = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, request: Request) -> Response:
+        raw = request.get_data()
+        body = gzip.decompress(raw) if request.headers.get("Content-Encoding") == "gzip" else raw
+        if self.delay:
+            time.sleep(self.delay)
+        response = self.mode()
+        with self.lock:
+            self.attempts += 1
+            if 200 <= response.status_code < 300:
+                self.received.append(
+                    {"path": request.path, "headers": dict(request.headers), "body": json.loads(body)}
+                )
+        return response
+
+    def span_names(self) -> list[str]:
+        with self.lock:
+            return [s["name"] for r in self.received for s in r["body"]["data"]["attributes"]["spans"]]
+
+
+@pytest.fixture
+def backend(httpserver: HTTPServer) -> Backend:
+    handler = Backend()
+    httpserver.expect_request(
+        re.compile(r"^/api/v2/llm-obs/v1/experiments/.+/events$"), method="POST"
+    ).respond_with_handler(handler)
+    return handler
+
+
+@pytest.fixture
+def endpoint(httpserver: HTTPServer) -> str:
+    return httpserver.url_for("").rstrip("/")
+
+
+@pytest.fixture
+def tracer() -> Iterator[tuple[Tracer, InMemorySpanExporter]]:
+    mem = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "spool"}))
+    provider.add_span_processor(SimpleSpanProcessor(mem))
+    yield provider.get_tracer("spool"), mem
+    provider.shutdown()
+
+
+SpanFactory = Callable[..., list[ReadableSpan]]
+
+
+@pytest.fixture
+def make_spans(tracer: tuple[Tracer, InMemorySpanExporter]) -> SpanFactory:
+    t, mem = tracer
+
+    def make(n: int, prefix: str, exp_id: str = "exp-spool", payload: str = "x" * 100) -> list[ReadableSpan]:
+        mem.clear()
+        for i in range(n):
+            with t.start_as_current_span(f"{prefix}-{i}", attributes={A.EXPERIMENT_ID: exp_id}) as s:
+                s.set_attribute(A.OUTPUT_VALUE, payload)
+        return list(mem.get_finished_spans())
+
+    return make
+
+
+def exporter(endpoint: str, **kwargs: Any) -> ExperimentEventsExporter:
+    kwargs.setdefault("timeout", 2.0)
+    kwargs.setdefault("backoff_initial", 0.01)
+    kwargs.setdefault("backoff_max", 0.05)
+    return ExperimentEventsExporter(endpoint=endpoint, **kwargs)
+
+
+def spool_files(root: Path, endpoint: str, pattern: str = "*.body") -> list[Path]:
+    return sorted((root / endpoint_key(endpoint)).glob(pattern))
+
+
+def busy() -> Response:
+    return Response("busy", status=503, headers={"Retry-After": "30"})
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def test_dead_endpoint_spools_then_real_server_gets_every_span_once(
+    spool_dir: Path,
+    make_spans: SpanFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pytest.importorskip("fastapi")
+    from otel_experiments.server import testing
+
+    caplog.set_level(logging.INFO, logger="otel_experiments")
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    exp_id = f"exp-{uuid.uuid4().hex[:10]}"
+    exp = exporter(
+        endpoint, timeout=1.5, api_key=SECRET_KEY, headers={"x-secret": SECRET_HEADER},
+        max_spans_per_request=2,
+    )
+    first = make_spans(3, "first", exp_id)
+    assert exp.export(first) is SpanExportResult.FAILURE
+    files = spool_files(spool_dir, endpoint)
+    assert len(files) == 2  # 2 + 1 spans
+    for path in files:
+        raw = path.read_bytes()
+        assert SECRET_KEY.encode() not in raw and SECRET_HEADER.encode() not in raw
+        assert b"x-secret" not in raw and b"Authorization" not in raw
+        header = json.loads(raw.split(b"\n", 1)[0])
+        assert header["path"] == f"{API}/experiments/{exp_id}/events"
+        assert header["encoding"] == "gzip" and header["spans"] in (1, 2)
+        assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+    assert (spool_dir / endpoint_key(endpoint)).stat().st_mode & 0o077 == 0
+    assert f"spooled 3 span(s) for later delivery to {endpoint}" in caplog.text
+
+    # the backend comes up on that very port (requiring the API key)
+    monkeypatch.setattr(testing, "free_port", lambda: port)
+    monkeypatch.setattr(exporter_mod, "REPLAY_INTERVAL_S", 0.0)
+    with testing.ServerProcess(f"sqlite:///{tmp_path / 'e.db'}", api_keys=[SECRET_KEY]) as server:
+        assert server.port == port
+        second = make_spans(2, "second", exp_id)
+        assert exp.export(second) is SpanExportResult.SUCCESS
+        assert spool_files(spool_dir, endpoint, "*") == []
+        assert "delivered 3 spooled span(s)" in caplog.text
+        names: list[str] = []
+        with httpx.Client(base_url=endpoint, headers={"Authorization": f"Bearer {SECRET_KEY}"}) as c:
+            url: str | None = f"{API}/experiments/{exp_id}/events?page[size]=2"
+            while url:
+                page = c.get(url).json()
+                names += [s["attributes"]["name"] for s in page["data"]]
+                url = page["links"].get("next")
+    exp.shutdown()
+    assert sorted(names) == sorted(s.name for s in first + second)  # each exactly once
+    assert SECRET_KEY not in caplog.text and SECRET_HEADER not in caplog.text
+
+
+def test_503_retry_after_beyond_deadline_is_spooled_and_replayed(
+    spool_dir: Path, endpoint: str, backend: Backend, make_spans: SpanFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="otel_experiments")
+    backend.mode = busy
+    exp = exporter(endpoint, timeout=1.0, compression="none")
+    start = time.monotonic()
+    assert exp.export(make_spans(2, "a")) is SpanExportResult.FAILURE
+    assert time.monotonic() - start < 0.5  # Retry-After 30 > deadline: no waiting
+    assert len(spool_files(spool_dir, endpoint)) == 1
+    assert "spooled 2 span(s)" in caplog.text
+    backend.mode = lambda: Response("{}", status=202)
+    # right after a failure, export() sends only its own spans (replay is throttled) ...
+    assert exp.export(make_spans(1, "b")) is SpanExportResult.SUCCESS
+    assert backend.span_names() == ["b-0"]
+    assert len(spool_files(spool_dir, endpoint)) == 1
+    # ... the next export after a success replays, oldest first; force_flush replays too
+    assert exp.export(make_spans(1, "c")) is SpanExportResult.SUCCESS
+    assert backend.span_names() == ["b-0", "a-0", "a-1", "c-0"]
+    assert spool_files(spool_dir, endpoint, "*") == []
+    assert exp.force_flush() is True
+    exp.shutdown()
+
+
+def test_force_flush_replays_and_a_new_process_replays_the_old_spool(
+    spool_dir: Path, endpoint: str, backend: Backend, make_spans: SpanFactory
+) -> None:
+    backend.mode = busy
+    old = exporter(endpoint, compression="gzip")
+    assert old.export(make_spans(2, "old")) is SpanExportResult.FAILURE
+    assert old.force_flush(timeout_millis=500) is False  # still failing: stays spooled
+    old.shutdown()
+    assert len(spool_files(spool_dir, endpoint)) == 1
+    backend.mode = lambda: Response("{}", status=202)
+    # another exporter (compression changed meanwhile) picks it up in force_flush
+    new = exporter(endpoint, compression="none")
+    assert new.force_flush() is True
+    assert backend.span_names() == ["old-0", "old-1"]
+    assert "Content-Encoding" not in backend.received[0]["headers"]
+    assert spool_files(spool_dir, endpoint, "*") == []
+    new.shutdown()
+
+
+def test_400_is_dropped_not_spooled_and_a_healthy_run_touches_no_disk(
+    spool_dir: Path, endpoint: str, backend: Backend, make_spans: SpanFactory
+) -> None:
+    exp = exporter(endpoint)
+    assert exp.export(make_spans(2, "ok")) is SpanExportResult.SUCCESS
+    assert exp.force_flush() is True
+    assert not spool_dir.exists()
+    backend.mode = lambda: Response('{"errors":["bad"]}', status=400)
+    assert exp.export(make_spans(1, "bad")) is SpanExportResult.FAILURE
+    assert not spool_dir.exists()
+    exp.shutdown()
+
+
+def test_shutdown_during_a_retry_wait_keeps_the_body(
+    spool_dir: Path, endpoint: str, backend: Backend, make_spans: SpanFactory
+) -> None:
+    backend.mode = lambda: Response("busy", status=503, headers={"Retry-After": "3"})
+    exp = exporter(endpoint, timeout=10)
+    spans = make_spans(1, "late")
+    result: list[SpanExportResult] = []
+    worker = threading.Thread(target=lambda: result.append(exp.export(spans)))
+    start = time.monotonic()
+    worker.start()
+    time.sleep(0.2)
+    exp.shutdown()
+    worker.join(5)
+    assert result == [SpanExportResult.FAILURE] and time.monotonic() - start < 1.5
+    assert len(spool_files(spool_dir, endpoint)) == 1
+
+
+# ----------------------------------------------------------------------------- bounds and damage
+
+
+def test_max_bytes_drops_the_oldest_with_a_warning_counting_lost_spans(
+    spool_dir: Path, endpoint: str, backend: Backend, make_spans: SpanFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="otel_experiments")
+    backend.mode = busy
+    exp = exporter(endpoint, compression="none")
+    assert exp.export(make_spans(2, "b0", payload="p" * 1000)) is SpanExportResult.FAILURE
+    size = spool_files(spool_dir, endpoint)[0].stat().st_size
+    exp.shutdown()
+    exp = exporter(endpoint, compression="none", spool_max_bytes=int(size * 2.5))
+    for batch in range(1, 4):
+        assert exp.export(make_spans(2, f"b{batch}", payload="p" * 1000)) is SpanExportResult.FAILURE
+    total = sum(p.stat().st_size for p in spool_files(spool_dir, endpoint, "*"))
+    assert total <= size * 2.5
+    lost = [r for r in caplog.records if "lost" in r.getMessage()]
+    assert lost[0].levelno == logging.WARNING and "2 span(s) lost" in lost[0].getMessage()
+    assert "spool full" in lost[0].getMessage()
+    assert [r.levelno for r in lost[1:]] == [logging.DEBUG]  # rate-limited, still counted
+    backend.mode = lambda: Response("{}", status=202)
+    assert exp.force_flush() is True
+    assert backend.span_names() == ["b2-0", "b2-1", "b3-0", "b3-1"]  # the newest survive
+    exp.shutdown()
+
+
+def test_corrupt_files_are_moved_aside_and_the_rest_delivered(
+    spool_dir: Path, endpoint: str, backend: Backend, make_spans: SpanFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="otel_experiments")
+    backend.mode = busy
+    exp = exporter(endpoint, max_spans_per_request=1)  # spooled gzip'd
+    assert exp.export(make_spans(3, "c")) is SpanExportResult.FAILURE
+    exp.shutdown()
+    files = spool_files(spool_dir, endpoint)
+    assert len(files) == 3
+    files[1].write_bytes(b"\x00garbage, not a spool file")
+    header = json.loads(files[2].read_bytes().split(b"\n", 1)[0])
+    files[2].write_bytes(json.dumps(header).encode() + b"\nnot gzip")  # a damaged body
+    exp = exporter(endpoint, compression="none")  # so the replay must gunzip it
+    (files[0].parent / "00000000000000000000-1-1-x.body").write_bytes(b"")  # empty
+    backend.mode = lambda: Response("{}", status=202)
+    caplog.clear()
+    assert exp.force_flush() is True
+    assert backend.span_names() == ["c-0"]
+    assert len(spool_files(spool_dir, endpoint, "*.corrupt")) == 3
+    assert spool_files(spool_dir, endpoint) == []
+    (warning,) = warnings_of(caplog)
+    assert "unreadable spool file" in warning and ".corrupt" in warning
+    exp.shutdown()
+
+
+def test_spool_max_bytes_zero_keeps_nothing_on_disk(
+    spool_dir: Path, make_spans: SpanFactory, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="otel_experiments")
+    dead = f"http://127.0.0.1:{free_port()}"
+    exp = exporter(dead, timeout=0.2, spool_max_bytes=0)
+    assert exp.export(make_spans(2, "z")) is SpanExportResult.FAILURE
+    assert exp.force_flush() is True
+    monkeypatch.setenv(config.OTEL_EXPERIMENTS_SPOOL_MAX_BYTES, "0")
+    from_env = exporter(dead, timeout=0.2)
+    assert from_env.spool_max_bytes == 0
+    assert from_env.export(make_spans(1, "z")) is SpanExportResult.FAILURE
+    assert not spool_dir.exists()
+    assert any("2 span(s) dropped (spooling is off" in w for w in warnings_of(caplog))
+    exp.shutdown()
+    from_env.shutdown()
+
+
+@pytest.mark.parametrize("kind", ["parent-is-a-file", "read-only"])
+def test_unwritable_spool_dir_warns_and_never_raises(
+    tmp_path: Path, make_spans: SpanFactory, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="otel_experiments")
+    if kind == "parent-is-a-file":
+        (tmp_path / "file").write_text("x")
+        root = tmp_path / "file" / "spool"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes to read-only directories")
+        root = tmp_path / "ro"
+        root.mkdir()
+        root.chmod(0o500)
+    dead = f"http://127.0.0.1:{free_port()}"
+    exp = exporter(dead, timeout=0.2, spool_dir=root)
+    assert exp.export(make_spans(2, "ro")) is SpanExportResult.FAILURE
+    assert exp.export(make_spans(2, "ro")) is SpanExportResult.FAILURE
+    assert exp.force_flush() is True  # nothing readable to replay
+    spool_warnings = [w for w in warnings_of(caplog) if "cannot write to the spool" in w]
+    assert len(spool_warnings) == 1 and "2 span(s) dropped" in spool_warnings[0]
+    exp.shutdown()
+
+
+# ----------------------------------------------------------------------------- sharing
+
+
+_SENDER = """
+import sys, time
+from pathlib import Path
+from otel_experiments.exporter import ExperimentEventsExporter
+
+exp = ExperimentEventsExporter(endpoint=sys.argv[1], headers={"x-proc": sys.argv[2]}, timeout=20)
+print("ready", flush=True)
+go = Path(sys.argv[3])
+while not go.exists():
+    time.sleep(0.002)
+print("flushed", exp.force_flush(20000), flush=True)
+exp.shutdown()
+"""
+
+
+def test_two_processes_sharing_a_spool_never_send_a_file_twice(
+    spool_dir: Path, endpoint: str, backend: Backend, make_spans: SpanFactory, tmp_path: Path
+) -> None:
+    backend.mode = busy
+    exp = exporter(endpoint, max_spans_per_request=1)
+    spans = make_spans(30, "shared")
+    assert exp.export(spans) is SpanExportResult.FAILURE
+    exp.shutdown()
+    assert len(spool_files(spool_dir, endpoint)) == 30
+    backend.mode = lambda: Response("{}", status=202)
+    backend.delay = 0.01
+    script = tmp_path / "sender.py"
+    script.write_text(_SENDER)
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), endpoint, str(i), str(go)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for i in (1, 2)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        go.touch()
+        outputs = [proc.communicate(timeout=30) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    for (out, err), proc in zip(outputs, procs, strict=True):
+        assert proc.returncode == 0, err
+        assert "flushed True" in out, (out, err)
+    names = backend.span_names()
+    assert sorted(names) == sorted(s.name for s in spans)  # every file sent exactly once
+    senders = {r["headers"].get("X-Proc") for r in backend.received}
+    assert senders == {"1", "2"}  # both really took part
+    assert spool_files(spool_dir, endpoint, "*") == []
+
+
+def test_claims_stale_ones_are_reclaimed_and_endpoints_are_separate(
+    tmp_path: Path, endpoint: str, backend: Backend
+) -> None:
+    spool = Spool(tmp_path, endpoint, 1 << 20)
+    body = b'{"data":{"type":"experiment_events","attributes":{"spans":[],"metrics":[]}}}'
+    path = f"{API}/experiments/e/events"
+    for _ in range(3):
+        assert spool.put(path, body, 0, "identity")
+    first, second, third = spool.pending()
+    claimed = spool.claim(first)
+    assert claimed is not None and claimed.content == body and claimed.path == path
+    assert spool.claim(first) is None  # already taken
+    assert spool.pending() == [second, third]  # a live, fresh claim is left alone
+    # a claim whose process has exited, and one too old, are both taken over
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(done.stdout)
+    os.rename(claimed.claimed, spool.directory / f"{first}.claim-{dead_pid}-{int(time.time() * 1000)}")
+    now_ms = int(time.time() * 1000)
+    os.rename(spool.directory / second,
+              spool.directory / f"{second}.claim-{os.getpid()}-{now_ms - 3_600_000}")
+    assert spool.pending() == [first, second, third]
+    # another endpoint has its own directory: nothing of this one is replayed there
+    other = ExperimentEventsExporter(endpoint=f"http://127.0.0.1:{free_port()}", spool_dir=tmp_path)
+    assert Spool(tmp_path, other.endpoint, 1 << 20).pending() == []
+    assert endpoint_key("http://u:pw@h:1/x/") == endpoint_key("http://h:1/x")
+    other.shutdown()
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+def test_spool_settings_argument_env_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="otel_experiments")
+    monkeypatch.delenv(config.OTEL_EXPERIMENTS_SPOOL_DIR)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    defaults = ExporterSettings.resolve(env={})
+    assert defaults.spool_dir == str(tmp_path / "xdg" / "otel-experiments" / "spool")
+    assert defaults.spool_max_bytes == 64 * 1024 * 1024
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert ExporterSettings.resolve(env={}).spool_dir == str(
+        tmp_path / "home" / ".cache" / "otel-experiments" / "spool"
+    )
+    env = {
+        config.OTEL_EXPERIMENTS_SPOOL_DIR: str(tmp_path / "from-env"),
+        config.OTEL_EXPERIMENTS_SPOOL_MAX_BYTES: "1000",
+    }
+    from_env = ExporterSettings.resolve(env=env)
+    assert (from_env.spool_dir, from_env.spool_max_bytes) == (str(tmp_path / "from-env"), 1000)
+    arg = ExporterSettings.resolve(env=env, spool_dir=tmp_path / "arg", spool_max_bytes=0)
+    assert (arg.spool_dir, arg.spool_max_bytes) == (str(tmp_path / "arg"), 0)
+    bad = ExporterSettings.resolve(env={config.OTEL_EXPERIMENTS_SPOOL_MAX_BYTES: "lots"})
+    assert bad.spool_max_bytes == config.DEFAULT_SPOOL_MAX_BYTES
+    assert "OTEL_EXPERIMENTS_SPOOL_MAX_BYTES='lots'" in caplog.text
+    for kwargs in ({"spool_max_bytes": -1}, {"spool_max_bytes": True}, {"spool_dir": " "}):
+        with pytest.raises(ValueError, match="spool"):
+            ExporterSettings.resolve(env={}, **kwargs)  # type: ignore[arg-type]
+    exp = ExperimentEventsExporter(spool_dir=tmp_path / "x", spool_max_bytes=123)
+    assert (exp.spool_dir, exp.spool_max_bytes) == (str(tmp_path / "x"), 123)
+    exp.shutdown()
