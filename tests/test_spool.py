@@ -362,6 +362,43 @@ def test_unwritable_spool_dir_warns_and_never_raises(
     exp.shutdown()
 
 
+_DISK_FULL = """
+import logging, resource, signal, sys
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from otel_experiments.exporter import ExperimentEventsExporter
+
+logging.basicConfig(level=logging.WARNING)
+mem = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(mem))
+with provider.get_tracer("t").start_as_current_span("big", attributes={"experiment.id": "e"}) as s:
+    s.set_attribute("output.value", "y" * 5000)
+exp = ExperimentEventsExporter(endpoint=sys.argv[1], timeout=0.2, compression="none")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.RLIM_INFINITY))
+print("result", exp.export(mem.get_finished_spans()).name, flush=True)
+exp.shutdown()
+"""
+
+
+def test_disk_full_while_spooling_warns_and_leaves_no_partial_file(
+    spool_dir: Path, tmp_path: Path
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    script = tmp_path / "full.py"
+    script.write_text(_DISK_FULL)
+    done = subprocess.run([sys.executable, str(script), dead], capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "result FAILURE" in done.stdout
+    assert "cannot write to the spool directory" in done.stderr
+    assert "File too large" in done.stderr and "1 span(s) dropped" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list((spool_dir / endpoint_key(dead)).iterdir()) == []  # no partial file left
+
+
 # ----------------------------------------------------------------------------- sharing
 
 

@@ -243,7 +243,14 @@ class ExperimentEventsExporter(SpanExporter):
         replayed = True
         if self._spool is not None:
             # replay takes at most half the export time, so fresh spans get their turn too
-            replayed = self._maybe_replay(start, start + self.timeout / 2)
+            try:
+                replayed = self._maybe_replay(start, start + self.timeout / 2)
+            except Exception:  # the fresh spans still go out (or into the spool)
+                replayed = False
+                self._warn_once(
+                    "unexpected-replay", "otel-experiments: unexpected error replaying the spool",
+                    exc_info=True,
+                )
         groups: dict[str, list[tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
         for experiment_id, event, metrics in iter_span_events(spans):
             group = groups.get(experiment_id)

@@ -1,20 +1,16 @@
 """A bounded on-disk spool of request bodies that could not be delivered yet.
 
-One directory per endpoint, ``{root}/{hash of the endpoint URL without credentials}``,
-so a spool is never replayed to another backend. One file per body, named
-``{created_ns:020d}-{spans}-{pid}-{random}.body`` (names sort oldest first), holding one
-JSON header line (``path`` relative to the endpoint, ``spans``, ``created``,
-``encoding``) and the body exactly as it goes on the wire. Never credentials or headers.
-
-Files are written to a temporary name and ``os.replace``'d into place; a sender claims
-one by renaming it to ``{name}.claim-{pid}-{ms}`` (atomic: two processes sharing the
-directory never send the same file at once), then deletes it once delivered or renames
-it back. A claim whose process is gone, or older than ``stale_claim_s``, is reclaimed.
-Unreadable files are moved aside as ``{name}.corrupt`` (they count towards the size
-bound and are the first to go). When a new body does not fit in ``max_bytes``, the
-oldest bodies are deleted, with a warning saying how many spans were lost.
-
-Nothing here raises: I/O errors are logged once and the body is reported as not kept.
+``{root}/{hash of the endpoint URL without credentials}/`` (so a spool is never replayed
+to another backend) holds one file per body, ``{created_ns:020d}-{spans}-{pid}-{rand}.body``
+(names sort oldest first): a JSON header line (``path`` relative to the endpoint,
+``spans``, ``created``, ``encoding``), then the body as it goes on the wire. Never
+credentials or headers. Files are written under a temporary name and ``os.replace``'d;
+a sender claims one by renaming it to ``{name}.claim-{pid}-{ms}`` (atomic, so processes
+sharing the directory never send the same file at once), then deletes it or renames it
+back. Claims of dead processes, or older than ``stale_claim_s``, are reclaimed.
+Unreadable files are moved aside as ``.corrupt`` (counted in the bound, deleted first).
+When ``max_bytes`` is reached the oldest bodies are deleted, with a warning counting the
+spans lost. Nothing here raises: I/O errors are logged once, the body is not kept.
 """
 
 from __future__ import annotations
@@ -52,8 +48,7 @@ _LOSS_WARNING_INTERVAL_S: Final = 60.0
 
 @dataclass(frozen=True)
 class SpooledBody:
-    """A claimed spool file: send ``content`` to ``{endpoint}{path}``, then
-    :meth:`Spool.remove` or :meth:`Spool.release` it."""
+    """A claimed file: send ``content`` to ``{endpoint}{path}``, then remove or release it."""
 
     name: str
     claimed: Path
@@ -82,7 +77,7 @@ def _pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except OSError:  # e.g. EPERM: it exists, under another user
-        return True
+        pass
     return True
 
 
@@ -93,18 +88,19 @@ def _spans_in(name: str) -> int:
         return 0
 
 
+def _is_pending(name: str) -> bool:
+    return name.endswith(_SUFFIX) and not name.startswith(".")
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
 class Spool:
     """The spool directory of one endpoint. Thread-safe; safe to share between processes."""
 
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        endpoint: str,
-        max_bytes: int,
-        *,
-        warn_once: WarnOnce | None = None,
-        stale_claim_s: float = STALE_CLAIM_S,
-    ) -> None:
+    def __init__(self, root: str | os.PathLike[str], endpoint: str, max_bytes: int, *,
+                 warn_once: WarnOnce | None = None, stale_claim_s: float = STALE_CLAIM_S) -> None:
         self.directory = Path(root) / endpoint_key(endpoint)
         self.max_bytes = max_bytes
         self._warn_once = warn_once or WarnOnce()
@@ -125,11 +121,10 @@ class Spool:
         size = len(header) + 1 + len(content)
         try:
             with self._lock:
-                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
                 if size > self.max_bytes:
-                    self._record_loss(spans, f"a {size}-byte body does not fit in the spool "
-                                      f"(max {self.max_bytes} bytes)")
+                    self._record_loss(spans, f"a {size}-byte body is over the spool's max_bytes")
                     return False
+                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
                 if not self._make_room(size):
                     self._record_loss(spans, "spool full of bodies being sent")
                     return False
@@ -149,9 +144,7 @@ class Spool:
             self._warn_once(
                 "spool-write",
                 "otel-experiments: cannot write to the spool directory %s (%s); %d span(s) dropped",
-                self.directory,
-                exc.strerror or type(exc).__name__,
-                spans,
+                self.directory, _why(exc), spans,
             )
             return False
         return True
@@ -164,7 +157,7 @@ class Spool:
             return True
         victims = sorted(
             ((name, entry_size) for name, entry_size in entries
-             if name.endswith(_CORRUPT) or self._is_pending(name)),
+             if name.endswith(_CORRUPT) or _is_pending(name)),
             key=lambda item: (not item[0].endswith(_CORRUPT), item[0]),
         )
         lost = 0
@@ -174,12 +167,12 @@ class Spool:
             except FileNotFoundError:
                 continue  # claimed by a sender meanwhile: not lost
             total -= entry_size
-            if self._is_pending(name):
+            if _is_pending(name):
                 lost += _spans_in(name)
             if total + size <= self.max_bytes:
                 break
         if lost:
-            self._record_loss(lost, f"spool full (max {self.max_bytes} bytes): oldest bodies deleted")
+            self._record_loss(lost, f"spool full (max_bytes={self.max_bytes}): oldest bodies deleted")
         return total + size <= self.max_bytes
 
     def _record_loss(self, spans: int, why: str) -> None:
@@ -195,10 +188,6 @@ class Spool:
 
     # ------------------------------------------------------------------ reading
 
-    @staticmethod
-    def _is_pending(name: str) -> bool:
-        return name.endswith(_SUFFIX) and not name.startswith(".")
-
     def _scan(self) -> list[tuple[str, int]]:
         """``(name, size)`` of every file of ours in the directory; missing directory: none."""
         out: list[tuple[str, int]] = []
@@ -206,32 +195,26 @@ class Spool:
             with os.scandir(self.directory) as it:
                 for entry in it:
                     name = entry.name
-                    if not (self._is_pending(name) or _CLAIM in name or name.endswith(_CORRUPT)
-                            or name.startswith(_TMP)):
-                        continue
-                    with contextlib.suppress(OSError):
-                        out.append((name, entry.stat(follow_symlinks=False).st_size))
+                    if _is_pending(name) or _CLAIM in name or name.endswith(_CORRUPT) \
+                            or name.startswith(_TMP):
+                        with contextlib.suppress(OSError):
+                            out.append((name, entry.stat(follow_symlinks=False).st_size))
         except FileNotFoundError:
             return []
         return out
 
     def pending(self) -> list[str]:
-        """Names of the bodies waiting, oldest first (stale claims are reclaimed first).
-
-        Never creates the directory; an unreadable directory logs once and reads as empty.
-        """
+        """Bodies waiting, oldest first, stale claims reclaimed. Never creates the directory."""
         try:
             names = [name for name, _ in self._scan()]
         except OSError as exc:
-            self._warn_once(
-                "spool-read", "otel-experiments: cannot read the spool directory %s (%s)",
-                self.directory, exc.strerror or type(exc).__name__,
-            )
+            self._warn_once("spool-read", "otel-experiments: cannot read the spool directory "
+                            "%s (%s)", self.directory, _why(exc))
             return []
         out = []
         now = time.time()
         for name in names:
-            if self._is_pending(name):
+            if _is_pending(name):
                 out.append(name)
             elif _CLAIM in name and not name.startswith("."):
                 original = self._reclaim_if_stale(name, now)
@@ -271,10 +254,8 @@ class Spool:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            self._warn_once(
-                "spool-claim", "otel-experiments: cannot claim spool file %s (%s)",
-                self.directory / name, exc.strerror or type(exc).__name__,
-            )
+            self._warn_once("spool-claim", "otel-experiments: cannot claim spool file %s (%s)",
+                            self.directory / name, _why(exc))
             return None
         try:
             data = claimed.read_bytes()
@@ -289,7 +270,7 @@ class Spool:
                     or not isinstance(spans, int) or isinstance(spans, bool) or spans < 0
                     or not isinstance(created, (int, float)) or encoding not in _ENCODINGS):
                 raise ValueError("bad header")
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             self.quarantine(name, claimed, str(exc) or type(exc).__name__)
             return None
         return SpooledBody(name, claimed, path, spans, float(created), str(encoding), content)
@@ -320,7 +301,5 @@ class Spool:
         except FileNotFoundError:
             pass  # reclaimed as stale by someone else meanwhile
         except OSError as exc:
-            self._warn_once(
-                "spool-release", "otel-experiments: cannot release spool file %s (%s)",
-                body.claimed, exc.strerror or type(exc).__name__,
-            )
+            self._warn_once("spool-release", "otel-experiments: cannot release spool file "
+                            "%s (%s)", body.claimed, _why(exc))
