@@ -250,7 +250,7 @@ def default_spool_dir() -> str:
         if not os.path.isabs(home):  # no usable home directory
             import tempfile
 
-            home = os.path.join(tempfile.gettempdir(), f"otel-experiments-{os.getuid()}")
+            home = os.path.join(tempfile.gettempdir(), f"otel-experiments-{getattr(os, 'getuid', int)()}")
         cache = os.path.join(home, ".cache")
     return os.path.join(cache, "otel-experiments", "spool")
 
