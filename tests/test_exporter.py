@@ -681,3 +681,19 @@ def test_url_credentials_and_bad_headers_never_logged(
     assert SECRET_KEY not in caplog.text and SECRET_HEADER not in caplog.text
     assert "hunter2" not in caplog.text
     exp.shutdown()
+
+
+def test_nothing_listening_gives_up_fast_within_a_long_timeout(
+    tracer: Tracer, mem: InMemorySpanExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The default 10 s timeout must not hold the export (or the app's exit) hostage
+    # when nothing listens: a few quick attempts, then the body goes to the spool.
+    caplog.set_level(logging.WARNING, logger="otel_experiments")
+    exp = ExperimentEventsExporter(endpoint=f"http://127.0.0.1:{free_port()}", timeout=10.0,
+                                   backoff_initial=0.05)
+    start = time.monotonic()
+    assert exp.export(make_spans(tracer, mem, 3)) is SpanExportResult.FAILURE
+    assert time.monotonic() - start < 2.0
+    assert "unreachable (ConnectError) after 3 attempts" in caplog.text
+    assert "spooled 3 span(s)" in caplog.text
+    exp.shutdown()

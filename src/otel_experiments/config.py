@@ -93,7 +93,7 @@ def _warn_invalid(name: str, value: str, expected: str, default: object) -> None
         name,
         shown,
         expected,
-        default if name not in SECRET_VARIABLES else "<redacted>",
+        default if name not in SECRET_VARIABLES or not default else "<redacted>",
     )
 
 

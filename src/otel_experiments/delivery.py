@@ -31,6 +31,7 @@ logger = logging.getLogger("otel_experiments")
 
 _RETRYABLE_STATUS: Final = frozenset({408, 429})
 _MAX_MESSAGE_CHARS: Final = 500
+_MAX_CONNECT_ATTEMPTS: Final = 3
 _GZIP_LEVEL: Final = 6
 
 
@@ -188,6 +189,7 @@ class HttpDelivery:
     def send_encoded(self, url: str, content: bytes, count: int, deadline: float) -> Outcome:
         """POST already-encoded ``content`` with retries until ``deadline`` (monotonic)."""
         attempt = 0
+        refused = 0
         while True:
             client = self._get_client()
             if client is None:
@@ -206,6 +208,21 @@ class HttpDelivery:
                 response = client.post(url, content=content, timeout=remaining)
             except httpx.TransportError as exc:
                 reason = type(exc).__name__
+                # Nothing listening: a server restart is over in a second or two, a
+                # stopped server is not. Give up early (the exporter spools the body)
+                # rather than hold the export, and the application's exit, for the timeout.
+                if isinstance(exc, httpx.ConnectError):
+                    refused += 1
+                    if refused >= _MAX_CONNECT_ATTEMPTS:
+                        self._warn_once(
+                            "unreachable",
+                            "otel-experiments: the experiments endpoint is unreachable (%s) "
+                            "after %d attempts; %d span(s) not sent",
+                            reason,
+                            refused,
+                            count,
+                        )
+                        return Outcome.RETRYABLE
             except (httpx.HTTPError, RuntimeError) as exc:  # e.g. the client was closed
                 if self._closed:
                     return Outcome.RETRYABLE
