@@ -1,6 +1,6 @@
 """Per-span cost of stamping: ours vs. the floor vs. BaggageSpanProcessor, in one run.
 
-    python benchmarks/bench_processor.py [--spans 20000] [--rounds 9]
+    python benchmarks/bench_processor.py [--spans 20000] [--rounds 15]
 
 Every variant starts and ends the same spans on a real SDK TracerProvider; rounds
 interleave the variants so machine noise hits them alike, and the best round counts.
@@ -61,7 +61,7 @@ def variant(processor: SpanProcessor | None, ctx: otel_context.Context | None,
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--spans", type=int, default=20000)
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
 
     ours_ctx = context_with_scope(EXPERIMENT, IDENTITY, propagate_identity_names=True)
