@@ -15,7 +15,7 @@ from typing import Any
 from opentelemetry.trace import Span
 
 from . import attributes as A
-from .events.convert import check_metric
+from .events.metrics import check_metric
 
 __all__ = ["MetricValue", "record_metric"]
 

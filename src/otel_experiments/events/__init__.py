@@ -24,7 +24,8 @@ from typing import Any, Final
 
 from ._json import BACKEND as JSON_BACKEND
 from ._json import dumps, loads
-from .convert import EVENTS_TYPE, check_metric, spans_to_event_bodies
+from .convert import EVENTS_TYPE, spans_to_event_bodies
+from .metrics import check_metric
 
 __all__ = [
     "EVENTS_SCHEMA_PATH",

@@ -11,7 +11,7 @@ import json
 from types import ModuleType
 from typing import Any
 
-__all__ = ["BACKEND", "dumps", "loads", "stdlib_dumps"]
+__all__ = ["BACKEND", "as_object", "dumps", "loads", "stdlib_dumps"]
 
 _orjson: ModuleType | None
 try:
@@ -54,3 +54,16 @@ else:  # pragma: no cover - depends on the environment
     def loads(data: str | bytes) -> Any:
         """Decode JSON text; raises ``ValueError`` on malformed input."""
         return json.loads(data)
+
+
+def as_object(raw: Any) -> dict[str, Any]:
+    """A JSON-object-valued field: decode JSON text; wrap anything else as ``{"value": ...}``."""
+    if isinstance(raw, str):
+        try:
+            decoded = loads(raw)
+        except ValueError:
+            return {"value": raw}
+        return decoded if isinstance(decoded, dict) else {"value": decoded}
+    if isinstance(raw, tuple):
+        raw = list(raw)
+    return {"value": raw}
