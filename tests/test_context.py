@@ -444,3 +444,59 @@ def test_warns_once_when_no_sdk_provider_is_set() -> None:
     err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=30, check=True).stderr
     assert err.count("no global SDK TracerProvider") == 1, err
+
+
+def test_one_experiment_context_shared_by_threads_restores_each() -> None:
+    shared = experiment_context("exp-1", {"user": {"id": "alice"}})
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    after: dict[str, object] = {}
+
+    def first() -> None:
+        with shared:
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+        after["first"] = (current_experiment(), current_identity())
+
+    def second() -> None:
+        a_in.wait(5)
+        with shared:
+            b_in.set()
+            a_out.wait(5)  # the first thread exits while this one is still inside
+            assert current_experiment() == TraceExperiment("exp-1")
+        after["second"] = (current_experiment(), current_identity())
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert after == {"first": (None, None), "second": (None, None)}
+
+
+async def test_experiment_context_on_generators(recorder, tracer) -> None:
+    @experiment_context("exp-gen-ctx")
+    def numbers():
+        for i in range(2):
+            with tracer.start_as_current_span(f"ctx-gen-{i}"):
+                pass
+            yield current_experiment()
+
+    @experiment_context("exp-agen-ctx")
+    async def stream():
+        yield current_experiment()
+
+    assert [e.id for e in numbers()] == ["exp-gen-ctx", "exp-gen-ctx"]
+    assert [e.id async for e in stream()] == ["exp-agen-ctx"]
+    assert recorder.attrs("ctx-gen-1")["experiment.id"] == "exp-gen-ctx"
+    assert current_experiment() is None
+
+
+def test_span_still_ends_when_the_exception_cannot_be_printed(recorder) -> None:
+    class Hostile(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no str for you")
+
+    with pytest.raises(Hostile), start_observe("f", "hostile-exc", experiment="e"):
+        raise Hostile()
+    assert recorder.by_name("hostile-exc").status.status_code is StatusCode.ERROR

@@ -10,11 +10,13 @@ re-validates them because inbound baggage is attacker-controlled.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import Token
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -34,6 +36,7 @@ from .models import (
     TraceExperiment,
     User,
 )
+from .scoping import ActiveStack, run_async_generator_in, run_generator_in
 
 logger = logging.getLogger("otel_experiments")
 
@@ -165,8 +168,9 @@ class experiment_context:
 
     For middleware and request handlers: every span started inside (by any library)
     is stamped by :class:`~otel_experiments.ExperimentSpanProcessor`, and outgoing
-    requests carry the values as W3C Baggage. Use as ``with`` or as a decorator
-    (sync and async functions).
+    requests carry the values as W3C Baggage. Use as ``with`` / ``async with`` or as a
+    decorator (sync and async functions, generators, async generators). One instance may
+    be shared: each thread or task entering it exits its own scope.
     """
 
     def __init__(
@@ -179,7 +183,6 @@ class experiment_context:
         self._experiment = TraceExperiment.coerce(experiment) if experiment is not None else None
         self._identity = Identity.coerce(identity) if identity is not None else None
         self._names = propagate_identity_names
-        self._tokens: list[object] = []
 
     def _context(self) -> Context:
         return context_with_scope(
@@ -188,31 +191,55 @@ class experiment_context:
 
     def __enter__(self) -> ExperimentScope:
         ctx = self._context()
-        self._tokens.append(otel_context.attach(ctx))
+        _ACTIVE_TOKENS.push(self, otel_context.attach(ctx))
         scope: ExperimentScope = ctx[SCOPE_KEY]  # type: ignore[assignment]
         return scope
 
     def __exit__(self, *exc: object) -> None:
-        otel_context.detach(self._tokens.pop())  # type: ignore[arg-type]
+        token = _ACTIVE_TOKENS.pop(self)
+        if token is None:
+            logger.warning(
+                "otel-experiments: experiment_context exited in another context than entered"
+            )
+            return
+        otel_context.detach(token)
+
+    async def __aenter__(self) -> ExperimentScope:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.__exit__(*exc)
 
     def __call__(self, func: F) -> F:
-        import inspect
-
         this = self
+
+        if inspect.isasyncgenfunction(func):
+            @wrapt.decorator
+            def agen_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                return run_async_generator_in(this._context, wrapped(*args, **kwargs))
+            return cast(F, agen_wrapper(func))
+
+        if inspect.isgeneratorfunction(func):
+            @wrapt.decorator
+            def gen_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                return run_generator_in(this._context, wrapped(*args, **kwargs))
+            return cast(F, gen_wrapper(func))
+
+        if inspect.iscoroutinefunction(func):
+            @wrapt.decorator
+            async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                with _attached(this._context()):
+                    return await wrapped(*args, **kwargs)
+            return cast(F, async_wrapper(func))
 
         @wrapt.decorator
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             with _attached(this._context()):
                 return wrapped(*args, **kwargs)
-
-        @wrapt.decorator
-        async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            with _attached(this._context()):
-                return await wrapped(*args, **kwargs)
-
-        if inspect.iscoroutinefunction(func):
-            return cast(F, async_wrapper(func))
         return cast(F, wrapper(func))
+
+
+_ACTIVE_TOKENS: ActiveStack[Token[Context]] = ActiveStack("otel_experiments_active_contexts")
 
 
 def current_scope(context: Context | None = None, *, trust_baggage: bool | None = None) -> ExperimentScope | None:

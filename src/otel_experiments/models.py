@@ -12,7 +12,9 @@ MAX_NAME_LENGTH = 512
 
 
 def _has_control_chars(value: str) -> bool:
-    return any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value)
+    # Control characters, and lone surrogates (from surrogateescape-decoded bytes): the
+    # latter cannot be encoded as UTF-8, so no JSON encoder or URL would accept them.
+    return any(ord(ch) < 0x20 or ord(ch) == 0x7F or 0xD800 <= ord(ch) <= 0xDFFF for ch in value)
 
 
 def validate_id(value: object, field: str) -> str:
@@ -20,11 +22,13 @@ def validate_id(value: object, field: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{field} must be a str, got {type(value).__name__}")
     if not value or value.strip() != value or " " in value:
-        raise ValueError(f"{field} must be a non-empty string without spaces, got {value!r}")
+        raise ValueError(
+            f"{field} must be a non-empty string without spaces, got {value[:80]!r}"
+        )
     if len(value) > MAX_ID_LENGTH:
         raise ValueError(f"{field} is {len(value)} characters; the limit is {MAX_ID_LENGTH}")
-    if _has_control_chars(value):
-        raise ValueError(f"{field} contains control characters: {value!r}")
+    if not value.isprintable():
+        raise ValueError(f"{field} contains unprintable characters: {value[:80]!r}")
     return value
 
 
@@ -39,7 +43,7 @@ def validate_name(value: object, field: str, *, optional: bool = True) -> str | 
     if len(value) > MAX_NAME_LENGTH:
         raise ValueError(f"{field} is {len(value)} characters; the limit is {MAX_NAME_LENGTH}")
     if _has_control_chars(value):
-        raise ValueError(f"{field} contains control characters: {value!r}")
+        raise ValueError(f"{field} contains control characters: {value[:80]!r}")
     return value
 
 

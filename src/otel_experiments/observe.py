@@ -12,7 +12,6 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
-from contextvars import ContextVar
 from typing import Any, TypeVar, cast
 
 import wrapt
@@ -26,6 +25,7 @@ from . import config
 from .context import SCOPE_KEY, context_with_scope
 from .models import ExperimentLike, Identity, IdentityLike, TraceExperiment, validate_id
 from .observed import OBSERVED_SPAN_KEY, ObservedSpan, current_observed_span, observe
+from .scoping import ActiveStack, run_async_generator_in, run_generator_in
 
 logger = logging.getLogger("otel_experiments")
 
@@ -73,11 +73,22 @@ class _Run:
     def finish(self, exc: BaseException | None) -> None:
         try:
             if exc is not None and not isinstance(exc, GeneratorExit):
+                self.span.set_status(Status(StatusCode.ERROR, _describe(exc)))
                 self.span.record_exception(exc)
-                self.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-            self.span.end()
-        except Exception:
-            logger.warning("otel-experiments: could not end span", exc_info=True)
+        except Exception:  # a hostile exception object must not cost us the span
+            logger.debug("otel-experiments: could not record an exception", exc_info=True)
+        finally:
+            try:
+                self.span.end()
+            except Exception:
+                logger.warning("otel-experiments: could not end span", exc_info=True)
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        return f"{type(exc).__name__}: {exc}"
+    except Exception:
+        return type(exc).__name__
 
 
 _no_provider_warned = False
@@ -99,9 +110,7 @@ def _warn_if_no_sdk_provider(spec: start_observe) -> None:
         )
 
 
-_ACTIVE_RUNS: ContextVar[tuple[tuple[start_observe, _Run], ...]] = ContextVar(
-    "otel_experiments_active_runs", default=()
-)
+_ACTIVE_RUNS: ActiveStack[_Run] = ActiveStack("otel_experiments_active_runs")
 
 
 class start_observe:
@@ -170,17 +179,15 @@ class start_observe:
     # concurrent tasks or threads exits each of their runs correctly.
     def __enter__(self) -> ObservedSpan:
         run = _Run(self).__enter__()
-        _ACTIVE_RUNS.set((*_ACTIVE_RUNS.get(), (self, run)))
+        _ACTIVE_RUNS.push(self, run)
         return run.observed
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        stack = _ACTIVE_RUNS.get()
-        for i in range(len(stack) - 1, -1, -1):
-            if stack[i][0] is self:
-                _ACTIVE_RUNS.set(stack[:i] + stack[i + 1 :])
-                stack[i][1].__exit__(exc_type, exc, tb)
-                return
-        logger.warning("otel-experiments: start_observe exited in another context than entered")
+        run = _ACTIVE_RUNS.pop(self)
+        if run is None:
+            logger.warning("otel-experiments: start_observe exited in another context than entered")
+            return
+        run.__exit__(exc_type, exc, tb)
 
     async def __aenter__(self) -> ObservedSpan:
         return self.__enter__()
@@ -214,17 +221,13 @@ class start_observe:
         if inspect.isasyncgenfunction(func):
             @wrapt.decorator
             def agen_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                return _observe_async_gen(
-                    spec, otel_context.get_current(), wrapped, args, kwargs, record_args
-                )
+                return _observe_async_gen(spec, wrapped, args, kwargs, record_args)
             return cast(F, agen_wrapper(func))
 
         if inspect.isgeneratorfunction(func):
             @wrapt.decorator
             def gen_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                return _observe_gen(
-                    spec, otel_context.get_current(), wrapped, args, kwargs, record_args
-                )
+                return _observe_gen(spec, wrapped, args, kwargs, record_args)
             return cast(F, gen_wrapper(func))
 
         if inspect.iscoroutinefunction(func):
@@ -252,93 +255,46 @@ class start_observe:
 Recorder = Callable[[_Run, tuple[Any, ...], dict[str, Any]], None]
 
 
-def _observe_gen(spec: start_observe, base: Context, wrapped: Any, args: Any, kwargs: Any,
+class _GeneratorRun:
+    """Callbacks that give a generator's steps one span (started at the first step)."""
+
+    def __init__(self, spec: start_observe, args: tuple[Any, ...], kwargs: dict[str, Any],
+                 record_args: Recorder) -> None:
+        self.spec = spec
+        self.base = otel_context.get_current()  # where the generator was created
+        self.args, self.kwargs, self.record_args = args, kwargs, record_args
+        self.items: list[Any] = []
+        self.run: _Run | None = None
+
+    def enter(self) -> Context:
+        self.run = _Run(self.spec, self.base)
+        self.record_args(self.run, self.args, self.kwargs)
+        return self.run.ctx
+
+    def on_item(self, item: Any) -> None:
+        if self.spec.record_output and len(self.items) < _MAX_RECORDED_ITEMS:
+            self.items.append(item)
+
+    def on_finish(self, error: BaseException | None, value: Any) -> None:
+        if self.run is None:
+            return
+        if error is None and self.spec.record_output:
+            self.run.observed.set_output(self.items if value is None else value)
+        self.run.finish(error)
+
+
+def _observe_gen(spec: start_observe, wrapped: Any, args: Any, kwargs: Any,
                  record_args: Recorder) -> Generator[Any, Any, Any]:
-    # The span starts at the first step, under the context the generator was created in.
-    run = _Run(spec, base)
-    record_args(run, args, kwargs)
-    items: list[Any] = []
-    error: BaseException | None = None
-    token = otel_context.attach(run.ctx)
-    try:
-        gen = wrapped(*args, **kwargs)
-    except BaseException as exc:
-        otel_context.detach(token)
-        run.finish(exc)
-        raise
-    otel_context.detach(token)
-    to_send: Any = None
-    to_throw: BaseException | None = None
-    try:
-        while True:
-            token = otel_context.attach(run.ctx)
-            try:
-                item = gen.throw(to_throw) if to_throw is not None else gen.send(to_send)
-            except StopIteration as stop:
-                if spec.record_output:
-                    run.observed.set_output(items if stop.value is None else stop.value)
-                return stop.value
-            finally:
-                otel_context.detach(token)
-            to_throw = None
-            if spec.record_output and len(items) < _MAX_RECORDED_ITEMS:
-                items.append(item)
-            try:
-                to_send = yield item
-            except GeneratorExit:
-                gen.close()
-                raise
-            except BaseException as exc:
-                to_throw = exc
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        run.finish(error)
+    steps = _GeneratorRun(spec, args, kwargs, record_args)
+    return run_generator_in(steps.enter, wrapped(*args, **kwargs), steps.on_item,
+                            steps.on_finish)
 
 
-async def _observe_async_gen(spec: start_observe, base: Context, wrapped: Any, args: Any,
-                             kwargs: Any, record_args: Recorder) -> AsyncGenerator[Any, Any]:
-    run = _Run(spec, base)
-    record_args(run, args, kwargs)
-    items: list[Any] = []
-    error: BaseException | None = None
-    token = otel_context.attach(run.ctx)
-    try:
-        agen = wrapped(*args, **kwargs)
-    finally:
-        otel_context.detach(token)
-    to_send: Any = None
-    to_throw: BaseException | None = None
-    try:
-        while True:
-            token = otel_context.attach(run.ctx)
-            try:
-                if to_throw is not None:
-                    item = await agen.athrow(to_throw)
-                else:
-                    item = await agen.asend(to_send)
-            except StopAsyncIteration:
-                if spec.record_output:
-                    run.observed.set_output(items)
-                return
-            finally:
-                otel_context.detach(token)
-            to_throw = None
-            if spec.record_output and len(items) < _MAX_RECORDED_ITEMS:
-                items.append(item)
-            try:
-                to_send = yield item
-            except GeneratorExit:
-                await agen.aclose()
-                raise
-            except BaseException as exc:
-                to_throw = exc
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        run.finish(error)
+def _observe_async_gen(spec: start_observe, wrapped: Any, args: Any, kwargs: Any,
+                       record_args: Recorder) -> AsyncGenerator[Any, Any]:
+    steps = _GeneratorRun(spec, args, kwargs, record_args)
+    return run_async_generator_in(steps.enter, wrapped(*args, **kwargs), steps.on_item,
+                                  steps.on_finish)
 
 
 __all__ = [
