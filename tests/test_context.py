@@ -500,3 +500,18 @@ def test_span_still_ends_when_the_exception_cannot_be_printed(recorder) -> None:
     with pytest.raises(Hostile), start_observe("f", "hostile-exc", experiment="e"):
         raise Hostile()
     assert recorder.by_name("hostile-exc").status.status_code is StatusCode.ERROR
+
+
+def test_baggage_set_by_app_code_with_blank_or_odd_values_never_raises() -> None:
+    ctx = otel_context.get_current()
+    for key, value in (("experiment.name", "   "), ("user.name", "\t"), ("experiment.id", "e\u00a0x")):
+        ctx = baggage.set_baggage(key, value, ctx)
+    ctx = baggage.set_baggage("user.id", "u-1", ctx)
+    token = otel_context.attach(ctx)
+    try:
+        assert current_experiment() is None  # "e\\u00a0x": a no-break space is not an id
+        assert current_identity() == Identity.coerce({"user": {"id": "u-1"}})
+        with start_observe("f", "n", experiment="exp-2"), experiment_context(identity=None):
+            assert current_experiment() == TraceExperiment("exp-2", None, "f")
+    finally:
+        otel_context.detach(token)

@@ -35,6 +35,8 @@ from .models import (
     Organization,
     TraceExperiment,
     User,
+    validate_id,
+    validate_name,
 )
 from .scoping import ActiveStack, run_async_generator_in, run_generator_in
 
@@ -303,22 +305,22 @@ _warn_baggage = _RateLimitedWarning()
 
 
 def _bag_str(bag: Mapping[str, object], key: str, *, is_id: bool) -> str | None:
+    """The value if the models accept it (and it is short and printable), else ``None``."""
     value = bag.get(key)
     if value is None:
         return None
-    if (
-        isinstance(value, str)
-        and 0 < len(value) <= MAX_ID_LENGTH
-        and value.isprintable()
-        and (not is_id or not any(ch.isspace() for ch in value))
-    ):
-        return value
-    shown = repr(value)[:64] if key not in attr.PII_KEYS else "<redacted>"
-    _warn_baggage(
-        "otel-experiments: dropped invalid inbound baggage %s=%s (limit %d printable characters)",
-        key, shown, MAX_ID_LENGTH,
-    )
-    return None
+    try:
+        if not isinstance(value, str) or len(value) > MAX_ID_LENGTH or not value.isprintable():
+            raise ValueError
+        return validate_id(value, key) if is_id else validate_name(value, key, optional=False)
+    except (TypeError, ValueError):
+        shown = repr(value)[:64] if key not in attr.PII_KEYS else "<redacted>"
+        _warn_baggage(
+            "otel-experiments: dropped invalid inbound baggage %s=%s "
+            "(limit %d printable characters)",
+            key, shown, MAX_ID_LENGTH,
+        )
+        return None
 
 
 def scope_from_baggage(bag: Mapping[str, object]) -> ExperimentScope | None:
