@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import inspect
 import logging
 import threading
@@ -515,3 +516,31 @@ def test_baggage_set_by_app_code_with_blank_or_odd_values_never_raises() -> None
             assert current_experiment() == TraceExperiment("exp-2", None, "f")
     finally:
         otel_context.detach(token)
+
+
+def test_payload_work_is_bounded_by_the_cap_and_hostile_values_never_raise(recorder) -> None:
+    import time
+
+    class Hostile:
+        def __repr__(self) -> str:
+            raise KeyError("no repr")
+
+    class BadMapping(dict):  # type: ignore[type-arg]
+        def keys(self):  # type: ignore[no-untyped-def]
+            raise RuntimeError("boom")
+
+    big_list = list(range(2_000_000))
+    start = time.perf_counter()
+    with start_observe("f", "bounded", experiment="e", max_payload_chars=1000) as span:
+        span.set_input(b"x" * 50_000_000)
+        span.set_output(big_list)
+        span.set_metadata(BadMapping(a=1))
+        span.set_expected_output({"name": "caf\udce9", "big": 2**80, "x": Hostile()})
+        span.set_attribute("bad", Hostile())
+    assert time.perf_counter() - start < 0.5
+    attrs = recorder.attrs("bounded")
+    assert attrs["input.value"] == '"<50000000 bytes>"'
+    assert len(attrs["output.value"]) <= 1000 and "...[truncated]" in attrs["output.value"]
+    expected = json.loads(attrs["expected_output.value"])
+    assert expected["name"] == "caf\ufffd" and expected["big"] == str(2**80)
+    assert expected["x"] == "<unencodable Hostile>" or "Hostile" in expected["x"]

@@ -55,6 +55,7 @@ __all__ = [
     "BAGGAGE_KEY",
     "SCOPE_KEY",
     "ExperimentScope",
+    "RateLimitedWarning",
     "baggage_of",
     "context_with_scope",
     "current_experiment",
@@ -278,7 +279,7 @@ def baggage_of(ctx: Context) -> Mapping[str, object]:
 
 # --- inbound baggage -------------------------------------------------------------------
 
-class _RateLimitedWarning:
+class RateLimitedWarning:
     """At most one warning per interval, with a count of what was suppressed."""
 
     def __init__(self, interval_s: float = 60.0) -> None:
@@ -301,7 +302,7 @@ class _RateLimitedWarning:
         logger.warning(message, *args)
 
 
-_warn_baggage = _RateLimitedWarning()
+_warn_baggage = RateLimitedWarning()
 
 
 def _bag_str(bag: Mapping[str, object], key: str, *, is_id: bool) -> str | None:

@@ -16,12 +16,14 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
 from . import attributes as attr
+from .context import RateLimitedWarning
 from .models import validate_id
 from .payload import encode
 
 logger = logging.getLogger("otel_experiments")
 
 OBSERVED_SPAN_KEY = otel_context.create_key("otel_experiments.observed_span")
+_warn_payload = RateLimitedWarning()
 
 
 class ObservedSpan:
@@ -54,7 +56,7 @@ class ObservedSpan:
             if mime_key is not None:
                 self._span.set_attribute(mime_key, mime)
         except Exception:  # never into user code
-            logger.warning("otel-experiments: could not record %s", key, exc_info=True)
+            _warn_payload("otel-experiments: could not record %s", key)
 
     def set_input(self, value: Any) -> None:
         self._set_payload(attr.INPUT_VALUE, attr.INPUT_MIME_TYPE, value)
@@ -68,17 +70,22 @@ class ObservedSpan:
     def set_metadata(self, metadata: Mapping[str, Any]) -> None:
         """Merge ``metadata`` into the span's ``metadata`` attribute (JSON)."""
         if not isinstance(metadata, Mapping):
-            logger.warning("otel-experiments: set_metadata expects a mapping, got %s",
-                           type(metadata).__name__)
+            _warn_payload("otel-experiments: set_metadata expects a mapping, got %s",
+                          type(metadata).__name__)
             return
-        self._metadata.update(metadata)
+        try:
+            self._metadata.update(metadata)
+        except Exception:  # a hostile mapping must not reach the caller
+            _warn_payload("otel-experiments: could not read the metadata mapping %s",
+                          type(metadata).__name__)
+            return
         self._set_payload(attr.METADATA, None, self._metadata)
 
     def set_dataset_record_id(self, record_id: str) -> None:
         try:
             self._span.set_attribute(attr.DATASET_RECORD_ID, validate_id(record_id, "record_id"))
         except (TypeError, ValueError) as exc:
-            logger.warning("otel-experiments: %s", exc)
+            _warn_payload("otel-experiments: %s", exc)
 
     def add_metric(self, label: str, value: float | bool | str, metric_type: str | None = None,
                    metadata: Mapping[str, Any] | None = None) -> None:
@@ -88,13 +95,22 @@ class ObservedSpan:
         record_metric(self._span, label, value, metric_type, metadata)
 
     def set_attribute(self, key: str, value: Any) -> None:
-        self._span.set_attribute(key, value)
+        try:
+            self._span.set_attribute(key, value)
+        except Exception:
+            _warn_payload("otel-experiments: could not set attribute %r", key)
 
     def record_exception(self, exception: BaseException) -> None:
-        self._span.record_exception(exception)
+        try:
+            self._span.record_exception(exception)
+        except Exception:
+            _warn_payload("otel-experiments: could not record an exception")
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
-        self._span.set_status(status, description)
+        try:
+            self._span.set_status(status, description)
+        except Exception:
+            _warn_payload("otel-experiments: could not set the span status")
 
 
 
