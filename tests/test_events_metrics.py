@@ -114,3 +114,19 @@ def test_non_recording_span_is_a_no_op() -> None:
     record_metric(INVALID_SPAN, "m", 1.0)
     with pytest.raises(ValueError):
         record_metric(INVALID_SPAN, "m", math.nan)
+
+
+def test_metric_sizes_are_bounded() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otel_experiments.metrics import record_metric
+
+    span = TracerProvider().get_tracer("t").start_span("s")
+    with pytest.raises(ValueError, match="limit is 256"):
+        record_metric(span, "l" * 257, 1.0)
+    with pytest.raises(ValueError, match="put long text in metadata"):
+        record_metric(span, "verdict", "c" * 5000)
+    record_metric(span, "score", 0.5, metadata={"rationale": "r" * 10_000_000})
+    span.end()
+    (event,) = span.events
+    assert len(event.attributes["metric.metadata"]) <= 32 * 1024

@@ -15,7 +15,9 @@ from typing import Any
 from opentelemetry.trace import Span
 
 from . import attributes as A
+from . import config
 from .events.metrics import check_metric
+from .payload import clean_text, truncate
 
 __all__ = ["MetricValue", "record_metric"]
 
@@ -28,7 +30,9 @@ def _encode_metadata(label: str, metadata: Mapping[str, Any]) -> str:
             f"metric {label!r}: metadata must be a mapping, got {type(metadata).__name__}"
         )
     try:
-        return json.dumps(dict(metadata), separators=(",", ":"), allow_nan=False)
+        text = json.dumps(dict(metadata), separators=(",", ":"), allow_nan=False)
+        # Over the payload cap: kept as marked text (the converter wraps it as {"value"}).
+        return truncate(clean_text(text), config.max_payload_chars())
     except TypeError as exc:
         raise TypeError(f"metric {label!r}: metadata is not JSON-serializable: {exc}") from None
     except ValueError as exc:  # NaN / infinity, circular references

@@ -24,9 +24,12 @@ from ..attributes import (
 )
 from ._json import as_object
 
-__all__ = ["check_metric", "metric_from_event"]
+__all__ = ["MAX_CATEGORY_CHARS", "MAX_LABEL_CHARS", "check_metric", "metric_from_event"]
 
 _isfinite: Final[Any] = math.isfinite
+#: A label names an evaluation; a categorical value names a category. Neither is a payload.
+MAX_LABEL_CHARS: Final = 256
+MAX_CATEGORY_CHARS: Final = 1024
 _VALUE_KEYS: Final = {
     METRIC_TYPE_SCORE: "score_value",
     METRIC_TYPE_CATEGORICAL: "categorical_value",
@@ -45,6 +48,8 @@ def check_metric(label: object, value: object, metric_type: object = None) -> st
         raise TypeError(f"metric label must be a str, got {type(label).__name__}")
     if not label.strip():
         raise ValueError("metric label must not be empty")
+    if len(label) > MAX_LABEL_CHARS:
+        raise ValueError(f"metric label is {len(label)} characters; the limit is {MAX_LABEL_CHARS}")
     if metric_type is None:
         if isinstance(value, bool):
             metric_type = METRIC_TYPE_BOOLEAN
@@ -77,6 +82,11 @@ def check_metric(label: object, value: object, metric_type: object = None) -> st
     elif not isinstance(value, str):
         raise TypeError(
             f"metric {label!r}: a categorical metric needs a str, got {type(value).__name__}"
+        )
+    elif len(value) > MAX_CATEGORY_CHARS:
+        raise ValueError(
+            f"metric {label!r}: a category is {len(value)} characters; the limit is "
+            f"{MAX_CATEGORY_CHARS} (put long text in metadata)"
         )
     return metric_type
 
