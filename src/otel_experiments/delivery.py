@@ -1,31 +1,64 @@
 """HTTP delivery of encoded bodies: one pooled httpx client, gzip, retries.
 
 Retries with exponential backoff and jitter on connection errors, 408, 429 and 5xx
-(``Retry-After`` wins when sent), all within the caller's deadline; any other 4xx is
-logged once with the server's message and not retried. :meth:`HttpDelivery.send`
-returns an :class:`Outcome` so the caller can keep what failed for a retryable reason
-(the exporter's spool). Secrets (the API key and configured header values) are
-scrubbed from everything logged.
+(``Retry-After`` is honoured, never below the backoff), all within the caller's
+deadline; any other 4xx is logged once with the server's message and not retried; a
+3xx (a misconfigured endpoint: redirects are not followed) is logged once with its
+``Location`` and the body kept for later. :meth:`HttpDelivery.send` returns an
+:class:`Outcome` so the caller can keep what failed for a retryable reason (the
+exporter's spool). Secrets (the API key and configured header values) are scrubbed
+from everything logged.
+
+The deadline bounds a whole request, not each socket read (httpx's timeouts are per
+read, so a backend trickling bytes would hold the caller): every POST runs in a
+short-lived daemon thread the caller waits for until the deadline. A request still
+running then is abandoned (its body is kept for later) and, while it lives, no other
+request is started: the bodies go straight to the spool, so threads cannot pile up.
+Response bodies are streamed: a 2xx body is discarded, at most 64 KiB of an error body
+is read for the log message.
+
+Fork safety: after ``fork()`` the child recreates the locks and events of every live
+:class:`HttpDelivery`, :class:`WarnOnce` (and of the spool and exporter, registered
+with :func:`reinit_after_fork`) and drops the inherited client without closing the
+parent's connections.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import enum
+import functools
 import gzip
 import logging
 import os
 import random
 import threading
 import time
+import weakref
+import zlib
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-__all__ = ["HttpDelivery", "Outcome", "WarnOnce", "parse_retry_after", "redact_url"]
+# httpx imports these lazily when a client is built. A fork while another thread is in
+# the middle of such a first import leaves the child waiting forever on that module's
+# import lock: import them up front (the thread importing this module is not racing).
+import certifi  # noqa: F401  # isort: skip
+import httpcore  # noqa: F401  # isort: skip
+import ssl  # noqa: F401  # isort: skip
+
+__all__ = [
+    "HttpDelivery",
+    "Outcome",
+    "WarnOnce",
+    "parse_retry_after",
+    "redact_url",
+    "reinit_after_fork",
+]
 
 logger = logging.getLogger("otel_experiments")
 
@@ -33,6 +66,32 @@ _RETRYABLE_STATUS: Final = frozenset({408, 429})
 _MAX_MESSAGE_CHARS: Final = 500
 _MAX_CONNECT_ATTEMPTS: Final = 3
 _GZIP_LEVEL: Final = 6
+#: At most this much of a response body is read (an error body, for the log message).
+_MAX_RESPONSE_BYTES: Final = 64 * 1024
+
+
+class _ForkAware(Protocol):
+    def _after_fork_in_child(self) -> None: ...
+
+
+_FORK_AWARE: weakref.WeakSet[_ForkAware] = weakref.WeakSet()
+
+
+def reinit_after_fork(obj: _ForkAware) -> None:
+    """Call ``obj._after_fork_in_child()`` in a forked child (weakly referenced)."""
+    _FORK_AWARE.add(obj)
+
+
+def _after_fork_in_child() -> None:
+    # A lock held by another thread of the parent at fork time stays held forever in
+    # the child: every registered object recreates its locks and events.
+    for obj in list(_FORK_AWARE):
+        with contextlib.suppress(Exception):  # must never break the child
+            obj._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Outcome(enum.Enum):
@@ -53,6 +112,10 @@ class WarnOnce:
     def __init__(self) -> None:
         self._seen: set[str] = set()
         self._lock = threading.Lock()
+        reinit_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
 
     def __call__(self, key: str, msg: str, *args: Any, exc_info: bool = False) -> None:
         with self._lock:
@@ -61,6 +124,7 @@ class WarnOnce:
         logger.log(logging.WARNING if first else logging.DEBUG, msg, *args, exc_info=exc_info)
 
 
+@functools.lru_cache(maxsize=1)
 def _user_agent() -> str:
     try:
         from importlib.metadata import version
@@ -93,6 +157,66 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, seconds)
 
 
+class _Attempt:
+    """One POST running in its own thread; the waiter reads the fields once ``finished``."""
+
+    __slots__ = ("done", "error", "finished", "location", "message", "retry_after", "status")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.finished = False
+        self.status = 0
+        self.retry_after: str | None = None
+        self.location: str | None = None
+        self.message = ""
+        self.error: BaseException | None = None
+
+
+def _post(client: httpx.Client, url: str, content: bytes, deadline: float, attempt: _Attempt) -> None:
+    """POST and stream the response: a 2xx body is discarded, an error body read bounded."""
+    try:
+        timeout = max(0.001, deadline - time.monotonic())
+        with client.stream("POST", url, content=content, timeout=timeout) as response:
+            status = response.status_code
+            attempt.retry_after = response.headers.get("retry-after")
+            attempt.location = response.headers.get("location")
+            success = 200 <= status < 300
+            chunks: list[bytes] = []
+            read = 0
+            # A small 2xx body is drained so the connection can be reused; anything
+            # larger (or still arriving at the deadline) is cut off: the connection closes.
+            for chunk in response.iter_raw():
+                read += len(chunk)
+                if not success:
+                    chunks.append(chunk)
+                if read >= _MAX_RESPONSE_BYTES or time.monotonic() >= deadline:
+                    break
+            if not success:
+                attempt.message = _decode_message(response, b"".join(chunks)[:_MAX_RESPONSE_BYTES])
+            attempt.status = status
+    except BaseException as exc:  # reported to the waiting caller
+        attempt.error = exc
+    finally:
+        attempt.finished = True
+        attempt.done.set()
+
+
+def _decode_message(response: httpx.Response, raw: bytes) -> str:
+    try:
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        if encoding in ("gzip", "deflate"):
+            raw = zlib.decompressobj(47 if encoding == "gzip" else zlib.MAX_WBITS).decompress(
+                raw, _MAX_RESPONSE_BYTES
+            )
+        text = raw.decode(response.charset_encoding or "utf-8", errors="replace")
+    except Exception:
+        return "<unreadable response body>"
+    text = " ".join(text.split())
+    if len(text) > _MAX_MESSAGE_CHARS:
+        text = text[:_MAX_MESSAGE_CHARS] + "..."
+    return text or "<empty response body>"
+
+
 class HttpDelivery:
     """POST bodies to URLs with retries inside a deadline. Thread-safe; fork-aware."""
 
@@ -122,6 +246,24 @@ class HttpDelivery:
         self._lock = threading.Lock()
         self._closed = False
         self._closed_event = threading.Event()
+        # requests being waited for (close() wakes their waiters) and requests given up
+        # on at the deadline that may still be running
+        self._inflight: set[threading.Event] = set()
+        self._abandoned: list[threading.Thread] = []
+        _user_agent()  # reads package metadata: here, not under the lock in _get_client
+        reinit_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+        self._closed_event = threading.Event()
+        if self._closed:
+            self._closed_event.set()
+        # The parent's pooled connections are not ours: drop the client unclosed (closing
+        # it could disturb the parent's streams); _get_client builds a new one.
+        self._client = None
+        self._client_pid = 0
+        self._inflight = set()
+        self._abandoned = []
 
     def close(self) -> None:
         """Stop retrying and close the client. Idempotent."""
@@ -130,6 +272,8 @@ class HttpDelivery:
                 return
             self._closed = True
             self._closed_event.set()
+            for event in self._inflight:
+                event.set()
             client, self._client = self._client, None
         if client is not None:
             try:
@@ -186,6 +330,46 @@ class HttpDelivery:
         """Encode ``body`` and :meth:`send_encoded` it."""
         return self.send_encoded(url, self.encode(body), count, deadline)
 
+    def _hanging(self) -> bool:
+        """Is a request abandoned at an earlier deadline still running?"""
+        with self._lock:
+            self._abandoned = [thread for thread in self._abandoned if thread.is_alive()]
+            return bool(self._abandoned)
+
+    def _attempt(
+        self, client: httpx.Client, url: str, content: bytes, deadline: float
+    ) -> _Attempt | None:
+        """One POST, waited for until ``deadline``; ``None`` if abandoned (or shut down)."""
+        attempt = _Attempt()
+        thread = threading.Thread(
+            target=_post,
+            args=(client, url, content, deadline, attempt),
+            name="otel-experiments-post",
+            daemon=True,
+        )
+        with self._lock:
+            if self._closed:
+                return None
+            self._inflight.add(attempt.done)
+        try:
+            try:
+                thread.start()
+            except RuntimeError:
+                # No new thread (interpreter finalizing, thread limit): send from this
+                # thread; the deadline then only bounds each read and the body's reading.
+                _post(client, url, content, deadline, attempt)
+            else:
+                attempt.done.wait(max(0.0, deadline - time.monotonic()))
+        finally:
+            with self._lock:
+                self._inflight.discard(attempt.done)
+        if attempt.finished:
+            return attempt
+        if not self._closed:
+            with self._lock:
+                self._abandoned.append(thread)
+        return None
+
     def send_encoded(self, url: str, content: bytes, count: int, deadline: float) -> Outcome:
         """POST already-encoded ``content`` with retries until ``deadline`` (monotonic)."""
         attempt = 0
@@ -203,10 +387,29 @@ class HttpDelivery:
                     count,
                 )
                 return Outcome.RETRYABLE
+            if self._hanging():
+                self._warn_once(
+                    "hanging",
+                    "otel-experiments: a request the export timeout (%ss) gave up on is still "
+                    "running; %d span(s) kept for later instead of sent",
+                    self._timeout,
+                    count,
+                )
+                return Outcome.RETRYABLE
             retry_after: float | None = None
-            try:
-                response = client.post(url, content=content, timeout=remaining)
-            except httpx.TransportError as exc:
+            result = self._attempt(client, url, content, deadline)
+            if result is None:
+                if self._closed:
+                    return Outcome.RETRYABLE
+                self._warn_once(
+                    "deadline",
+                    "otel-experiments: export timeout (%ss) reached; %d span(s) not sent",
+                    self._timeout,
+                    count,
+                )
+                return Outcome.RETRYABLE
+            exc = result.error
+            if isinstance(exc, httpx.TransportError):
                 reason = type(exc).__name__
                 # Nothing listening: a server restart is over in a second or two, a
                 # stopped server is not. Give up early (the exporter spools the body)
@@ -223,9 +426,11 @@ class HttpDelivery:
                             count,
                         )
                         return Outcome.RETRYABLE
-            except (httpx.HTTPError, RuntimeError) as exc:  # e.g. the client was closed
+            elif exc is not None:  # e.g. the client was closed, an invalid URL
                 if self._closed:
                     return Outcome.RETRYABLE
+                if not isinstance(exc, Exception):  # KeyboardInterrupt & co. in a sync send
+                    raise exc
                 self._warn_once(
                     f"error:{type(exc).__name__}",
                     "otel-experiments: could not send %d span(s): %s",
@@ -234,10 +439,23 @@ class HttpDelivery:
                 )
                 return Outcome.REJECTED
             else:
-                status = response.status_code
+                status = result.status
                 if 200 <= status < 300:
                     return Outcome.DELIVERED
-                message = self._scrub(_server_message(response))
+                if 300 <= status < 400:
+                    # Redirects are not followed (the body and credentials would go
+                    # elsewhere): the endpoint is misconfigured; keep the body meanwhile.
+                    self._warn_once(
+                        f"status:{status}",
+                        "otel-experiments: the experiments endpoint answered HTTP %d "
+                        "(redirect to %s, not followed); check OTEL_EXPERIMENTS_ENDPOINT. "
+                        "%d span(s) kept for later",
+                        status,
+                        self._scrub(redact_url(result.location or "<no Location>"))[:_MAX_MESSAGE_CHARS],
+                        count,
+                    )
+                    return Outcome.RETRYABLE
+                message = self._scrub(result.message)
                 if status not in _RETRYABLE_STATUS and status < 500:
                     self._warn_once(
                         f"status:{status}",
@@ -249,9 +467,10 @@ class HttpDelivery:
                     )
                     return Outcome.REJECTED
                 reason = f"HTTP {status}"
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                retry_after = parse_retry_after(result.retry_after)
             attempt += 1
-            delay = retry_after if retry_after is not None else self._backoff(attempt)
+            # the backoff is a floor: ``Retry-After: 0`` must not become a hot loop
+            delay = max(retry_after or 0.0, self._backoff(attempt))
             if time.monotonic() + delay >= deadline:
                 self._warn_once(
                     f"giveup:{reason}",
@@ -268,17 +487,6 @@ class HttpDelivery:
             )
             if self._closed_event.wait(delay):
                 return Outcome.RETRYABLE
-
-
-def _server_message(response: httpx.Response) -> str:
-    try:
-        text = response.text
-    except Exception:
-        return "<unreadable response body>"
-    text = " ".join(text.split())
-    if len(text) > _MAX_MESSAGE_CHARS:
-        text = text[:_MAX_MESSAGE_CHARS] + "..."
-    return text or "<empty response body>"
 
 
 def redact_url(url: str) -> str:
