@@ -11,6 +11,9 @@ back. Claims of dead processes, or older than ``stale_claim_s``, are reclaimed.
 Unreadable files are moved aside as ``.corrupt`` (counted in the bound, deleted first).
 When ``max_bytes`` is reached the oldest bodies are deleted, with a warning counting the
 spans lost. Nothing here raises: I/O errors are logged once, the body is not kept.
+Whatever else lies in the directory cannot block or exhaust the process: files are
+opened without following symlinks and without blocking (a FIFO named ``*.body``), only
+regular files no larger than ``max_bytes`` are read, and directories are ignored.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import json
 import logging
 import os
 import secrets
+import stat
 import sys
 import threading
 import time
@@ -29,7 +33,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
-from .delivery import WarnOnce
+from .delivery import WarnOnce, reinit_after_fork
 
 __all__ = ["STALE_CLAIM_S", "Spool", "SpooledBody", "endpoint_key"]
 
@@ -44,6 +48,8 @@ _TMP: Final = ".tmp-"
 _VERSION: Final = 1
 _ENCODINGS: Final = frozenset({"gzip", "identity"})
 _LOSS_WARNING_INTERVAL_S: Final = 60.0
+_OPEN_FLAGS: Final = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) \
+    | getattr(os, "O_BINARY", 0)
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,10 @@ class Spool:
         self._lock = threading.Lock()
         self._lost_spans = 0
         self._last_loss_warning = float("-inf")
+        reinit_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ writing
 
@@ -166,6 +176,8 @@ class Spool:
                 os.unlink(self.directory / name)
             except FileNotFoundError:
                 continue  # claimed by a sender meanwhile: not lost
+            except OSError:
+                continue  # not ours to delete (e.g. a directory): never blocks a put
             total -= entry_size
             if _is_pending(name):
                 lost += _spans_in(name)
@@ -198,6 +210,8 @@ class Spool:
                     if _is_pending(name) or _CLAIM in name or name.endswith(_CORRUPT) \
                             or name.startswith(_TMP):
                         with contextlib.suppress(OSError):
+                            if entry.is_dir(follow_symlinks=False):
+                                continue  # never ours: ignored (not counted, not claimed)
                             out.append((name, entry.stat(follow_symlinks=False).st_size))
         except FileNotFoundError:
             return []
@@ -258,7 +272,7 @@ class Spool:
                             self.directory / name, _why(exc))
             return None
         try:
-            data = claimed.read_bytes()
+            data = self._read(claimed)
             raw_header, sep, content = data.partition(b"\n")
             header = json.loads(raw_header)
             if not sep or not content or not isinstance(header, dict) or header.get("v") != _VERSION:
@@ -274,6 +288,33 @@ class Spool:
             self.quarantine(name, claimed, str(exc) or type(exc).__name__)
             return None
         return SpooledBody(name, claimed, path, spans, float(created), str(encoding), content)
+
+    def _read(self, path: Path) -> bytes:
+        """The bytes of a regular file of at most ``max_bytes``; ``ValueError`` otherwise.
+
+        Never follows a symlink, never blocks on a FIFO or device, never reads unbounded.
+        """
+        fd = os.open(path, _OPEN_FLAGS)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ValueError("not a regular file")
+            if info.st_size > self.max_bytes:
+                raise ValueError(f"{info.st_size} bytes, over the spool's max_bytes")
+            limit = max(0, self.max_bytes) + 1
+            chunks: list[bytes] = []
+            read = 0
+            while read < limit:
+                chunk = os.read(fd, min(limit - read, 1 << 20))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                read += len(chunk)
+            if read >= limit:
+                raise ValueError("file grew over the spool's max_bytes")
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
 
     def quarantine(self, name: str, claimed: Path, reason: str) -> None:
         """Move an unusable file aside (``.corrupt``), or delete it; one warning."""
