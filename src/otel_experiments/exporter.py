@@ -12,6 +12,12 @@ A body that cannot be delivered for a retryable reason (connection error, timeou
 is replayed, oldest first, at the start of a later :meth:`export` and in
 :meth:`force_flush`. Bodies the server rejects (other 4xx) are dropped.
 
+Experiments are independent: a span whose ``experiment.id`` is not a valid id is
+dropped (one warning), and a failure while encoding or sending one experiment's spans
+never affects the others. A span orjson cannot encode (a lone surrogate, an int beyond
+64 bits) is encoded again with the standard library (lone surrogates replaced by
+U+FFFD, NaN/infinity by ``null``) before it is given up.
+
 The exporter never raises into the SDK: :meth:`export` returns a ``SpanExportResult``.
 """
 
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
 import os
 import threading
 import time
@@ -31,9 +38,18 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from . import config
 from .config import ExporterSettings
-from .delivery import HttpDelivery, Outcome, WarnOnce, parse_retry_after, redact_url
+from .delivery import (
+    HttpDelivery,
+    Outcome,
+    WarnOnce,
+    parse_retry_after,
+    redact_url,
+    reinit_after_fork,
+)
 from .events import dumps
+from .events._json import stdlib_dumps
 from .events.convert import iter_span_events, make_body
+from .models import validate_id
 from .spool import Spool, SpooledBody
 
 __all__ = ["EVENTS_PATH", "ExperimentEventsExporter", "parse_retry_after", "redact_url"]
@@ -138,6 +154,10 @@ class ExperimentEventsExporter(SpanExporter):
         self._replay_lock = threading.Lock()
         self._last_replay = float("-inf")
         self._last_ok = True
+        reinit_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._replay_lock = threading.Lock()
 
     # ------------------------------------------------------------------ public API
 
@@ -260,21 +280,30 @@ class ExperimentEventsExporter(SpanExporter):
         ok = True
         spooled = 0
         for experiment_id, items in groups.items():
-            bodies, dropped = self._encode(items)
-            if dropped:
+            try:
+                validate_id(experiment_id, "experiment.id")
+            except (TypeError, ValueError) as exc:
                 ok = False
                 self._warn_once(
-                    "encode", "otel-experiments: %d span(s) could not be JSON-encoded", dropped
+                    "bad-experiment-id",
+                    "otel-experiments: %d span(s) dropped: invalid experiment.id (%s)",
+                    len(items),
+                    str(exc)[:200],
                 )
-            path = _events_path(experiment_id)
-            for body, count in bodies:
-                content = self._delivery.encode(body)
-                outcome = self._delivery.send_encoded(self._endpoint + path, content, count, deadline)
-                if outcome is Outcome.DELIVERED:
-                    continue
-                ok = False
-                if outcome is Outcome.RETRYABLE:
-                    spooled += self._keep(path, content, count)
+                continue
+            try:
+                group_ok, group_spooled = self._export_group(experiment_id, items, deadline)
+            except Exception:  # this experiment only: the others still go out
+                group_ok, group_spooled = False, 0
+                self._warn_once(
+                    "unexpected-group",
+                    "otel-experiments: unexpected error exporting %d span(s) of experiment %r",
+                    len(items),
+                    experiment_id[:80],
+                    exc_info=True,
+                )
+            ok = ok and group_ok
+            spooled += group_spooled
         if spooled:
             self._warn_once(
                 "spooled",
@@ -284,6 +313,38 @@ class ExperimentEventsExporter(SpanExporter):
             )
         self._last_ok = ok and replayed
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
+
+    def _export_group(
+        self, experiment_id: str, items: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+        deadline: float,
+    ) -> tuple[bool, int]:
+        """Encode and send one experiment's spans; ``(all delivered, spans spooled)``."""
+        ok = True
+        spooled = 0
+        bodies, dropped = self._encode(items)
+        if dropped:
+            ok = False
+            self._warn_once(
+                "encode", "otel-experiments: %d span(s) could not be JSON-encoded", dropped
+            )
+        path = _events_path(experiment_id)
+        url = self._endpoint + path
+        for index, (body, count) in enumerate(bodies):
+            content = self._delivery.encode(body)
+            try:
+                outcome = self._delivery.send_encoded(url, content, count, deadline)
+            except Exception:
+                # keep this body and the ones not tried yet; the caller logs the error
+                for rest_body, rest_count in bodies[index + 1:]:
+                    spooled += self._keep(path, self._delivery.encode(rest_body), rest_count)
+                self._keep(path, content, count)
+                raise
+            if outcome is Outcome.DELIVERED:
+                continue
+            ok = False
+            if outcome is Outcome.RETRYABLE:
+                spooled += self._keep(path, content, count)
+        return ok, spooled
 
     def _keep(self, path: str, content: bytes, count: int) -> int:
         """Spool one undelivered body; the number of spans kept (0: dropped, logged)."""
@@ -380,6 +441,14 @@ class ExperimentEventsExporter(SpanExporter):
         for event, metrics in items:
             try:
                 fragments.append(_Fragment(dumps(event), [dumps(m) for m in metrics]))
+                continue
+            except Exception:
+                pass
+            # orjson refuses lone surrogates and ints beyond 64 bits: the stdlib does not
+            try:
+                fragments.append(
+                    _Fragment(_fallback_dumps(event), [_fallback_dumps(m) for m in metrics])
+                )
             except Exception:
                 dropped += 1
         return list(self._bodies(fragments)), dropped
@@ -405,6 +474,30 @@ class ExperimentEventsExporter(SpanExporter):
             size += fragment.size
         if batch:
             yield _assemble(batch), len(batch)
+
+def _clean(value: Any) -> Any:
+    """``value`` with lone surrogates replaced (U+FFFD) and NaN/infinity as ``None``."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # surrogate pairs are joined, lone surrogates replaced
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {_clean(key) if isinstance(key, str) else key: _clean(item)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(item) for item in value]
+    return value
+
+
+def _fallback_dumps(value: Any) -> bytes:
+    """Compact JSON bytes from the standard library, valid UTF-8 and strict JSON."""
+    return stdlib_dumps(_clean(value))
+
 
 def _events_path(experiment_id: str) -> str:
     return EVENTS_PATH.format(experiment_id=quote(experiment_id, safe=""))
