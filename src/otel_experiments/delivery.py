@@ -26,6 +26,7 @@ parent's connections.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import email.utils
 import enum
 import functools
@@ -43,6 +44,7 @@ from typing import Any, Final, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from opentelemetry import context as otel_context
 
 # httpx imports these lazily when a client is built. A fork while another thread is in
 # the middle of such a first import leaves the child waiting forever on that module's
@@ -172,9 +174,28 @@ class _Attempt:
         self.error: BaseException | None = None
 
 
+# Our own requests must never be traced (HTTP client instrumentation would make spans
+# of the export's POSTs, exported in turn): the SDK sets this key around export().
+_SUPPRESS_KEY: Final = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", "suppress_instrumentation")
+
+
+def _post_in_context(
+    ctx: contextvars.Context,
+    client: httpx.Client,
+    url: str,
+    content: bytes,
+    deadline: float,
+    attempt: _Attempt,
+) -> None:
+    """:func:`_post` in the caller's context, instrumentation suppressed (thread target)."""
+    ctx.run(_post, client, url, content, deadline, attempt)
+
+
 def _post(client: httpx.Client, url: str, content: bytes, deadline: float, attempt: _Attempt) -> None:
     """POST and stream the response: a 2xx body is discarded, an error body read bounded."""
+    token = None
     try:
+        token = otel_context.attach(otel_context.set_value(_SUPPRESS_KEY, True))
         timeout = max(0.001, deadline - time.monotonic())
         with client.stream("POST", url, content=content, timeout=timeout) as response:
             status = response.status_code
@@ -197,6 +218,9 @@ def _post(client: httpx.Client, url: str, content: bytes, deadline: float, attem
     except BaseException as exc:  # reported to the waiting caller
         attempt.error = exc
     finally:
+        if token is not None:
+            with contextlib.suppress(Exception):
+                otel_context.detach(token)
         attempt.finished = True
         attempt.done.set()
 
@@ -342,8 +366,8 @@ class HttpDelivery:
         """One POST, waited for until ``deadline``; ``None`` if abandoned (or shut down)."""
         attempt = _Attempt()
         thread = threading.Thread(
-            target=_post,
-            args=(client, url, content, deadline, attempt),
+            target=_post_in_context,
+            args=(contextvars.copy_context(), client, url, content, deadline, attempt),
             name="otel-experiments-post",
             daemon=True,
         )
