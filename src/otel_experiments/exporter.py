@@ -94,7 +94,7 @@ class ExperimentEventsExporter(SpanExporter):
 
     ``timeout`` (seconds) bounds one whole :meth:`export` call, retries included.
     ``backoff_initial``/``backoff_max`` (seconds) shape the exponential backoff with
-    jitter used for connection errors, 408, 429 and 5xx; ``Retry-After`` wins when sent.
+    jitter used for connection errors, 408, 429 and 5xx; a longer ``Retry-After`` wins.
     ``spool_dir``/``spool_max_bytes`` locate and bound the spool of bodies kept for a
     later attempt (``spool_max_bytes=0`` turns it off: such bodies are dropped).
     """
