@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_experiments import attributes as A
 from otel_experiments.events import _json, spans_to_event_bodies
+from otel_experiments.events.bodies import encode_bodies
 from otel_experiments.events.convert import iter_span_events
 from otel_experiments.exporter import ExperimentEventsExporter
 from otel_experiments.metrics import record_metric
@@ -94,7 +95,8 @@ def exporter_path(exporter: ExperimentEventsExporter, spans: Sequence[ReadableSp
     groups: dict[str, list[tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
     for experiment_id, event, metrics in iter_span_events(spans):
         groups.setdefault(experiment_id, []).append((event, metrics))
-    return [body for items in groups.values() for body, _ in exporter._encode(items)[0]]
+    limits = (exporter.max_body_bytes, exporter.max_spans_per_request)
+    return [body for items in groups.values() for body, _ in encode_bodies(items, *limits)[0]]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

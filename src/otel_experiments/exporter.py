@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import gzip
 import logging
-import math
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -46,9 +45,8 @@ from .delivery import (
     redact_url,
     reinit_after_fork,
 )
-from .events import dumps
-from .events._json import stdlib_dumps
-from .events.convert import iter_span_events, make_body
+from .events.bodies import encode_bodies
+from .events.convert import iter_span_events
 from .models import validate_id
 from .spool import Spool, SpooledBody
 
@@ -59,27 +57,8 @@ logger = logging.getLogger("otel_experiments")
 #: Path template of the events endpoint, relative to the configured endpoint.
 EVENTS_PATH: Final = "/api/v2/llm-obs/v1/experiments/{experiment_id}/events"
 
-# The envelope around the span and metric fragments; identical to
-# ``dumps(make_body(spans, metrics))`` (the tests check it byte for byte).
-_PREFIX: Final = b'{"data":{"type":"experiment_events","attributes":{"spans":['
-_MIDDLE: Final = b'],"metrics":['
-_SUFFIX: Final = b"]}}}"
-_ENVELOPE_BYTES: Final = len(_PREFIX) + len(_MIDDLE) + len(_SUFFIX)
-
 #: After a failed export, spooled bodies are retried at most this often.
 REPLAY_INTERVAL_S: Final = 5.0
-
-
-class _Fragment:
-    """One span's encoded JSON and its metrics' encoded JSON: they always travel together."""
-
-    __slots__ = ("metrics", "size", "span")
-
-    def __init__(self, span: bytes, metrics: list[bytes]) -> None:
-        self.span = span
-        self.metrics = metrics
-        # the fragment's bytes plus one separating comma per element
-        self.size = len(span) + 1 + sum(len(m) + 1 for m in metrics)
 
 
 class ExperimentEventsExporter(SpanExporter):
@@ -321,7 +300,9 @@ class ExperimentEventsExporter(SpanExporter):
         """Encode and send one experiment's spans; ``(all delivered, spans spooled)``."""
         ok = True
         spooled = 0
-        bodies, dropped = self._encode(items)
+        bodies, dropped = encode_bodies(
+            items, self._max_body_bytes, self._max_spans, self._warn_oversize
+        )
         if dropped:
             ok = False
             self._warn_once(
@@ -411,6 +392,14 @@ class ExperimentEventsExporter(SpanExporter):
             )
         return done
 
+    def _warn_oversize(self, size: int) -> None:
+        self._warn_once(
+            "oversize",
+            "otel-experiments: one span is %d bytes, over max_body_bytes=%d; sending it alone",
+            size,
+            self._max_body_bytes,
+        )
+
     def _wire_content(self, entry: SpooledBody) -> bytes:
         """The spooled body in the encoding the client sends now (compression may differ)."""
         if entry.encoding == self._delivery.content_encoding:
@@ -419,98 +408,5 @@ class ExperimentEventsExporter(SpanExporter):
             return gzip.decompress(entry.content)
         return self._delivery.encode(entry.content)
 
-    def _encode(
-        self, items: list[tuple[dict[str, Any], list[dict[str, Any]]]]
-    ) -> tuple[list[tuple[bytes, int]], int]:
-        """Encode one experiment's spans into bodies; returns ``(bodies, dropped spans)``.
-
-        Common case: everything fits in one request, encoded in one call. Otherwise each
-        span (with its metrics) is encoded on its own and the fragments are packed.
-        """
-        if len(items) <= self._max_spans:
-            try:
-                body: bytes | None = dumps(
-                    make_body([e for e, _ in items], [m for _, ms in items for m in ms])
-                )
-            except Exception:
-                body = None  # find the culprit span below
-            if body is not None and len(body) <= self._max_body_bytes:
-                return [(body, len(items))], 0
-        fragments: list[_Fragment] = []
-        dropped = 0
-        for event, metrics in items:
-            try:
-                fragments.append(_Fragment(dumps(event), [dumps(m) for m in metrics]))
-                continue
-            except Exception:
-                pass
-            # orjson refuses lone surrogates and ints beyond 64 bits: the stdlib does not
-            try:
-                fragments.append(
-                    _Fragment(_fallback_dumps(event), [_fallback_dumps(m) for m in metrics])
-                )
-            except Exception:
-                dropped += 1
-        return list(self._bodies(fragments)), dropped
-
-    def _bodies(self, fragments: list[_Fragment]) -> Iterator[tuple[bytes, int]]:
-        """Pack fragments into bodies within the size and span-count limits."""
-        limit, max_spans = self._max_body_bytes, self._max_spans
-        batch: list[_Fragment] = []
-        size = _ENVELOPE_BYTES
-        for fragment in fragments:
-            if batch and (len(batch) >= max_spans or size + fragment.size > limit):
-                yield _assemble(batch), len(batch)
-                batch, size = [], _ENVELOPE_BYTES
-            if not batch and size + fragment.size > limit:
-                self._warn_once(
-                    "oversize",
-                    "otel-experiments: one span is %d bytes, over max_body_bytes=%d; "
-                    "sending it alone",
-                    fragment.size,
-                    limit,
-                )
-            batch.append(fragment)
-            size += fragment.size
-        if batch:
-            yield _assemble(batch), len(batch)
-
-def _clean(value: Any) -> Any:
-    """``value`` with lone surrogates replaced (U+FFFD) and NaN/infinity as ``None``."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            # surrogate pairs are joined, lone surrogates replaced
-            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {_clean(key) if isinstance(key, str) else key: _clean(item)
-                for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(item) for item in value]
-    return value
-
-
-def _fallback_dumps(value: Any) -> bytes:
-    """Compact JSON bytes from the standard library, valid UTF-8 and strict JSON."""
-    return stdlib_dumps(_clean(value))
-
-
 def _events_path(experiment_id: str) -> str:
     return EVENTS_PATH.format(experiment_id=quote(experiment_id, safe=""))
-
-
-def _assemble(batch: list[_Fragment]) -> bytes:
-    metrics = [m for fragment in batch for m in fragment.metrics]
-    return b"".join(
-        (
-            _PREFIX,
-            b",".join([fragment.span for fragment in batch]),
-            _MIDDLE,
-            b",".join(metrics),
-            _SUFFIX,
-        )
-    )

@@ -1,0 +1,136 @@
+"""Packing span events into request bodies within size and span-count limits.
+
+Each span is JSON-encoded once, with its metrics, as a fragment; fragments are joined
+into ``{"data": {"type": "experiment_events", "attributes": {"spans": [...],
+"metrics": [...]}}}`` bodies, none over ``max_body_bytes`` (uncompressed) or
+``max_spans`` spans, and a span's metrics always travel in its body. A span orjson
+refuses (a lone surrogate, an int beyond 64 bits) is encoded again with the standard
+library after cleaning, so one odd value never costs the span. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any, Final
+
+from ._json import dumps, stdlib_dumps
+from .convert import make_body
+
+__all__ = ["encode_bodies"]
+
+# The envelope around the span and metric fragments; identical to
+# ``dumps(make_body(spans, metrics))`` (the tests check it byte for byte).
+_PREFIX: Final = b'{"data":{"type":"experiment_events","attributes":{"spans":['
+_MIDDLE: Final = b'],"metrics":['
+_SUFFIX: Final = b"]}}}"
+_ENVELOPE_BYTES: Final = len(_PREFIX) + len(_MIDDLE) + len(_SUFFIX)
+
+
+class _Fragment:
+    """One span's encoded JSON and its metrics' encoded JSON: they always travel together."""
+
+    __slots__ = ("metrics", "size", "span")
+
+    def __init__(self, span: bytes, metrics: list[bytes]) -> None:
+        self.span = span
+        self.metrics = metrics
+        # the fragment's bytes plus one separating comma per element
+        self.size = len(span) + 1 + sum(len(m) + 1 for m in metrics)
+
+
+
+def _ignore(_size: int) -> None:
+    pass
+
+
+def encode_bodies(
+    items: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+    max_body_bytes: int,
+    max_spans: int,
+    on_oversize: Callable[[int], None] = _ignore,
+) -> tuple[list[tuple[bytes, int]], int]:
+    """Encode one experiment's spans into bodies; returns ``(bodies, dropped spans)``.
+
+    Common case: everything fits in one request, encoded in one call. Otherwise each
+    span (with its metrics) is encoded on its own and the fragments are packed.
+    """
+    if len(items) <= max_spans:
+        try:
+            body: bytes | None = dumps(
+                make_body([e for e, _ in items], [m for _, ms in items for m in ms])
+            )
+        except Exception:
+            body = None  # find the culprit span below
+        if body is not None and len(body) <= max_body_bytes:
+            return [(body, len(items))], 0
+    fragments: list[_Fragment] = []
+    dropped = 0
+    for event, metrics in items:
+        try:
+            fragments.append(_Fragment(dumps(event), [dumps(m) for m in metrics]))
+            continue
+        except Exception:
+            pass
+        # orjson refuses lone surrogates and ints beyond 64 bits: the stdlib does not
+        try:
+            fragments.append(
+                _Fragment(_fallback_dumps(event), [_fallback_dumps(m) for m in metrics])
+            )
+        except Exception:
+            dropped += 1
+    return list(_pack(fragments, max_body_bytes, max_spans, on_oversize)), dropped
+
+def _pack(
+    fragments: list[_Fragment], limit: int, max_spans: int, on_oversize: Callable[[int], None]
+) -> Iterator[tuple[bytes, int]]:
+    """Pack fragments into bodies within the size and span-count limits."""
+    batch: list[_Fragment] = []
+    size = _ENVELOPE_BYTES
+    for fragment in fragments:
+        if batch and (len(batch) >= max_spans or size + fragment.size > limit):
+            yield _assemble(batch), len(batch)
+            batch, size = [], _ENVELOPE_BYTES
+        if not batch and size + fragment.size > limit:
+            on_oversize(fragment.size)
+        batch.append(fragment)
+        size += fragment.size
+    if batch:
+        yield _assemble(batch), len(batch)
+
+
+def _clean(value: Any) -> Any:
+    """``value`` with lone surrogates replaced (U+FFFD) and NaN/infinity as ``None``."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # surrogate pairs are joined, lone surrogates replaced
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {_clean(key) if isinstance(key, str) else key: _clean(item)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(item) for item in value]
+    return value
+
+
+def _fallback_dumps(value: Any) -> bytes:
+    """Compact JSON bytes from the standard library, valid UTF-8 and strict JSON."""
+    return stdlib_dumps(_clean(value))
+
+
+def _assemble(batch: list[_Fragment]) -> bytes:
+    metrics = [m for fragment in batch for m in fragment.metrics]
+    return b"".join(
+        (
+            _PREFIX,
+            b",".join([fragment.span for fragment in batch]),
+            _MIDDLE,
+            b",".join(metrics),
+            _SUFFIX,
+        )
+    )
