@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import Token
@@ -27,6 +25,7 @@ from opentelemetry.context import Context
 
 from . import attributes as attr
 from . import config
+from .logs import RateLimitedWarning
 from .models import (
     MAX_ID_LENGTH,
     ExperimentLike,
@@ -55,7 +54,6 @@ __all__ = [
     "BAGGAGE_KEY",
     "SCOPE_KEY",
     "ExperimentScope",
-    "RateLimitedWarning",
     "baggage_of",
     "context_with_scope",
     "current_experiment",
@@ -278,29 +276,6 @@ def baggage_of(ctx: Context) -> Mapping[str, object]:
 
 
 # --- inbound baggage -------------------------------------------------------------------
-
-class RateLimitedWarning:
-    """At most one warning per interval, with a count of what was suppressed."""
-
-    def __init__(self, interval_s: float = 60.0) -> None:
-        self._interval = interval_s
-        self._next = 0.0
-        self._suppressed = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, message: str, *args: object) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if now < self._next:
-                self._suppressed += 1
-                return
-            suppressed, self._suppressed = self._suppressed, 0
-            self._next = now + self._interval
-        if suppressed:
-            message += " (%d similar warnings suppressed)"
-            args = (*args, suppressed)
-        logger.warning(message, *args)
-
 
 _warn_baggage = RateLimitedWarning()
 

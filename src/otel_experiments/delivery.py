@@ -36,11 +36,10 @@ import os
 import random
 import threading
 import time
-import weakref
 import zlib
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Final, Protocol
+from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -53,13 +52,14 @@ import certifi  # noqa: F401  # isort: skip
 import httpcore  # noqa: F401  # isort: skip
 import ssl  # noqa: F401  # isort: skip
 
+from .forksafe import reinit_after_fork
+from .logs import WarnOnce
+
 __all__ = [
     "HttpDelivery",
     "Outcome",
-    "WarnOnce",
     "parse_retry_after",
     "redact_url",
-    "reinit_after_fork",
 ]
 
 logger = logging.getLogger("otel_experiments")
@@ -72,30 +72,6 @@ _GZIP_LEVEL: Final = 6
 _MAX_RESPONSE_BYTES: Final = 64 * 1024
 
 
-class _ForkAware(Protocol):
-    def _after_fork_in_child(self) -> None: ...
-
-
-_FORK_AWARE: weakref.WeakSet[_ForkAware] = weakref.WeakSet()
-
-
-def reinit_after_fork(obj: _ForkAware) -> None:
-    """Call ``obj._after_fork_in_child()`` in a forked child (weakly referenced)."""
-    _FORK_AWARE.add(obj)
-
-
-def _after_fork_in_child() -> None:
-    # A lock held by another thread of the parent at fork time stays held forever in
-    # the child: every registered object recreates its locks and events.
-    for obj in list(_FORK_AWARE):
-        with contextlib.suppress(Exception):  # must never break the child
-            obj._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 class Outcome(enum.Enum):
     """What became of one body."""
 
@@ -106,24 +82,6 @@ class Outcome(enum.Enum):
     RETRYABLE = "retryable"
     #: Any other 4xx (or an unexpected client error): it would fail again.
     REJECTED = "rejected"
-
-
-class WarnOnce:
-    """The first message per key is a warning, repeats are debug: logs stay readable."""
-
-    def __init__(self) -> None:
-        self._seen: set[str] = set()
-        self._lock = threading.Lock()
-        reinit_after_fork(self)
-
-    def _after_fork_in_child(self) -> None:
-        self._lock = threading.Lock()
-
-    def __call__(self, key: str, msg: str, *args: Any, exc_info: bool = False) -> None:
-        with self._lock:
-            first = key not in self._seen
-            self._seen.add(key)
-        logger.log(logging.WARNING if first else logging.DEBUG, msg, *args, exc_info=exc_info)
 
 
 @functools.lru_cache(maxsize=1)

@@ -37,16 +37,11 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from . import config
 from .config import ExporterSettings
-from .delivery import (
-    HttpDelivery,
-    Outcome,
-    WarnOnce,
-    parse_retry_after,
-    redact_url,
-    reinit_after_fork,
-)
+from .delivery import HttpDelivery, Outcome, parse_retry_after, redact_url
 from .events.bodies import encode_bodies
 from .events.convert import iter_span_events
+from .forksafe import reinit_after_fork
+from .logs import WarnOnce
 from .models import validate_id
 from .spool import Spool, SpooledBody
 

@@ -16,7 +16,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
 from . import attributes as attr
-from .context import RateLimitedWarning
+from .logs import RateLimitedWarning
 from .models import validate_id
 from .payload import encode
 

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
-from .delivery import WarnOnce, reinit_after_fork
+from .forksafe import reinit_after_fork
+from .logs import WarnOnce
 
 __all__ = ["STALE_CLAIM_S", "Spool", "SpooledBody", "endpoint_key"]
 
