@@ -25,7 +25,6 @@ parent's connections.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import email.utils
 import enum
@@ -36,14 +35,12 @@ import os
 import random
 import threading
 import time
-import zlib
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from opentelemetry import context as otel_context
 
 # httpx imports these lazily when a client is built. A fork while another thread is in
 # the middle of such a first import leaves the child waiting forever on that module's
@@ -54,6 +51,7 @@ import ssl  # noqa: F401  # isort: skip
 
 from .forksafe import reinit_after_fork
 from .logs import WarnOnce
+from .posting import Attempt, post, post_in_context
 
 __all__ = [
     "HttpDelivery",
@@ -68,8 +66,6 @@ _RETRYABLE_STATUS: Final = frozenset({408, 429})
 _MAX_MESSAGE_CHARS: Final = 500
 _MAX_CONNECT_ATTEMPTS: Final = 3
 _GZIP_LEVEL: Final = 6
-#: At most this much of a response body is read (an error body, for the log message).
-_MAX_RESPONSE_BYTES: Final = 64 * 1024
 
 
 class Outcome(enum.Enum):
@@ -115,88 +111,6 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if seconds != seconds or seconds == float("inf"):  # NaN / inf
         return None
     return max(0.0, seconds)
-
-
-class _Attempt:
-    """One POST running in its own thread; the waiter reads the fields once ``finished``."""
-
-    __slots__ = ("done", "error", "finished", "location", "message", "retry_after", "status")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.finished = False
-        self.status = 0
-        self.retry_after: str | None = None
-        self.location: str | None = None
-        self.message = ""
-        self.error: BaseException | None = None
-
-
-# Our own requests must never be traced (HTTP client instrumentation would make spans
-# of the export's POSTs, exported in turn): the SDK sets this key around export().
-_SUPPRESS_KEY: Final = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", "suppress_instrumentation")
-
-
-def _post_in_context(
-    ctx: contextvars.Context,
-    client: httpx.Client,
-    url: str,
-    content: bytes,
-    deadline: float,
-    attempt: _Attempt,
-) -> None:
-    """:func:`_post` in the caller's context, instrumentation suppressed (thread target)."""
-    ctx.run(_post, client, url, content, deadline, attempt)
-
-
-def _post(client: httpx.Client, url: str, content: bytes, deadline: float, attempt: _Attempt) -> None:
-    """POST and stream the response: a 2xx body is discarded, an error body read bounded."""
-    token = None
-    try:
-        token = otel_context.attach(otel_context.set_value(_SUPPRESS_KEY, True))
-        timeout = max(0.001, deadline - time.monotonic())
-        with client.stream("POST", url, content=content, timeout=timeout) as response:
-            status = response.status_code
-            attempt.retry_after = response.headers.get("retry-after")
-            attempt.location = response.headers.get("location")
-            success = 200 <= status < 300
-            chunks: list[bytes] = []
-            read = 0
-            # A small 2xx body is drained so the connection can be reused; anything
-            # larger (or still arriving at the deadline) is cut off: the connection closes.
-            for chunk in response.iter_raw():
-                read += len(chunk)
-                if not success:
-                    chunks.append(chunk)
-                if read >= _MAX_RESPONSE_BYTES or time.monotonic() >= deadline:
-                    break
-            if not success:
-                attempt.message = _decode_message(response, b"".join(chunks)[:_MAX_RESPONSE_BYTES])
-            attempt.status = status
-    except BaseException as exc:  # reported to the waiting caller
-        attempt.error = exc
-    finally:
-        if token is not None:
-            with contextlib.suppress(Exception):
-                otel_context.detach(token)
-        attempt.finished = True
-        attempt.done.set()
-
-
-def _decode_message(response: httpx.Response, raw: bytes) -> str:
-    try:
-        encoding = response.headers.get("content-encoding", "").strip().lower()
-        if encoding in ("gzip", "deflate"):
-            raw = zlib.decompressobj(47 if encoding == "gzip" else zlib.MAX_WBITS).decompress(
-                raw, _MAX_RESPONSE_BYTES
-            )
-        text = raw.decode(response.charset_encoding or "utf-8", errors="replace")
-    except Exception:
-        return "<unreadable response body>"
-    text = " ".join(text.split())
-    if len(text) > _MAX_MESSAGE_CHARS:
-        text = text[:_MAX_MESSAGE_CHARS] + "..."
-    return text or "<empty response body>"
 
 
 class HttpDelivery:
@@ -320,11 +234,11 @@ class HttpDelivery:
 
     def _attempt(
         self, client: httpx.Client, url: str, content: bytes, deadline: float
-    ) -> _Attempt | None:
+    ) -> Attempt | None:
         """One POST, waited for until ``deadline``; ``None`` if abandoned (or shut down)."""
-        attempt = _Attempt()
+        attempt = Attempt()
         thread = threading.Thread(
-            target=_post_in_context,
+            target=post_in_context,
             args=(contextvars.copy_context(), client, url, content, deadline, attempt),
             name="otel-experiments-post",
             daemon=True,
@@ -339,7 +253,7 @@ class HttpDelivery:
             except RuntimeError:
                 # No new thread (interpreter finalizing, thread limit): send from this
                 # thread; the deadline then only bounds each read and the body's reading.
-                _post(client, url, content, deadline, attempt)
+                post(client, url, content, deadline, attempt)
             else:
                 attempt.done.wait(max(0.0, deadline - time.monotonic()))
         finally:
