@@ -544,3 +544,41 @@ def test_payload_work_is_bounded_by_the_cap_and_hostile_values_never_raise(recor
     expected = json.loads(attrs["expected_output.value"])
     assert expected["name"] == "caf\ufffd" and expected["big"] == str(2**80)
     assert expected["x"] == "<unencodable Hostile>" or "Hostile" in expected["x"]
+
+
+@pytest.mark.parametrize("trust", [True, False])
+def test_only_the_processor_decides_whether_inbound_baggage_is_trusted(trust: bool) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from otel_experiments import ExperimentSpanProcessor
+
+    provider, memory = TracerProvider(), InMemorySpanExporter()
+    provider.add_span_processor(ExperimentSpanProcessor(trust_baggage=trust, default_experiment=None))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    inbound = baggage.set_baggage("experiment.id", "from-upstream")
+    token = otel_context.attach(inbound)
+    try:
+        with start_observe("f", "local-identity", identity={"user": {"id": "u-1"}},
+                           tracer_provider=provider):
+            outgoing = dict(baggage.get_all())
+    finally:
+        otel_context.detach(token)
+    (span,) = memory.get_finished_spans()
+    assert span.attributes["user.id"] == "u-1"
+    assert span.attributes.get("experiment.id") == ("from-upstream" if trust else None)
+    # the upstream experiment keeps travelling downstream, next to the local identity
+    assert outgoing["experiment.id"] == "from-upstream" and outgoing["user.id"] == "u-1"
+
+
+def test_a_local_experiment_replaces_the_whole_upstream_experiment_in_baggage() -> None:
+    inbound = baggage.set_baggage("experiment.name", "Upstream name",
+                                  baggage.set_baggage("experiment.id", "up"))
+    token = otel_context.attach(inbound)
+    try:
+        with experiment_context("local-exp"):
+            outgoing = dict(baggage.get_all())
+    finally:
+        otel_context.detach(token)
+    assert outgoing == {"experiment.id": "local-exp"}

@@ -134,19 +134,37 @@ def context_with_scope(
     exp = TraceExperiment.coerce(experiment) if experiment is not None else None
     ident = Identity.coerce(identity) if identity is not None else None
     base = context if context is not None else otel_context.get_current()
-    scope = _merge(current_scope(base), exp, ident)
+    # Only the in-process scope is merged here: whether inbound baggage is trusted is the
+    # processor's decision (and current_scope's), made where the baggage is read.
+    outer = base.get(SCOPE_KEY)
+    scope = _merge(outer if isinstance(outer, ExperimentScope) else None, exp, ident)
     ctx = otel_context.set_value(SCOPE_KEY, scope, base)
     if propagate_identity_names is None:
         propagate_identity_names = config.propagate_identity_names()
-    return _with_baggage(ctx, scope.attributes, propagate_identity_names)
+    return _with_baggage(ctx, scope, propagate_identity_names)
 
 
-def _with_baggage(ctx: Context, attributes: Mapping[str, str], names: bool) -> Context:
-    current = otel_baggage.get_all(ctx)
+_EXPERIMENT_KEYS = frozenset({attr.EXPERIMENT_ID, attr.EXPERIMENT_NAME, attr.EXPERIMENT_FEATURE_SLUG})
+_ORGANIZATION_KEYS = frozenset({attr.ORGANIZATION_ID, attr.ORGANIZATION_NAME})
+_USER_KEYS = frozenset({attr.USER_ID, attr.USER_NAME})
+
+
+def _with_baggage(ctx: Context, scope: ExperimentScope, names: bool) -> Context:
+    # What the scope sets replaces its whole group in the outgoing baggage (a new
+    # experiment id must not travel with an upstream experiment's name); what it does
+    # not set, e.g. an upstream experiment under a local identity, travels on.
+    replaced: set[str] = set()
+    if scope.experiment is not None:
+        replaced |= _EXPERIMENT_KEYS
+    if scope.identity is not None:
+        if scope.identity.organization is not None:
+            replaced |= _ORGANIZATION_KEYS
+        if scope.identity.user is not None:
+            replaced |= _USER_KEYS
     entries: dict[str, object] = {
-        k: v for k, v in current.items() if k not in attr.STAMPED_KEYS
+        k: v for k, v in otel_baggage.get_all(ctx).items() if k not in replaced
     }
-    for key, value in attributes.items():
+    for key, value in scope.attributes.items():
         if names or key not in attr.PII_KEYS:
             entries[key] = value
     ctx = otel_baggage.clear(ctx)
@@ -183,7 +201,11 @@ class experiment_context:
     ) -> None:
         self._experiment = TraceExperiment.coerce(experiment) if experiment is not None else None
         self._identity = Identity.coerce(identity) if identity is not None else None
-        self._names = propagate_identity_names
+        self._names = (
+            config.propagate_identity_names()
+            if propagate_identity_names is None
+            else propagate_identity_names
+        )
 
     def _context(self) -> Context:
         return context_with_scope(
@@ -243,17 +265,22 @@ class experiment_context:
 _ACTIVE_TOKENS: ActiveStack[Token[Context]] = ActiveStack("otel_experiments_active_contexts")
 
 
-def current_scope(context: Context | None = None, *, trust_baggage: bool | None = None) -> ExperimentScope | None:
-    """The scope active in ``context`` (default: current), in-process first, then baggage."""
+def current_scope(
+    context: Context | None = None, *, trust_baggage: bool | None = None
+) -> ExperimentScope | None:
+    """The scope active in ``context`` (default: current): the in-process scope, with
+    what it leaves unset taken from inbound baggage when that is trusted."""
     ctx = context if context is not None else otel_context.get_current()
-    scope = ctx.get(SCOPE_KEY)
-    if isinstance(scope, ExperimentScope):
-        return scope
+    found = ctx.get(SCOPE_KEY)
+    local = found if isinstance(found, ExperimentScope) else None
+    if local is not None and local.experiment is not None:
+        return local
     if trust_baggage is None:
         trust_baggage = config.trust_baggage()
-    if trust_baggage:
-        return scope_from_baggage(baggage_of(ctx))
-    return None
+    inbound = scope_from_baggage(baggage_of(ctx)) if trust_baggage else None
+    if local is None or inbound is None:
+        return local or inbound
+    return _merge(inbound, local.experiment, local.identity)
 
 
 def current_experiment(context: Context | None = None) -> TraceExperiment | None:

@@ -50,7 +50,8 @@ class _Run:
             if current.get_span_context().is_valid:
                 links = [trace.Link(current.get_span_context())]
             parent = trace.set_span_in_context(trace.INVALID_SPAN, base)
-        scoped = context_with_scope(spec.experiment, spec.identity, context=parent)
+        scoped = context_with_scope(spec.experiment, spec.identity, context=parent,
+                                    propagate_identity_names=spec.propagate_identity_names)
         self.span = spec.tracer.start_span(
             spec.name, context=scoped, kind=spec.kind, attributes=spec.span_attributes, links=links
         )
@@ -169,7 +170,9 @@ class start_observe:
         self.new_trace = new_trace
         self.kind = kind
         self.span_attributes = {attr.OBSERVE_FEATURE_SLUG: feature_slug}
+        # Read the environment once per decorator / with-statement, not once per run.
         self.max_payload_chars = max_payload_chars or config.max_payload_chars()
+        self.propagate_identity_names = config.propagate_identity_names()
         self.tracer = (
             _tracer if tracer_provider is None else tracer_provider.get_tracer("otel_experiments")
         )

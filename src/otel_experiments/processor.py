@@ -26,9 +26,11 @@ from .context import (
     scope_attributes,
     scope_from_baggage,
 )
+from .logs import WarnOnce
 from .models import ExperimentLike, TraceExperiment
 
 logger = logging.getLogger("otel_experiments")
+_warn_once = WarnOnce()
 
 _FROM_ENV = object()
 
@@ -71,30 +73,29 @@ class ExperimentSpanProcessor(SpanProcessor):
         # One-entry cache: (baggage dict, validated attributes). A request's spans share
         # the same baggage object, so validation runs once per inbound request.
         self._bag_cache: tuple[object, Mapping[str, str] | None] = (None, None)
-        self._failed = False
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
             ctx = parent_context if parent_context is not None else _get_current()
             scope: ExperimentScope | None = ctx.get(SCOPE_KEY)  # type: ignore[assignment]
-            if scope is not None:
-                if scope.experiment is None and self._default_attrs is not None:
-                    span.set_attributes(self._default_attrs)
+            if scope is not None and scope.experiment is not None:
                 span.set_attributes(scope.attributes)
                 return
+            # No experiment in-process: inbound baggage (trusted), else the default one;
+            # an in-process identity-only scope is laid on top.
+            fallback = None
             if self._trust_baggage:
                 bag = ctx.get(BAGGAGE_KEY) if BAGGAGE_KEY is not None else baggage_of(ctx)
                 if bag:
-                    attrs = self._baggage_attributes(bag)  # type: ignore[arg-type]
-                    if attrs:
-                        span.set_attributes(attrs)
-                        return
-            if self._default_attrs is not None:
-                span.set_attributes(self._default_attrs)
+                    fallback = self._baggage_attributes(bag)  # type: ignore[arg-type]
+            if fallback is None:
+                fallback = self._default_attrs
+            if fallback is not None:
+                span.set_attributes(fallback)
+            if scope is not None:
+                span.set_attributes(scope.attributes)
         except Exception:  # never into the host application
-            if not self._failed:
-                self._failed = True
-                logger.warning("otel-experiments: could not stamp a span", exc_info=True)
+            _warn_once("stamp", "otel-experiments: could not stamp a span", exc_info=True)
 
     def _baggage_attributes(self, bag: Mapping[str, object]) -> Mapping[str, str] | None:
         cached_bag, cached = self._bag_cache
