@@ -338,25 +338,8 @@ class ExporterSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ExporterSettings:
-        return cls(
-            endpoint=env_url(OTEL_EXPERIMENTS_ENDPOINT, DEFAULT_ENDPOINT, env),
-            api_key=env_str(OTEL_EXPERIMENTS_API_KEY, None, env),
-            headers=env_headers(OTEL_EXPERIMENTS_HEADERS, env),
-            timeout=env_float(OTEL_EXPERIMENTS_TIMEOUT, DEFAULT_TIMEOUT_S, env, minimum=0.001),
-            compression=env_choice(
-                OTEL_EXPERIMENTS_COMPRESSION, DEFAULT_COMPRESSION, COMPRESSIONS, env
-            ),
-            max_body_bytes=env_int(
-                OTEL_EXPERIMENTS_MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, env, minimum=1024
-            ),
-            max_spans_per_request=env_int(
-                OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST, DEFAULT_MAX_SPANS_PER_REQUEST, env
-            ),
-            spool_dir=env_path(OTEL_EXPERIMENTS_SPOOL_DIR, default_spool_dir(), env),
-            spool_max_bytes=env_int(
-                OTEL_EXPERIMENTS_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_BYTES, env, minimum=0
-            ),
-        )
+        """Every field from the environment (or its default)."""
+        return cls.resolve(env=env)
 
     @classmethod
     def resolve(

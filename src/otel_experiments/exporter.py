@@ -59,7 +59,8 @@ REPLAY_INTERVAL_S: Final = 5.0
 class ExperimentEventsExporter(SpanExporter):
     """Export spans carrying ``experiment.id`` as experiment events over HTTP (httpx).
 
-    Every argument left ``None`` comes from :meth:`ExporterSettings.from_env`
+    Every argument left ``None`` comes from the environment (:meth:`ExporterSettings.resolve`:
+    argument > environment variable > default)
     (``OTEL_EXPERIMENTS_ENDPOINT``, ``OTEL_EXPERIMENTS_API_KEY``,
     ``OTEL_EXPERIMENTS_HEADERS``, ``OTEL_EXPERIMENTS_TIMEOUT``,
     ``OTEL_EXPERIMENTS_COMPRESSION``, ``OTEL_EXPERIMENTS_MAX_BODY_BYTES``,

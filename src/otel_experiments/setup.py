@@ -366,21 +366,12 @@ def configure(
                 if exporter is None:
                     from .exporter import ExperimentEventsExporter
 
-                    settings = config.ExporterSettings.resolve(
+                    exporter = ExperimentEventsExporter(
                         endpoint=endpoint,
                         api_key=api_key,
                         headers=headers,
                         timeout=timeout,
                         compression=compression,
-                    )
-                    exporter = ExperimentEventsExporter(
-                        endpoint=settings.endpoint,
-                        api_key=settings.api_key,
-                        headers=settings.headers,
-                        timeout=settings.timeout,
-                        compression=settings.compression,
-                        max_body_bytes=settings.max_body_bytes,
-                        max_spans_per_request=settings.max_spans_per_request,
                     )
                 used_exporter = exporter
                 export_processor: SpanProcessor = (
