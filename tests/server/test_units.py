@@ -76,3 +76,15 @@ def test_strict_loads_without_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
     for bad in (b'{"a": NaN}', b"[Infinity]", b'["\\ud800"]'):
         with pytest.raises(ValueError):
             jsonapi.loads(bad)
+
+
+def test_ids_and_names_reject_unstorable_text() -> None:
+    """NUL and lone surrogates are refused by the models' own checks (no second pass)."""
+    from otel_experiments.server.validation import id_value, name_value
+
+    for check in (id_value, name_value):
+        for bad in ("a\x00b", "a\ud800b", "\udfff"):
+            with pytest.raises(ApiError) as err:
+                check(bad, "/data/attributes/x")
+            assert err.value.status == 400 and err.value.pointer == "/data/attributes/x"
+    assert id_value("exp-1", "/x") == "exp-1" and name_value("Nice name", "/x") == "Nice name"

@@ -20,16 +20,14 @@ def column_text(value: str) -> str:
     return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
-def check_text(value: str, ptr: str, max_len: int | None = None, *, nul_ok: bool = False) -> str:
-    """Reject NUL (unstorable in PostgreSQL text), lone surrogates and over-long values."""
+def check_text(value: str, ptr: str, *, nul_ok: bool = False) -> str:
+    """Reject NUL (unstorable in PostgreSQL text) and lone surrogates."""
     if not nul_ok and "\x00" in value:
         raise _bad("must not contain NUL characters", ptr)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise _bad("must be valid Unicode (no lone surrogates)", ptr) from None
-    if max_len is not None and len(value) > max_len:
-        raise _bad(f"is {len(value)} characters; the limit is {max_len}", ptr)
     return value
 
 
@@ -38,15 +36,16 @@ def _field(ptr: str) -> str:
 
 
 def id_value(value: object, ptr: str, *, allow_empty: bool = False) -> str:
-    """An id as the package defines one (:func:`otel_experiments.models.validate_id`)."""
+    """An id as the package defines one (:func:`otel_experiments.models.validate_id`).
+
+    ``validate_id`` requires printable text, so NUL and lone surrogates are already rejected.
+    """
     if allow_empty and value == "":
         return ""
     try:
-        validate_id(value, _field(ptr))
+        return validate_id(value, _field(ptr))
     except (TypeError, ValueError) as exc:
         raise _bad(str(exc), ptr) from None
-    assert isinstance(value, str)
-    return check_text(value, ptr)
 
 
 def path_id(value: str, name: str) -> str:
@@ -57,13 +56,16 @@ def path_id(value: str, name: str) -> str:
 
 
 def name_value(value: object, ptr: str) -> str:
-    """A display name (:func:`otel_experiments.models.validate_name`)."""
+    """A display name (:func:`otel_experiments.models.validate_name`).
+
+    ``validate_name`` rejects control characters (NUL included) and lone surrogates.
+    """
     try:
-        validate_name(value, _field(ptr), optional=False)
+        name = validate_name(value, _field(ptr), optional=False)
     except (TypeError, ValueError) as exc:
         raise _bad(str(exc), ptr) from None
-    assert isinstance(value, str)
-    return check_text(value, ptr)
+    assert name is not None  # optional=False
+    return name
 
 
 def text_value(value: object, ptr: str, *, nul_ok: bool = False) -> str:
