@@ -18,9 +18,9 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
 @pytest.fixture(autouse=True)
 def _fresh_warnings() -> Iterator[None]:
-    config._warned.clear()
+    config._warn_once.clear()
     yield
-    config._warned.clear()
+    config._warn_once.clear()
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import unquote, urlsplit
 
+from .logs import WarnOnce
 from .models import TraceExperiment, validate_id, validate_name
 
 logger = logging.getLogger("otel_experiments")
@@ -75,20 +75,14 @@ ALL_VARIABLES: Final = (
 #: Accepted values of ``OTEL_EXPERIMENTS_COMPRESSION``.
 COMPRESSIONS: Final = frozenset({"gzip", "none"})
 
-# (variable, hash of the bad value): a secret value itself is never kept around.
-_warned: set[tuple[str, int]] = set()
-_warned_lock = threading.Lock()
+_warn_once = WarnOnce()
 
 
 def _warn_invalid(name: str, value: str, expected: str, default: object) -> None:
     """One warning per (variable, bad value) per process; secrets are never echoed."""
     shown = "<redacted>" if name in SECRET_VARIABLES else repr(value)
-    key = (name, hash(value))
-    with _warned_lock:
-        if key in _warned:
-            return
-        _warned.add(key)
-    logger.warning(
+    _warn_once(
+        f"{name}:{hash(value)}",  # a hash: a secret value itself is never kept around
         "otel-experiments: ignoring %s=%s: expected %s; using the default (%r)",
         name,
         shown,

@@ -30,6 +30,11 @@ class WarnOnce:
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
 
+    def clear(self) -> None:
+        """Forget what was said (tests)."""
+        with self._lock:
+            self._seen.clear()
+
     def __call__(self, key: str, msg: str, *args: Any, exc_info: bool = False) -> None:
         with self._lock:
             first = key not in self._seen

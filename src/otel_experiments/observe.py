@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from . import attributes as attr
 from . import config
 from .context import SCOPE_KEY, context_with_scope
+from .logs import WarnOnce
 from .models import ExperimentLike, Identity, IdentityLike, TraceExperiment, validate_id
 from .observed import OBSERVED_SPAN_KEY, ObservedSpan, current_observed_span, observe
 from .scoping import ActiveStack, run_async_generator_in, run_generator_in
@@ -92,18 +93,15 @@ def _describe(exc: BaseException) -> str:
         return type(exc).__name__
 
 
-_no_provider_warned = False
+_warn_once = WarnOnce()
 
 
 def _warn_if_no_sdk_provider(spec: start_observe) -> None:
     # A non-recording span is normal under sampling; under the API's default (proxy)
     # provider it means every start_observe span is silently lost: say so, once.
-    global _no_provider_warned
-    if _no_provider_warned or spec.tracer is not _tracer:
-        return
-    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-        _no_provider_warned = True
-        logger.warning(
+    if spec.tracer is _tracer and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        _warn_once(
+            "no-provider",
             "otel-experiments: start_observe(%r) runs with no global SDK TracerProvider, so "
             "its spans are not recorded. Call opentelemetry.trace.set_tracer_provider(provider), "
             "otel_experiments.configure(), or pass start_observe(..., tracer_provider=provider).",
