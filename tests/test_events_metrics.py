@@ -130,3 +130,12 @@ def test_metric_sizes_are_bounded() -> None:
     span.end()
     (event,) = span.events
     assert len(event.attributes["metric.metadata"]) <= 32 * 1024
+
+
+def test_foreign_metric_events_obey_the_same_limits() -> None:
+    from otel_experiments.events.metrics import metric_from_event
+
+    ok = {"metric.label": "l", "metric.type": "categorical", "metric.value": "yes"}
+    assert metric_from_event(ok, 0, "t" * 32, "s" * 16) is not None
+    assert metric_from_event({**ok, "metric.label": "l" * 1000}, 0, "t" * 32, "s" * 16) is None
+    assert metric_from_event({**ok, "metric.value": "v" * 5000}, 0, "t" * 32, "s" * 16) is None

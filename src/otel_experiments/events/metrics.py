@@ -114,13 +114,18 @@ def metric_from_event(
     if not (
         type(label) is str
         and label.strip()
+        and len(label) <= MAX_LABEL_CHARS
         and (
             (
                 metric_type == METRIC_TYPE_SCORE
                 and (value_type is int or (value_type is float and _isfinite(value)))
             )
             or (metric_type == METRIC_TYPE_BOOLEAN and value_type is bool)
-            or (metric_type == METRIC_TYPE_CATEGORICAL and value_type is str)
+            or (
+                metric_type == METRIC_TYPE_CATEGORICAL
+                and value_type is str
+                and len(value) <= MAX_CATEGORY_CHARS
+            )
         )
     ):
         try:
