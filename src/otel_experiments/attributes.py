@@ -60,6 +60,5 @@ METRIC_TYPE_CATEGORICAL: Final = "categorical"
 METRIC_TYPE_BOOLEAN: Final = "boolean"
 METRIC_TYPES: Final = frozenset({METRIC_TYPE_SCORE, METRIC_TYPE_CATEGORICAL, METRIC_TYPE_BOOLEAN})
 
-#: A value longer than this (characters, after JSON encoding) is cut and marked.
-DEFAULT_MAX_PAYLOAD_CHARS: Final = 32 * 1024
+#: Marks a payload cut at the size cap (``OTEL_EXPERIMENTS_MAX_PAYLOAD_CHARS``).
 TRUNCATION_MARKER: Final = "...[truncated]"

@@ -4,7 +4,7 @@ Retries with exponential backoff and jitter on connection errors, 408, 429 and 5
 (``Retry-After`` is honoured, never below the backoff), all within the caller's
 deadline; any other 4xx is logged once with the server's message and not retried; a
 3xx (a misconfigured endpoint: redirects are not followed) is logged once with its
-``Location`` and the body kept for later. :meth:`HttpDelivery.send` returns an
+``Location`` and the body kept for later. :meth:`HttpDelivery.send_encoded` returns an
 :class:`Outcome` so the caller can keep what failed for a retryable reason (the
 exporter's spool). Secrets (the API key and configured header values) are scrubbed
 from everything logged.
@@ -51,7 +51,7 @@ import ssl  # noqa: F401  # isort: skip
 
 from .forksafe import reinit_after_fork
 from .logs import WarnOnce
-from .posting import Attempt, post, post_in_context
+from .posting import MAX_MESSAGE_CHARS, Attempt, post, post_in_context
 
 __all__ = [
     "HttpDelivery",
@@ -63,7 +63,6 @@ __all__ = [
 logger = logging.getLogger("otel_experiments")
 
 _RETRYABLE_STATUS: Final = frozenset({408, 429})
-_MAX_MESSAGE_CHARS: Final = 500
 _MAX_CONNECT_ATTEMPTS: Final = 3
 _GZIP_LEVEL: Final = 6
 
@@ -222,10 +221,6 @@ class HttpDelivery:
         """``body`` as it goes on the wire (gzip'd when compression is on)."""
         return gzip.compress(body, _GZIP_LEVEL, mtime=0) if self._compression == "gzip" else body
 
-    def send(self, url: str, body: bytes, count: int, deadline: float) -> Outcome:
-        """Encode ``body`` and :meth:`send_encoded` it."""
-        return self.send_encoded(url, self.encode(body), count, deadline)
-
     def _hanging(self) -> bool:
         """Is a request abandoned at an earlier deadline still running?"""
         with self._lock:
@@ -347,7 +342,7 @@ class HttpDelivery:
                         "(redirect to %s, not followed); check OTEL_EXPERIMENTS_ENDPOINT. "
                         "%d span(s) kept for later",
                         status,
-                        self._scrub(redact_url(result.location or "<no Location>"))[:_MAX_MESSAGE_CHARS],
+                        self._scrub(redact_url(result.location or "<no Location>"))[:MAX_MESSAGE_CHARS],
                         count,
                     )
                     return Outcome.RETRYABLE

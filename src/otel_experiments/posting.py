@@ -19,11 +19,12 @@ from typing import Final
 import httpx
 from opentelemetry import context as otel_context
 
-__all__ = ["MAX_RESPONSE_BYTES", "Attempt", "post", "post_in_context"]
+__all__ = ["MAX_MESSAGE_CHARS", "MAX_RESPONSE_BYTES", "Attempt", "post", "post_in_context"]
 
 #: At most this much of a response body is read (an error body, for the log message).
 MAX_RESPONSE_BYTES: Final = 64 * 1024
-_MAX_MESSAGE_CHARS: Final = 500
+#: A server message is logged up to this many characters.
+MAX_MESSAGE_CHARS: Final = 500
 
 
 class Attempt:
@@ -103,6 +104,6 @@ def _decode_message(response: httpx.Response, raw: bytes) -> str:
     except Exception:
         return "<unreadable response body>"
     text = " ".join(text.split())
-    if len(text) > _MAX_MESSAGE_CHARS:
-        text = text[:_MAX_MESSAGE_CHARS] + "..."
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[:MAX_MESSAGE_CHARS] + "..."
     return text or "<empty response body>"

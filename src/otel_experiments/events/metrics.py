@@ -124,7 +124,7 @@ def metric_from_event(
             or (
                 metric_type == METRIC_TYPE_CATEGORICAL
                 and value_type is str
-                and len(value) <= MAX_CATEGORY_CHARS
+                and len(value) <= MAX_CATEGORY_CHARS  # type: ignore[arg-type]
             )
         )
     ):
