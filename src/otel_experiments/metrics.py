@@ -24,7 +24,7 @@ __all__ = ["MetricValue", "record_metric"]
 MetricValue = float | int | bool | str
 
 
-def _encode_metadata(label: str, metadata: Mapping[str, Any]) -> str:
+def _encode_metadata(label: str, metadata: Mapping[str, Any], max_chars: int) -> str:
     if not isinstance(metadata, Mapping):
         raise TypeError(
             f"metric {label!r}: metadata must be a mapping, got {type(metadata).__name__}"
@@ -32,7 +32,7 @@ def _encode_metadata(label: str, metadata: Mapping[str, Any]) -> str:
     try:
         text = json.dumps(dict(metadata), separators=(",", ":"), allow_nan=False)
         # Over the payload cap: kept as marked text (the converter wraps it as {"value"}).
-        return truncate(clean_text(text), config.max_payload_chars())
+        return truncate(clean_text(text), max_chars)
     except TypeError as exc:
         raise TypeError(f"metric {label!r}: metadata is not JSON-serializable: {exc}") from None
     except ValueError as exc:  # NaN / infinity, circular references
@@ -45,6 +45,8 @@ def record_metric(
     value: MetricValue,
     metric_type: str | None = None,
     metadata: Mapping[str, Any] | None = None,
+    *,
+    max_metadata_chars: int | None = None,
 ) -> None:
     """Record an evaluation of ``span`` as an ``experiment.metric`` span event.
 
@@ -63,7 +65,8 @@ def record_metric(
         A.METRIC_VALUE: value,
     }
     if metadata is not None:
-        event_attributes[A.METRIC_METADATA] = _encode_metadata(label, metadata)
+        cap = max_metadata_chars if max_metadata_chars is not None else config.max_payload_chars()
+        event_attributes[A.METRIC_METADATA] = _encode_metadata(label, metadata, cap)
     if not isinstance(span, Span):
         raise TypeError(f"span must be an opentelemetry.trace.Span, got {type(span).__name__}")
     now_ns = time.time_ns()

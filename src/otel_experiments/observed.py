@@ -92,7 +92,8 @@ class ObservedSpan:
         """Record an evaluation on this span. Invalid metrics raise ``ValueError``/``TypeError``."""
         from .metrics import record_metric
 
-        record_metric(self._span, label, value, metric_type, metadata)
+        record_metric(self._span, label, value, metric_type, metadata,
+                      max_metadata_chars=self.max_payload_chars)
 
     def set_attribute(self, key: str, value: Any) -> None:
         try:
