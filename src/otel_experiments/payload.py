@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 import reprlib
 from collections.abc import Mapping, Set
 from typing import Any
@@ -23,7 +22,6 @@ from typing import Any
 from . import attributes as attr
 
 _MAX_DEPTH = 32
-_SURROGATES = re.compile("[\ud800-\udfff]")
 _MARKER = attr.TRUNCATION_MARKER
 _repr = reprlib.Repr()
 _repr.maxstring = _repr.maxother = 200
@@ -37,13 +35,13 @@ def truncate(text: str, max_chars: int) -> str:
 
 
 def clean_text(text: str) -> str:
-    """``text`` with lone surrogates replaced by U+FFFD (anything else untouched)."""
+    """``text`` made UTF-8-encodable: surrogate pairs joined, lone surrogates -> U+FFFD."""
     if text.isascii():
         return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return _SURROGATES.sub("\ufffd", text)
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return text
 
 

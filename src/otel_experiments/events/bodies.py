@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
+from ..payload import clean_text
 from ._json import dumps, stdlib_dumps
 from .convert import make_body
 
@@ -102,12 +103,7 @@ def _pack(
 def _clean(value: Any) -> Any:
     """``value`` with lone surrogates replaced (U+FFFD) and NaN/infinity as ``None``."""
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            # surrogate pairs are joined, lone surrogates replaced
-            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        return value
+        return clean_text(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
