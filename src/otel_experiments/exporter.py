@@ -103,9 +103,6 @@ class ExperimentEventsExporter(SpanExporter):
             spool_max_bytes=spool_max_bytes,
         )
         self._settings = settings
-        self._endpoint = settings.endpoint
-        self._max_body_bytes = settings.max_body_bytes
-        self._max_spans = settings.max_spans_per_request
         # OTEL_SDK_DISABLED / OTEL_EXPERIMENTS_ENABLED=false: accept spans, send nothing.
         self._enabled = config.enabled()
         self._shutdown = False
@@ -138,7 +135,7 @@ class ExperimentEventsExporter(SpanExporter):
 
     @property
     def endpoint(self) -> str:
-        return self._endpoint
+        return self._settings.endpoint
 
     @property
     def timeout(self) -> float:
@@ -150,11 +147,11 @@ class ExperimentEventsExporter(SpanExporter):
 
     @property
     def max_body_bytes(self) -> int:
-        return self._max_body_bytes
+        return self._settings.max_body_bytes
 
     @property
     def max_spans_per_request(self) -> int:
-        return self._max_spans
+        return self._settings.max_spans_per_request
 
     @property
     def spool_dir(self) -> str:
@@ -167,16 +164,16 @@ class ExperimentEventsExporter(SpanExporter):
 
     def events_url(self, experiment_id: str) -> str:
         """The URL spans of ``experiment_id`` are posted to (the id is URL-quoted)."""
-        return self._endpoint + _events_path(experiment_id)
+        return self._settings.endpoint + _events_path(experiment_id)
 
     def __repr__(self) -> str:
         # Secrets (api key, header values) are never shown.
         return (
-            f"{type(self).__name__}(endpoint={redact_url(self._endpoint)!r}, "
+            f"{type(self).__name__}(endpoint={redact_url(self.endpoint)!r}, "
             f"api_key={'<redacted>' if self._settings.api_key else None}, "
             f"headers={sorted(self._settings.headers)!r}, timeout={self.timeout!r}, "
-            f"compression={self.compression!r}, max_body_bytes={self._max_body_bytes!r}, "
-            f"max_spans_per_request={self._max_spans!r}, "
+            f"compression={self.compression!r}, max_body_bytes={self.max_body_bytes!r}, "
+            f"max_spans_per_request={self.max_spans_per_request!r}, "
             f"spool_max_bytes={self.spool_max_bytes!r})"
         )
 
@@ -284,7 +281,7 @@ class ExperimentEventsExporter(SpanExporter):
                 "spooled",
                 "otel-experiments: spooled %d span(s) for later delivery to %s",
                 spooled,
-                redact_url(self._endpoint),
+                redact_url(self.endpoint),
             )
         self._last_ok = ok and replayed
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
@@ -297,7 +294,7 @@ class ExperimentEventsExporter(SpanExporter):
         ok = True
         spooled = 0
         bodies, dropped = encode_bodies(
-            items, self._max_body_bytes, self._max_spans, self._warn_oversize
+            items, self.max_body_bytes, self.max_spans_per_request, self._warn_oversize
         )
         if dropped:
             ok = False
@@ -305,7 +302,7 @@ class ExperimentEventsExporter(SpanExporter):
                 "encode", "otel-experiments: %d span(s) could not be JSON-encoded", dropped
             )
         path = _events_path(experiment_id)
-        url = self._endpoint + path
+        url = self.endpoint + path
         for index, (body, count) in enumerate(bodies):
             content = self._delivery.encode(body)
             try:
@@ -371,7 +368,7 @@ class ExperimentEventsExporter(SpanExporter):
                 self._spool.quarantine(entry.name, entry.claimed, f"bad gzip data: {exc}")
                 continue
             outcome = self._delivery.send_encoded(
-                self._endpoint + entry.path, content, entry.spans, deadline
+                self.endpoint + entry.path, content, entry.spans, deadline
             )
             if outcome is Outcome.RETRYABLE:
                 self._spool.release(entry)
@@ -384,7 +381,7 @@ class ExperimentEventsExporter(SpanExporter):
             logger.info(
                 "otel-experiments: delivered %d spooled span(s) to %s",
                 delivered,
-                redact_url(self._endpoint),
+                redact_url(self.endpoint),
             )
         return done
 
@@ -393,7 +390,7 @@ class ExperimentEventsExporter(SpanExporter):
             "oversize",
             "otel-experiments: one span is %d bytes, over max_body_bytes=%d; sending it alone",
             size,
-            self._max_body_bytes,
+            self.max_body_bytes,
         )
 
     def _wire_content(self, entry: SpooledBody) -> bytes:
