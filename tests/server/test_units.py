@@ -88,3 +88,26 @@ def test_ids_and_names_reject_unstorable_text() -> None:
                 check(bad, "/data/attributes/x")
             assert err.value.status == 400 and err.value.pointer == "/data/attributes/x"
     assert id_value("exp-1", "/x") == "exp-1" and name_value("Nice name", "/x") == "Nice name"
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_checks_the_schema_cannot_express(monkeypatch: pytest.MonkeyPatch, fast: bool) -> None:
+    """What parse_events checks after the schema, with and without jsonschema-rs."""
+    if not fast:
+        monkeypatch.setattr(ingest.schema_validator(), "fast", None)
+    cases = [
+        ("spans", "span_id", "0000000000000001\n"),  # Python's re: "$" matches before "\n"
+        ("spans", "parent_id", "0000000000000001\n"),
+        ("spans", "start_ns", 5.0),  # a JSON Schema "integer"
+        ("spans", "duration", 2**63),
+        ("metrics", "trace_id", "00000000000000000000000000000001\n"),
+        ("metrics", "timestamp_ms", 1.0),
+        ("metrics", "score_value", 10**400),
+    ]
+    for key, field, value in cases:
+        body = events_body([span(1)], [metric(1, "acc", 0.5)])
+        body["data"]["attributes"][key][0][field] = value
+        with pytest.raises((ApiError, ApiErrors)) as err:
+            ingest.parse_events(body, 10)
+        errors = err.value.errors if isinstance(err.value, ApiErrors) else [err.value]
+        assert f"/data/attributes/{key}/0/{field}" in [e.pointer for e in errors], (field, value)

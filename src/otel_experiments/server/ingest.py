@@ -14,8 +14,6 @@ from .validation import (
     id_value,
     int_value,
     number_value,
-    object_value,
-    string_list,
     text_value,
     valid_or,
 )
@@ -89,30 +87,31 @@ def _schema_error(error: Any) -> ApiError:
     return ApiError(400, error.message, pointer(path))
 
 
-def _span(span: object, ptr: str) -> SpanRow:
-    span = object_value(span, ptr)
-    tags = string_list(span.get("tags", []), f"{ptr}/tags")
-    parent = span.get("parent_id")
+# ``_span`` and ``_metric`` run after ``validate_schema``: every member's presence and JSON
+# type, the status and metric-type enums, the one-value-per-metric-type rule and the id
+# patterns already hold. What is left is what the schema cannot say:
+# * int64 bounds, and whole-number floats (``5.0`` is a JSON Schema "integer");
+# * number overflow (``10**400`` is a valid "number" but no finite float);
+# * ids: Python's ``re`` lets ``$`` match before a trailing newline, so without
+#   ``jsonschema-rs`` "<16 hex digits>\n" passes the ``span_id`` pattern;
+# * storable text (lone surrogates, NUL -> U+FFFD) and the label's UTF-8 byte limit;
+# * lookup columns, which only take values that are valid ids.
+
+
+def _span(span: dict[str, Any], ptr: str) -> SpanRow:
+    parent = span.get("parent_id")  # omitted for a root span
     if parent is not None:
-        parent = id_value(parent, f"{ptr}/parent_id", allow_empty=True)
-    status = span.get("status", "ok")
-    if not isinstance(status, str) or status.lower() not in ("ok", "error"):
-        raise ApiError(400, "must be 'ok' or 'error'", f"{ptr}/status")
-    if "meta" in span and span["meta"] is not None:
-        object_value(span["meta"], f"{ptr}/meta")
-    name = span.get("name", "")
-    if not isinstance(name, str):
-        raise ApiError(400, "must be a string", f"{ptr}/name")
-    tmap = tag_map(tags)
+        parent = id_value(parent, f"{ptr}/parent_id")
+    tmap = tag_map(span["tags"])
     record_id = span.get("dataset_record_id", tmap.get("dataset_record_id"))
     values = {
-        "span_id": id_value(span.get("span_id"), f"{ptr}/span_id"),
-        "trace_id": id_value(span.get("trace_id"), f"{ptr}/trace_id"),
+        "span_id": id_value(span["span_id"], f"{ptr}/span_id"),
+        "trace_id": id_value(span["trace_id"], f"{ptr}/trace_id"),
         "parent_id": parent,
-        "name": column_text(name),
-        "start_ns": int_value(span.get("start_ns"), f"{ptr}/start_ns"),
-        "duration": int_value(span.get("duration"), f"{ptr}/duration"),
-        "status": status.lower(),
+        "name": column_text(span["name"]),
+        "start_ns": int_value(span["start_ns"], f"{ptr}/start_ns"),
+        "duration": int_value(span["duration"], f"{ptr}/duration"),
+        "status": span["status"],
         "is_root": is_root_parent(parent),
         # Lookup columns hold only storable ids; the document keeps every value as sent.
         "dataset_record_id": valid_or(id_value, record_id, None),
@@ -123,44 +122,39 @@ def _span(span: object, ptr: str) -> SpanRow:
     return SpanRow(values, tmap)
 
 
-def _metric(metric: object, ptr: str) -> dict[str, Any]:
-    metric = object_value(metric, ptr)
-    mtype = metric.get("metric_type")
-    if mtype not in attr.METRIC_TYPES:
-        raise ApiError(400, f"must be one of {sorted(attr.METRIC_TYPES)}", f"{ptr}/metric_type")
-    label = column_text(text_value(metric.get("label"), f"{ptr}/label", nul_ok=True))
-    if not label or len(label.encode()) > LABEL_MAX_BYTES:
+def _metric(metric: dict[str, Any], ptr: str) -> dict[str, Any]:
+    mtype = metric["metric_type"]
+    label = column_text(text_value(metric["label"], f"{ptr}/label", nul_ok=True))
+    if len(label.encode()) > LABEL_MAX_BYTES:
         raise ApiError(400, f"must be a non-empty string of at most {LABEL_MAX_BYTES} UTF-8 "
                        "bytes", f"{ptr}/label")
     score = cat = boolean = None
     if mtype == attr.METRIC_TYPE_SCORE:
-        score = number_value(metric.get("score_value"), f"{ptr}/score_value")
+        score = number_value(metric["score_value"], f"{ptr}/score_value")
     elif mtype == attr.METRIC_TYPE_CATEGORICAL:
-        cat = text_value(metric.get("categorical_value"), f"{ptr}/categorical_value",
-                         nul_ok=True)
+        cat = text_value(metric["categorical_value"], f"{ptr}/categorical_value", nul_ok=True)
         cat = column_text(cat[:CATEGORY_INDEX_CHARS])
     else:
-        boolean = metric.get("boolean_value")
-        if not isinstance(boolean, bool):
-            raise ApiError(400, "must be a boolean", f"{ptr}/boolean_value")
-    ts = metric.get("timestamp_ms")
-    if "metadata" in metric and metric["metadata"] is not None:
-        object_value(metric["metadata"], f"{ptr}/metadata")
+        boolean = metric["boolean_value"]
     return {
-        "span_id": id_value(metric.get("span_id", ""), f"{ptr}/span_id", allow_empty=True),
-        "trace_id": id_value(metric.get("trace_id", ""), f"{ptr}/trace_id", allow_empty=True),
+        "span_id": id_value(metric["span_id"], f"{ptr}/span_id"),
+        "trace_id": id_value(metric["trace_id"], f"{ptr}/trace_id"),
         "metric_type": mtype,
         "label": label,
         "score_value": score,
         "categorical_value": cat,
         "boolean_value": boolean,
-        "timestamp_ms": None if ts is None else int_value(ts, f"{ptr}/timestamp_ms"),
+        "timestamp_ms": int_value(metric["timestamp_ms"], f"{ptr}/timestamp_ms"),
         "doc": dumps_str(metric),
     }
 
 
 def parse_events(body: Any, max_items: int) -> tuple[list[SpanRow], list[dict[str, Any]]]:
-    """Validate an events body and turn it into span and metric rows."""
+    """Validate an events body and turn it into span and metric rows.
+
+    ``body`` is decoded JSON (from :func:`~.jsonapi.loads` or the package's converter):
+    dicts, lists, strings, numbers, booleans and ``None`` only.
+    """
     (res,) = document_data(body, EVENT_TYPES)
     attrs = res.get("attributes", {})
     raw_spans = attrs.get("spans", [])

@@ -35,13 +35,11 @@ def _field(ptr: str) -> str:
     return ptr.rsplit("/", 1)[-1] or "value"
 
 
-def id_value(value: object, ptr: str, *, allow_empty: bool = False) -> str:
+def id_value(value: object, ptr: str) -> str:
     """An id as the package defines one (:func:`otel_experiments.models.validate_id`).
 
     ``validate_id`` requires printable text, so NUL and lone surrogates are already rejected.
     """
-    if allow_empty and value == "":
-        return ""
     try:
         return validate_id(value, _field(ptr))
     except (TypeError, ValueError) as exc:
