@@ -261,6 +261,15 @@ class HttpDelivery:
                 self._abandoned.append(thread)
         return None
 
+    def _deadline_reached(self, count: int) -> Outcome:
+        self._warn_once(
+            "deadline",
+            "otel-experiments: export timeout (%ss) reached; %d span(s) not sent",
+            self._timeout,
+            count,
+        )
+        return Outcome.RETRYABLE
+
     def send_encoded(self, url: str, content: bytes, count: int, deadline: float) -> Outcome:
         """POST already-encoded ``content`` with retries until ``deadline`` (monotonic)."""
         attempt = 0
@@ -269,15 +278,8 @@ class HttpDelivery:
             client = self._get_client()
             if client is None:
                 return Outcome.RETRYABLE  # shut down: not the body's fault
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._warn_once(
-                    "deadline",
-                    "otel-experiments: export timeout (%ss) reached; %d span(s) not sent",
-                    self._timeout,
-                    count,
-                )
-                return Outcome.RETRYABLE
+            if deadline - time.monotonic() <= 0:
+                return self._deadline_reached(count)
             if self._hanging():
                 self._warn_once(
                     "hanging",
@@ -290,15 +292,7 @@ class HttpDelivery:
             retry_after: float | None = None
             result = self._attempt(client, url, content, deadline)
             if result is None:
-                if self._closed:
-                    return Outcome.RETRYABLE
-                self._warn_once(
-                    "deadline",
-                    "otel-experiments: export timeout (%ss) reached; %d span(s) not sent",
-                    self._timeout,
-                    count,
-                )
-                return Outcome.RETRYABLE
+                return Outcome.RETRYABLE if self._closed else self._deadline_reached(count)
             exc = result.error
             if isinstance(exc, httpx.TransportError):
                 reason = type(exc).__name__
