@@ -2,7 +2,7 @@
 
 An :class:`ExperimentScope` holds the experiment and identity of the current unit of
 work, plus the span attributes they imply, computed once when the scope is entered so
-the processor's per-span cost is one ``set_attributes`` call. The same values go into
+the processor's per-span cost under an experiment is one ``set_attributes`` call. The same values go into
 W3C Baggage so the standard ``tracecontext,baggage`` propagators carry them across
 HTTP and process boundaries; on the receiving side, :func:`scope_from_baggage`
 re-validates them because inbound baggage is attacker-controlled.

@@ -1,10 +1,12 @@
 """``ExperimentSpanProcessor``: stamps the active experiment and identity on every span.
 
-The per-span work is one Context lookup and, under an experiment, one
+The per-span work under an in-process experiment is one Context lookup and one
 ``span.set_attributes`` call with a mapping computed once per scope (see
 :mod:`otel_experiments.context`), which is what passing ``attributes=`` to
-``start_span`` costs. Spans from inbound W3C Baggage are stamped only when baggage is
-trusted, after validation, with the validated mapping cached per baggage object.
+``start_span`` costs. Without one, the experiment comes from inbound W3C Baggage (only
+when baggage is trusted, validated, the mapping cached per baggage object) or from the
+process-wide default, and an in-process identity-only scope is laid on top (a second
+``set_attributes`` call).
 """
 
 from __future__ import annotations
