@@ -111,3 +111,42 @@ def test_checks_the_schema_cannot_express(monkeypatch: pytest.MonkeyPatch, fast:
             ingest.parse_events(body, 10)
         errors = err.value.errors if isinstance(err.value, ApiErrors) else [err.value]
         assert f"/data/attributes/{key}/0/{field}" in [e.pointer for e in errors], (field, value)
+
+
+def test_otlp_rejects_an_unconvertible_span_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from otel_experiments.server import otlp
+
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    for i, (name, exp_id) in enumerate([("a", "exp-1"), ("boom", "exp-1"), ("b", ""),
+                                        ("c", "exp-2"), ("d", "exp-1")], start=1):
+        span = spans.add(name=name, trace_id=i.to_bytes(16, "big"), span_id=i.to_bytes(8, "big"))
+        span.attributes.add(key="experiment.id").value.string_value = exp_id
+    spans.add(name="no-ids")  # invalid trace/span ids
+    convert = otlp.span_to_event
+
+    def flaky(span: object, cache: object = None) -> object:
+        if getattr(span, "name", "") == "boom":
+            raise RuntimeError("cannot convert")
+        return convert(span, cache)  # type: ignore[arg-type]
+
+    stored: dict[str, list[str]] = {}
+
+    def ingest_(experiment_id: str, span_rows: list, metric_rows: list) -> object:
+        stored[experiment_id] = [row.values["name"] for row in span_rows]
+        return SimpleNamespace(accepted_spans=len(span_rows), duplicate_spans=0,
+                               accepted_metrics=len(metric_rows), duplicate_metrics=0)
+
+    monkeypatch.setattr(otlp, "span_to_event", flaky)
+    result = otlp.receive_otlp(SimpleNamespace(ingest=ingest_),  # type: ignore[arg-type]
+                               request.SerializeToString(), "application/x-protobuf", 100)
+    assert stored == {"exp-1": ["a", "d"], "exp-2": ["c"]}
+    assert (result.received_spans, result.accepted_spans, result.ignored_spans,
+            result.rejected_spans) == (6, 3, 1, 2)
+    assert result.error_message == "span 'boom' could not be converted: cannot convert"

@@ -2,7 +2,7 @@
 
 Spans are rebuilt as :class:`opentelemetry.sdk.trace.ReadableSpan` objects (resource,
 attributes, events, status, kind, parent) and converted by the package's own
-:func:`~otel_experiments.events.spans_to_event_bodies`, so a span received over OTLP is
+:func:`~otel_experiments.events.convert.span_to_event`, so a span received over OTLP is
 stored exactly as if the in-process exporter had sent it to the events API.
 """
 
@@ -26,8 +26,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from starlette.responses import Response
 
-from .. import attributes as attr
-from ..events import spans_to_event_bodies
+from ..events.convert import make_body, span_to_event
 from .ingest import parse_events
 from .jsonapi import ApiError, ApiErrors, loads
 from .store import Store
@@ -158,33 +157,30 @@ def readable_spans(request: ExportTraceServiceRequest) -> Iterator[ReadableSpan 
                 )
 
 
-def _experiment_id(span: ReadableSpan) -> bool:
-    """Whether the converter will take the span (a non-empty string ``experiment.id``)."""
-    value = (span.attributes or {}).get(attr.EXPERIMENT_ID)
-    return isinstance(value, str) and bool(value)
-
-
 def _convert(spans: list[ReadableSpan], result: OtlpResult) -> dict[str, dict[str, Any]]:
-    """The package's converter over all spans; a span it cannot convert is rejected alone."""
-    try:
-        return spans_to_event_bodies(spans)
-    except Exception:  # foreign input must never become a 500: isolate the culprit(s)
-        pass
-    converted = []
+    """One events body per experiment, by the package's converter, span by span.
+
+    Spans without ``experiment.id`` are counted as ignored; a span the converter cannot
+    convert is rejected alone (foreign input must never become a 500). ``spans`` is a list
+    so every resource stays alive: the converter's tag cache is keyed by ``id(resource)``.
+    """
+    cache: dict[tuple[int, int], tuple[list[str], str]] = {}
+    grouped: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
     for span in spans:
         try:
-            converted.append(spans_to_event_bodies([span]))
+            converted = span_to_event(span, cache)
         except Exception as exc:
             result.rejected_spans += 1
             result.error_message = f"span {span.name[:100]!r} could not be converted: {exc}"[:1000]
-    bodies: dict[str, dict[str, Any]] = {}
-    for one in converted:
-        for experiment_id, body in one.items():
-            merged = bodies.setdefault(experiment_id, body)
-            if merged is not body:
-                for key in ("spans", "metrics"):
-                    merged["data"]["attributes"][key] += body["data"]["attributes"][key]
-    return bodies
+            continue
+        if converted is None:
+            result.ignored_spans += 1
+            continue
+        experiment_id, event, metrics = converted
+        span_events, metric_events = grouped.setdefault(experiment_id, ([], []))
+        span_events.append(event)
+        metric_events += metrics
+    return {experiment_id: make_body(*pair) for experiment_id, pair in grouped.items()}
 
 
 def _parse_each(events_body: dict[str, Any], max_spans: int,
@@ -215,7 +211,7 @@ def receive_otlp(store: Store, body: bytes, content_type: str, max_spans: int) -
     """Decode, convert and store; spans without ``experiment.id`` are counted and ignored."""
     request = decode_request(body, content_type)
     result = OtlpResult()
-    experiment_spans: list[ReadableSpan] = []
+    spans: list[ReadableSpan] = []
     for span in readable_spans(request):
         result.received_spans += 1
         if result.received_spans > max_spans:
@@ -223,11 +219,9 @@ def receive_otlp(store: Store, body: bytes, content_type: str, max_spans: int) -
         if span is None:
             result.rejected_spans += 1
             result.error_message = "spans with invalid trace or span ids were rejected"
-        elif _experiment_id(span):
-            experiment_spans.append(span)
         else:
-            result.ignored_spans += 1
-    bodies = _convert(experiment_spans, result)
+            spans.append(span)
+    bodies = _convert(spans, result)
     for experiment_id, events_body in bodies.items():
         try:
             id_value(experiment_id, "experiment.id")
