@@ -431,3 +431,23 @@ def _int_arg(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value
+
+
+def xdg_dir(var: str, fallback: str, *parts: str, env: Mapping[str, str] | None = None) -> str:
+    """``$var/<parts>`` when ``$var`` is an absolute path, else ``~/<fallback>/<parts>``.
+
+    The XDG Base Directory rule: a relative (or empty) ``$var`` is ignored, and ``~`` in
+    it is not expanded. ``var`` is read from ``env`` (default: the process environment);
+    the home directory always comes from the process. Without a usable home directory,
+    ``<tempdir>/otel-experiments-<uid>`` stands in for it.
+    For example ``xdg_dir("XDG_CACHE_HOME", ".cache", "otel-experiments", "spool")``.
+    """
+    base = _raw(var, env)
+    if base is None or not os.path.isabs(base):
+        home = os.path.expanduser("~")
+        if not os.path.isabs(home):  # no usable home directory
+            import tempfile
+
+            home = os.path.join(tempfile.gettempdir(), f"otel-experiments-{getattr(os, 'getuid', int)()}")
+        base = os.path.join(home, fallback)
+    return os.path.join(base, *parts)

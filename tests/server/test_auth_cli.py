@@ -92,6 +92,11 @@ def test_settings_helpers() -> None:
     assert default_data_dir({"OTEL_EXPERIMENTS_DATA_DIR": "/d"}) == Path("/d")
     assert default_data_dir({"XDG_DATA_HOME": "/x"}) == Path("/x/otel-experiments")
     assert default_data_dir({}) == Path.home() / ".local/share/otel-experiments"
+    for ignored in ("relative/x", "  ", "~/x"):  # XDG: a relative $XDG_DATA_HOME is ignored
+        assert default_data_dir({"XDG_DATA_HOME": ignored}) \
+            == Path.home() / ".local/share/otel-experiments"
+    assert default_data_dir({"OTEL_EXPERIMENTS_DATA_DIR": " /d ", "XDG_DATA_HOME": "/x"}) \
+        == Path("/d")
     assert default_database_url({"OTEL_EXPERIMENTS_DATA_DIR": "/d"}) == "sqlite:////d/experiments.db"
     assert default_database_url({"OTEL_EXPERIMENTS_DATABASE_URL": "postgresql+psycopg://h/db"}) \
         == "postgresql+psycopg://h/db"

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from ..config import env_str, xdg_dir
+
 OTEL_EXPERIMENTS_DATA_DIR: Final = "OTEL_EXPERIMENTS_DATA_DIR"
 OTEL_EXPERIMENTS_DATABASE_URL: Final = "OTEL_EXPERIMENTS_DATABASE_URL"
 OTEL_EXPERIMENTS_SERVER_API_KEYS: Final = "OTEL_EXPERIMENTS_SERVER_API_KEYS"
@@ -26,28 +28,25 @@ SQLITE_FILE_NAME: Final = "experiments.db"
 
 def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
     """``$OTEL_EXPERIMENTS_DATA_DIR``, else ``$XDG_DATA_HOME/otel-experiments``,
-    else ``~/.local/share/otel-experiments``."""
-    env = os.environ if env is None else env
-    explicit = env.get(OTEL_EXPERIMENTS_DATA_DIR, "").strip()
-    if explicit:
+    else ``~/.local/share/otel-experiments`` (a relative ``$XDG_DATA_HOME`` is ignored,
+    as the XDG spec says)."""
+    explicit = env_str(OTEL_EXPERIMENTS_DATA_DIR, None, env)
+    if explicit is not None:
         return Path(explicit).expanduser()
-    xdg = env.get("XDG_DATA_HOME", "").strip()
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
-    return base / "otel-experiments"
+    return Path(xdg_dir("XDG_DATA_HOME", os.path.join(".local", "share"), "otel-experiments",
+                        env=env))
 
 
 def default_database_url(env: Mapping[str, str] | None = None) -> str:
     """``$OTEL_EXPERIMENTS_DATABASE_URL`` or a SQLite file in :func:`default_data_dir`."""
-    env = os.environ if env is None else env
-    explicit = env.get(OTEL_EXPERIMENTS_DATABASE_URL, "").strip()
-    if explicit:
+    explicit = env_str(OTEL_EXPERIMENTS_DATABASE_URL, None, env)
+    if explicit is not None:
         return explicit
     return f"sqlite:///{default_data_dir(env) / SQLITE_FILE_NAME}"
 
 
 def api_keys_from_env(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    env = os.environ if env is None else env
-    raw = env.get(OTEL_EXPERIMENTS_SERVER_API_KEYS, "")
+    raw = env_str(OTEL_EXPERIMENTS_SERVER_API_KEYS, "", env) or ""
     return tuple(key.strip() for key in raw.split(",") if key.strip())
 
 
