@@ -74,12 +74,14 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .server.settings import DEFAULT_HOST, DEFAULT_PORT  # no server extra needed
+
     parser = argparse.ArgumentParser(prog="otel-experiments")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the local experiments server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8642)
+    serve.add_argument("--host", default=DEFAULT_HOST)
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     _add_database_url(serve)
     serve.add_argument("--api-key", action="append", metavar="KEY",
                        help="accepted API key (repeatable; default: "

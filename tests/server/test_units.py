@@ -150,3 +150,27 @@ def test_otlp_rejects_an_unconvertible_span_alone(monkeypatch: pytest.MonkeyPatc
     assert (result.received_spans, result.accepted_spans, result.ignored_spans,
             result.rejected_spans) == (6, 3, 1, 2)
     assert result.error_message == "span 'boom' could not be converted: cannot convert"
+
+
+def test_server_events_route_is_the_exporters_path() -> None:
+    from otel_experiments.exporter import EVENTS_PATH
+    from otel_experiments.server.app import API_PREFIX, EVENTS_ROUTE
+
+    assert API_PREFIX + EVENTS_ROUTE == EVENTS_PATH
+
+
+def test_cli_parser_needs_no_server_extra() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "for name in ('fastapi', 'starlette', 'sqlalchemy', 'uvicorn', 'alembic'):\n"
+            "    sys.modules[name] = None\n"
+            "from otel_experiments.cli import build_parser, main\n"
+            "args = build_parser().parse_args(['serve'])\n"
+            "assert (args.host, args.port) == ('127.0.0.1', 8642), args\n"
+            "sys.exit(main(['serve']))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "needs the server extra" in result.stderr

@@ -21,8 +21,10 @@ from .jsonapi import (
     ApiErrors,
     JsonApiResponse,
     error_response,
+    media_type,
     parse_json,
     read_body,
+    resource,
 )
 from .otlp import otlp_response, receive_otlp
 from .parsing import (
@@ -59,7 +61,10 @@ from .validation import (
 
 logger = logging.getLogger("otel_experiments.server")
 
+#: Every JSON:API route lives under this prefix (the exporter's ``EVENTS_PATH`` is
+#: ``API_PREFIX + EVENTS_ROUTE``; a test keeps the two in step).
 API_PREFIX = "/api/v2/llm-obs/v1"
+EVENTS_ROUTE = "/experiments/{experiment_id}/events"
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
@@ -91,7 +96,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def body_json(request: Request) -> Any:
         # Requiring a JSON media type also keeps browsers' no-preflight cross-site form
         # posts (text/plain, form encodings) away from a local server without API keys.
-        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        media = media_type(request.headers.get("content-type", ""))
         if media != "application/json" and not media.endswith("+json"):
             raise ApiError(415, f"Content-Type must be application/json or "
                            f"application/vnd.api+json, got {media or 'none'!r}")
@@ -326,7 +331,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     # events -----------------------------------------------------------------------------------
 
-    @api.post("/experiments/{experiment_id}/events", tags=["events"], status_code=202,
+    @api.post(EVENTS_ROUTE, tags=["events"], status_code=202,
               openapi_extra=request_body(EXAMPLES["events"], ("application/json",)))
     async def push_events(experiment_id: str, request: Request) -> Response:
         experiment_id = path_id(experiment_id, "experiment_id")
@@ -337,16 +342,15 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             return store.ingest(experiment_id, span_rows, metric_rows)
 
         result = await run_in_threadpool(work)
-        return JsonApiResponse({"data": {
-            "type": "experiment_events", "id": experiment_id, "attributes": {
-                "accepted_spans": result.accepted_spans,
-                "duplicate_spans": result.duplicate_spans,
-                "accepted_metrics": result.accepted_metrics,
-                "duplicate_metrics": result.duplicate_metrics,
-                "experiment_created": result.experiment_created,
-            }}}, 202)
+        return JsonApiResponse({"data": resource("experiment_events", experiment_id, {
+            "accepted_spans": result.accepted_spans,
+            "duplicate_spans": result.duplicate_spans,
+            "accepted_metrics": result.accepted_metrics,
+            "duplicate_metrics": result.duplicate_metrics,
+            "experiment_created": result.experiment_created,
+        })}, 202)
 
-    @api.get("/experiments/{experiment_id}/events", tags=["events"])
+    @api.get(EVENTS_ROUTE, tags=["events"])
     async def list_events(
         experiment_id: str,
         request: Request,
@@ -368,15 +372,13 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             filters["status"] = status.lower()
         page = await run_in_threadpool(store.list_events, experiment_id, filters, size, cursor)
         return JsonApiResponse(list_document(
-            request, page, lambda r: {"type": "spans", "id": r["span_id"], "attributes": r["doc"]},
-            size))
+            request, page, lambda r: resource("spans", r["span_id"], r["doc"]), size))
 
     @api.get("/experiments/{experiment_id}/summary", tags=["events"])
     async def summary(experiment_id: str) -> Response:
         experiment_id = path_id(experiment_id, "experiment_id")
         attrs = await run_in_threadpool(store.summary, experiment_id)
-        return JsonApiResponse({"data": {"type": "experiment_summaries", "id": experiment_id,
-                                         "attributes": attrs}})
+        return JsonApiResponse({"data": resource("experiment_summaries", experiment_id, attrs)})
 
     app.include_router(api)
 
@@ -399,4 +401,4 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     return app
 
 
-__all__ = ["API_PREFIX", "create_app"]
+__all__ = ["API_PREFIX", "EVENTS_ROUTE", "create_app"]

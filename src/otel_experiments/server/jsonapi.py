@@ -143,6 +143,11 @@ def parse_json(body: bytes) -> Any:
         raise ApiError(400, f"malformed JSON: {exc}", "") from None
 
 
+def media_type(content_type: str) -> str:
+    """The media type of a Content-Type header value: lower-cased, parameters dropped."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
 def pointer(path: Iterable[Any]) -> str:
     """RFC 6901 JSON pointer for a path of keys/indices."""
     parts = [str(p).replace("~", "~0").replace("/", "~1") for p in path]
@@ -150,4 +155,5 @@ def pointer(path: Iterable[Any]) -> str:
 
 
 def resource(type_: str, id_: str, attributes: dict[str, Any]) -> dict[str, Any]:
+    """A JSON:API resource object."""
     return {"type": type_, "id": id_, "attributes": attributes}

@@ -28,7 +28,7 @@ from starlette.responses import Response
 
 from ..events.convert import make_body, span_to_event
 from .ingest import parse_events
-from .jsonapi import ApiError, ApiErrors, loads
+from .jsonapi import ApiError, ApiErrors, loads, media_type
 from .store import Store
 from .validation import id_value
 
@@ -51,10 +51,6 @@ class OtlpResult:
     error_message: str = ""
 
 
-def _media_type(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()
-
-
 def _hex_ids_to_base64(node: Any) -> Any:
     """OTLP/JSON spells trace/span ids as hex; protobuf's JSON mapping expects base64."""
     if isinstance(node, dict):
@@ -75,7 +71,7 @@ def _hex_ids_to_base64(node: Any) -> Any:
 
 
 def decode_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
-    media = _media_type(content_type)
+    media = media_type(content_type)
     request = ExportTraceServiceRequest()
     if media in PROTOBUF_TYPES:
         try:
@@ -252,7 +248,7 @@ def otlp_response(result: OtlpResult, content_type: str) -> Response:
     if result.rejected_spans:
         message.partial_success.rejected_spans = result.rejected_spans
         message.partial_success.error_message = result.error_message
-    if _media_type(content_type) == JSON_TYPE:
+    if media_type(content_type) == JSON_TYPE:
         return Response(json_format.MessageToJson(message, indent=None), 200,
                         media_type=JSON_TYPE, headers=headers)
     return Response(message.SerializeToString(), 200, media_type="application/x-protobuf",

@@ -7,15 +7,15 @@ from typing import Any
 
 from starlette.requests import Request
 
-from .jsonapi import loads
+from .jsonapi import loads, resource
 from .store import Page
 
 
 def project_resource(row: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "projects", "id": row["id"], "attributes": {
+    return resource("projects", row["id"], {
         "name": row["name"], "description": row["description"],
         "created_at": row["created_at"], "updated_at": row["updated_at"],
-    }}
+    })
 
 
 def dataset_resource(row: dict[str, Any]) -> dict[str, Any]:
@@ -26,27 +26,27 @@ def dataset_resource(row: dict[str, Any]) -> dict[str, Any]:
     }
     if "record_count" in row:
         attrs["record_count"] = row["record_count"]
-    return {"type": "datasets", "id": row["id"], "attributes": attrs}
+    return resource("datasets", row["id"], attrs)
 
 
 def record_resource(row: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "dataset_records", "id": row["record_id"], "attributes": {
+    return resource("dataset_records", row["record_id"], {
         "dataset_id": row["dataset_id"], "input": loads(row["input"]),
         "expected_output": loads(row["expected_output"]), "metadata": loads(row["metadata"]),
         "tags": loads(row["tags"]), "version": row["version_added"],
         "created_at": row["created_at"],
-    }}
+    })
 
 
 def experiment_resource(row: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "experiments", "id": row["id"], "attributes": {
+    return resource("experiments", row["id"], {
         "project_id": row["project_id"], "dataset_id": row["dataset_id"],
         "dataset_version": row["dataset_version"], "name": row["name"],
         "description": row["description"], "feature_slug": row["feature_slug"],
         "status": row["status"], "config": loads(row["config"]),
         "metadata": loads(row["metadata"]), "created_at": row["created_at"],
         "updated_at": row["updated_at"],
-    }}
+    })
 
 
 def list_document(request: Request, page: Page, render: Callable[[dict[str, Any]], Any],
