@@ -73,9 +73,12 @@ def test_strict_loads_without_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(jsonapi, "JSON_BACKEND", "json")
     assert jsonapi.loads(b'{"a": [1, 2.5, "\\u00e9"]}') == {"a": [1, 2.5, "é"]}
-    for bad in (b'{"a": NaN}', b"[Infinity]", b'["\\ud800"]'):
+    for bad in (b'{"a": NaN}', b"[Infinity]", b'["\\ud800"]', b'{"\\udfff": 1}',
+                b'["\\\\\\ud800"]', b'["\\ud800\\ud800\\udc00"]', b'["\xed\xa0\x80"]',
+                '["\ud800"]', '["\ud800"]'.encode("utf-16-le", "surrogatepass")):
         with pytest.raises(ValueError):
             jsonapi.loads(bad)
+    assert jsonapi.loads(b'["\\ud83d\\ude00", "\\\\ud800"]') == ["\U0001f600", "\\ud800"]
 
 
 def test_ids_and_names_reject_unstorable_text() -> None:

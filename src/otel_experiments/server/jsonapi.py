@@ -6,6 +6,7 @@ Encoding is the package's (``otel_experiments.events.dumps``: orjson when instal
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -71,12 +72,29 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+#: A ``\u`` escape in the surrogate range (D800-DFFF). Once the JSON text itself is valid
+#: Unicode, only such an escape can decode to a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def loads(data: bytes | str) -> Any:
-    """Strict JSON: no NaN/Infinity, no lone surrogates, bounded nesting."""
+    """Strict JSON: no NaN/Infinity, no lone surrogates (``ValueError`` otherwise).
+
+    Nesting is bounded by the parser, not here: orjson refuses more than 1024 levels
+    (``JSONDecodeError``); the stdlib parser raises ``RecursionError`` at the interpreter's
+    recursion limit (``sys.getrecursionlimit()``, 1000 by default). :func:`parse_json` and
+    the OTLP receiver answer both with 400.
+    """
     if JSON_BACKEND == "orjson":  # orjson is strict by itself
         return _fast_loads(data)
-    value = json.loads(data, parse_constant=_reject_constant)
-    json.dumps(value, ensure_ascii=False).encode("utf-8")  # raises on lone surrogates
+    if isinstance(data, str):
+        text = data
+        text.encode("utf-8")  # raises on a raw lone surrogate
+    else:  # strict: json.loads(bytes) would let UTF-8-encoded surrogates through
+        text = data.decode(json.detect_encoding(data))
+    value = json.loads(text, parse_constant=_reject_constant)
+    if _SURROGATE_ESCAPE.search(text):  # rare (an escaped emoji, or a lone surrogate):
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # raises on lone surrogates
     return value
 
 
