@@ -61,17 +61,17 @@ def create_engine(url: str) -> sa.Engine:
     )
 
 
-def _alembic_config(conn: sa.Connection) -> Config:
+def _alembic_config(conn: sa.Connection | None = None) -> Config:
+    """Alembic's config for the package's migrations (run on ``conn`` when given)."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.attributes["connection"] = conn
+    if conn is not None:
+        cfg.attributes["connection"] = conn
     return cfg
 
 
 def head_revision() -> str:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    head = ScriptDirectory.from_config(cfg).get_current_head()
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     assert head is not None
     return head
 

@@ -151,19 +151,25 @@ class ResourceQueries(StoreBase):
             ).all()
         return v, self._page(rows, size)
 
+    def _retire_record(self, conn: sa.Connection, dataset_id: str,
+                       record_id: str) -> tuple[int, sa.Row[Any]]:
+        """Remove the live ``record_id`` in a new dataset version: ``(version, old row)``."""
+        self._require(conn, datasets, dataset_id, "dataset")
+        old = conn.execute(
+            sa.select(dataset_records).where(
+                self._live(dataset_id), dataset_records.c.record_id == record_id)
+        ).first()
+        if old is None:
+            raise ApiError(404, f"record {record_id!r} not found in dataset {dataset_id!r}")
+        version = self._bump_version(conn, dataset_id)
+        conn.execute(dataset_records.update()
+                     .where(dataset_records.c.seq == old.seq).values(version_removed=version))
+        return version, old
+
     def update_record(self, dataset_id: str, record_id: str,
                       changes: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self._write() as conn:
-            self._require(conn, datasets, dataset_id, "dataset")
-            old = conn.execute(
-                sa.select(dataset_records).where(
-                    self._live(dataset_id), dataset_records.c.record_id == record_id)
-            ).first()
-            if old is None:
-                raise ApiError(404, f"record {record_id!r} not found in dataset {dataset_id!r}")
-            version = self._bump_version(conn, dataset_id)
-            conn.execute(dataset_records.update()
-                         .where(dataset_records.c.seq == old.seq).values(version_removed=version))
+            version, old = self._retire_record(conn, dataset_id, record_id)
             row = {k: v for k, v in old._mapping.items() if k != "seq"}
             row.update({k: dumps_str(v) for k, v in changes.items()})
             row.update(version_added=version, version_removed=None, created_at=now_iso())
@@ -172,16 +178,7 @@ class ResourceQueries(StoreBase):
 
     def delete_record(self, dataset_id: str, record_id: str) -> int:
         with self._write() as conn:
-            self._require(conn, datasets, dataset_id, "dataset")
-            old = conn.execute(
-                sa.select(dataset_records.c.seq).where(
-                    self._live(dataset_id), dataset_records.c.record_id == record_id)
-            ).first()
-            if old is None:
-                raise ApiError(404, f"record {record_id!r} not found in dataset {dataset_id!r}")
-            version = self._bump_version(conn, dataset_id)
-            conn.execute(dataset_records.update()
-                         .where(dataset_records.c.seq == old.seq).values(version_removed=version))
+            version, _ = self._retire_record(conn, dataset_id, record_id)
         return version
 
     # -- experiments ------------------------------------------------------------------------
