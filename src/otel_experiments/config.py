@@ -235,18 +235,10 @@ def env_url(name: str, default: str, env: Mapping[str, str] | None = None) -> st
 def default_spool_dir() -> str:
     """``$XDG_CACHE_HOME/otel-experiments/spool``, else ``~/.cache/otel-experiments/spool``.
 
-    Both come from the process environment (like ``HOME``): they describe the machine,
-    not the exporter. A relative ``XDG_CACHE_HOME`` is ignored, as the XDG spec says.
+    From the process environment (like ``HOME``): it describes the machine, not the
+    exporter.
     """
-    cache = os.environ.get("XDG_CACHE_HOME", "").strip()
-    if not os.path.isabs(cache):
-        home = os.path.expanduser("~")
-        if not os.path.isabs(home):  # no usable home directory
-            import tempfile
-
-            home = os.path.join(tempfile.gettempdir(), f"otel-experiments-{getattr(os, 'getuid', int)()}")
-        cache = os.path.join(home, ".cache")
-    return os.path.join(cache, "otel-experiments", "spool")
+    return xdg_dir("XDG_CACHE_HOME", ".cache", "otel-experiments", "spool")
 
 
 def env_path(name: str, default: str, env: Mapping[str, str] | None = None) -> str:
