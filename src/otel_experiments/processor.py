@@ -85,11 +85,14 @@ class ExperimentSpanProcessor(SpanProcessor):
                 return
             # No experiment in-process: inbound baggage (trusted), else the default one;
             # an in-process identity-only scope is laid on top.
-            fallback = None
+            bag = None
             if self._trust_baggage:
                 bag = ctx.get(BAGGAGE_KEY) if BAGGAGE_KEY is not None else baggage_of(ctx)
-                if bag:
-                    fallback = self._baggage_attributes(bag)  # type: ignore[arg-type]
+            if not bag and scope is None:  # the common case outside any experiment
+                if self._default_attrs is not None:
+                    span.set_attributes(self._default_attrs)
+                return
+            fallback = self._baggage_attributes(bag) if bag else None  # type: ignore[arg-type]
             if fallback is None:
                 fallback = self._default_attrs
             if fallback is not None:
