@@ -6,7 +6,6 @@ import gzip
 import json
 import logging
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from opentelemetry.trace import Tracer
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from helpers import free_port
 from otel_experiments import attributes as A
 from otel_experiments import config
 from otel_experiments.events import dumps, load_events_schema, spans_to_event_bodies
@@ -53,12 +53,6 @@ ENV_VARS = [
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Recorder:

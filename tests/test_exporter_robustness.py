@@ -29,6 +29,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from helpers import warnings_of
 from otel_experiments import attributes as A
 from otel_experiments.exporter import ExperimentEventsExporter
 from otel_experiments.spool import Spool, endpoint_key
@@ -171,10 +172,6 @@ def exporter(endpoint: str, **kwargs: Any) -> ExperimentEventsExporter:
 
 def spooled(spool_dir: Path, endpoint: str) -> list[Path]:
     return sorted((spool_dir / endpoint_key(endpoint)).glob("*.body"))
-
-
-def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def span_count(bodies: list[bytes]) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,10 @@ import httpx
 import pytest
 from opentelemetry import propagate
 
+from helpers import free_port
 from otel_experiments import experiment_context, start_observe
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "two_services.py"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _start_backend(env_extra: dict[str, str]) -> tuple[subprocess.Popen[str], str]:

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from opentelemetry.trace import Tracer
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from helpers import free_port, warnings_of
 from otel_experiments import attributes as A
 from otel_experiments import config
 from otel_experiments import exporter as exporter_mod
@@ -37,12 +37,6 @@ from otel_experiments.spool import Spool, endpoint_key
 SECRET_KEY = "sk-spool-secret-0123456789"
 SECRET_HEADER = "hdr-spool-secret-abcdef"
 API = "/api/v2/llm-obs/v1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Backend:
@@ -127,10 +121,6 @@ def spool_files(root: Path, endpoint: str, pattern: str = "*.body") -> list[Path
 
 def busy() -> Response:
     return Response("busy", status=503, headers={"Retry-After": "30"})
-
-
-def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 # ----------------------------------------------------------------------------- end to end
