@@ -139,3 +139,18 @@ def test_foreign_metric_events_obey_the_same_limits() -> None:
     assert metric_from_event(ok, 0, "t" * 32, "s" * 16) is not None
     assert metric_from_event({**ok, "metric.label": "l" * 1000}, 0, "t" * 32, "s" * 16) is None
     assert metric_from_event({**ok, "metric.value": "v" * 5000}, 0, "t" * 32, "s" * 16) is None
+
+
+def test_label_byte_limit_matches_the_server() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otel_experiments.events.metrics import MAX_LABEL_BYTES
+    from otel_experiments.metrics import record_metric
+    from otel_experiments.server.schema import LABEL_MAX_BYTES
+
+    assert MAX_LABEL_BYTES == LABEL_MAX_BYTES
+    span = TracerProvider().get_tracer("t").start_span("s")
+    with pytest.raises(ValueError, match="512 bytes"):
+        record_metric(span, "\U0001f600" * 200, 1.0)  # 200 characters, 800 bytes
+    record_metric(span, "\U0001f600" * 128, 1.0)  # exactly 512 bytes
+    span.end()

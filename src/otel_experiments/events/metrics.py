@@ -24,11 +24,13 @@ from ..attributes import (
 )
 from ._json import as_object
 
-__all__ = ["MAX_CATEGORY_CHARS", "MAX_LABEL_CHARS", "check_metric", "metric_from_event"]
+__all__ = ["MAX_CATEGORY_CHARS", "MAX_LABEL_BYTES", "MAX_LABEL_CHARS", "check_metric", "metric_from_event"]
 
 _isfinite: Final[Any] = math.isfinite
 #: A label names an evaluation; a categorical value names a category. Neither is a payload.
 MAX_LABEL_CHARS: Final = 256
+#: ... and at most this many bytes in UTF-8 (what the server stores and indexes).
+MAX_LABEL_BYTES: Final = 512
 MAX_CATEGORY_CHARS: Final = 1024
 _VALUE_KEYS: Final = {
     METRIC_TYPE_SCORE: "score_value",
@@ -50,6 +52,8 @@ def check_metric(label: object, value: object, metric_type: object = None) -> st
         raise ValueError("metric label must not be empty")
     if len(label) > MAX_LABEL_CHARS:
         raise ValueError(f"metric label is {len(label)} characters; the limit is {MAX_LABEL_CHARS}")
+    if len(label) * 4 > MAX_LABEL_BYTES and len(label.encode("utf-8", "replace")) > MAX_LABEL_BYTES:
+        raise ValueError(f"metric label is over {MAX_LABEL_BYTES} bytes in UTF-8")
     if metric_type is None:
         if isinstance(value, bool):
             metric_type = METRIC_TYPE_BOOLEAN
@@ -114,6 +118,7 @@ def metric_from_event(
     if not (
         type(label) is str
         and label.strip()
+        and (len(label) * 4 <= MAX_LABEL_BYTES or len(label.encode("utf-8", "replace")) <= MAX_LABEL_BYTES)
         and len(label) <= MAX_LABEL_CHARS
         and (
             (

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from ..events.metrics import MAX_LABEL_BYTES
 from ..models import MAX_ID_LENGTH, MAX_NAME_LENGTH
 
 #: Metric labels are limited in UTF-8 bytes and categorical values stored cut to this many
 #: characters, so that every index key stays below PostgreSQL's B-tree row limit (2704 bytes).
-LABEL_MAX_BYTES = 512
+LABEL_MAX_BYTES = MAX_LABEL_BYTES  # the client checks the same limit when recording
 CATEGORY_INDEX_CHARS = 200
 
 metadata = sa.MetaData()
