@@ -170,8 +170,8 @@ def exporter(endpoint: str, **kwargs: Any) -> ExperimentEventsExporter:
     return ExperimentEventsExporter(endpoint=endpoint, **kwargs)
 
 
-def spooled(spool_dir: Path, endpoint: str) -> list[Path]:
-    return sorted((spool_dir / endpoint_key(endpoint)).glob("*.body"))
+def spooled(spool_dir: Path, endpoint: str, *credentials: str) -> list[Path]:
+    return sorted((spool_dir / endpoint_key(endpoint, credentials)).glob("*.body"))
 
 
 def span_count(bodies: list[bytes]) -> int:
@@ -380,7 +380,7 @@ def test_a_redirect_keeps_the_body_and_warns_once_with_the_location(
     for _ in range(2):
         assert exp.export(make_spans(1)) is SpanExportResult.FAILURE
     assert len(server.requests) == 2  # not retried within an export
-    assert len(spooled(spool_dir, server.url)) == 2  # kept, not dropped
+    assert len(spooled(spool_dir, server.url, SECRET_KEY)) == 2  # kept, not dropped
     redirect = [w for w in warnings_of(caplog) if "HTTP 308" in w]
     assert len(redirect) == 1
     assert "127.0.0.1:9/moved" in redirect[0]

@@ -2,11 +2,11 @@
 
 Retries with exponential backoff and jitter on connection errors, 408, 429 and 5xx
 (``Retry-After`` is honoured, never below the backoff), all within the caller's
-deadline; any other 4xx is logged once with the server's message and not retried; a
-3xx (a misconfigured endpoint: redirects are not followed) is logged once with its
-``Location`` and the body kept for later. :meth:`HttpDelivery.send_encoded` returns an
-:class:`Outcome` so the caller can keep what failed for a retryable reason (the
-exporter's spool). Secrets (the API key and configured header values) are scrubbed
+deadline; a 3xx (a misconfigured endpoint: redirects are not followed) or a 401/403
+(wrong or rotated credentials) is logged once and the body kept for later; any other
+4xx is logged once with the server's message and dropped (it would fail again).
+:meth:`HttpDelivery.send_encoded` returns an :class:`Outcome` so the caller can keep
+what failed for a retryable reason (the exporter's spool). Secrets (the API key and configured header values) are scrubbed
 from everything logged.
 
 The deadline bounds a whole request, not each socket read (httpx's timeouts are per
@@ -63,6 +63,8 @@ __all__ = [
 logger = logging.getLogger("otel_experiments")
 
 _RETRYABLE_STATUS: Final = frozenset({408, 429})
+#: Not retried now, but kept (spooled): a configuration problem, not a bad body.
+_CREDENTIAL_STATUS: Final = frozenset({401, 403})
 _MAX_CONNECT_ATTEMPTS: Final = 3
 _GZIP_LEVEL: Final = 6
 
@@ -341,6 +343,19 @@ class HttpDelivery:
                     )
                     return Outcome.RETRYABLE
                 message = self._scrub(result.message)
+                if status in _CREDENTIAL_STATUS:
+                    # A wrong or rotated key is fixed by the operator, not by retrying
+                    # now: keep the body for when it is (the spool's next replay).
+                    self._warn_once(
+                        f"status:{status}",
+                        "otel-experiments: the experiments endpoint refused the credentials "
+                        "(HTTP %d): %s; check OTEL_EXPERIMENTS_API_KEY / "
+                        "OTEL_EXPERIMENTS_HEADERS. %d span(s) kept for later",
+                        status,
+                        message,
+                        count,
+                    )
+                    return Outcome.RETRYABLE
                 if status not in _RETRYABLE_STATUS and status < 500:
                     self._warn_once(
                         f"status:{status}",

@@ -119,7 +119,7 @@ class ExperimentEventsExporter(SpanExporter):
         # Nothing touches the disk until a body must be kept.
         self._spool = (
             Spool(settings.spool_dir, settings.endpoint, settings.spool_max_bytes,
-                  warn_once=self._warn_once)
+                  credentials=_credentials(settings), warn_once=self._warn_once)
             if settings.spool_max_bytes > 0
             else None
         )
@@ -403,3 +403,10 @@ class ExperimentEventsExporter(SpanExporter):
 
 def _events_path(experiment_id: str) -> str:
     return EVENTS_PATH.format(experiment_id=quote(experiment_id, safe=""))
+
+
+def _credentials(settings: ExporterSettings) -> tuple[str, ...]:
+    """What authenticates a body: its spool is only replayed with the same."""
+    if not settings.api_key and not settings.headers:
+        return ()
+    return (settings.api_key or "", *sorted(f"{k}={v}" for k, v in settings.headers.items()))

@@ -28,6 +28,7 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -66,12 +67,17 @@ class SpooledBody:
     content: bytes
 
 
-def endpoint_key(endpoint: str) -> str:
-    """A short hash of ``endpoint`` without its userinfo (credentials never touch disk)."""
+def endpoint_key(endpoint: str, credentials: Sequence[str] = ()) -> str:
+    """A short hash naming the spool of ``endpoint`` (without its userinfo) *and* the
+    credentials sent to it: a body is only ever replayed with the credentials it was
+    first sent with, never under another application's key. Only the hash touches disk.
+    """
     parts = urlsplit(endpoint)
     netloc = parts.netloc.rpartition("@")[2].lower()
     clean = urlunsplit((parts.scheme.lower(), netloc, parts.path.rstrip("/"), "", ""))
-    return hashlib.sha256(clean.encode("utf-8")).hexdigest()[:16]
+    if credentials:
+        clean += "\0" + "\0".join(credentials)
+    return hashlib.sha256(clean.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -104,11 +110,13 @@ def _why(exc: OSError) -> str:
 
 
 class Spool:
-    """The spool directory of one endpoint. Thread-safe; safe to share between processes."""
+    """The spool directory of one endpoint and set of credentials. Thread-safe; safe to
+    share between processes."""
 
     def __init__(self, root: str | os.PathLike[str], endpoint: str, max_bytes: int, *,
-                 warn_once: WarnOnce | None = None, stale_claim_s: float = STALE_CLAIM_S) -> None:
-        self.directory = Path(root) / endpoint_key(endpoint)
+                 credentials: Sequence[str] = (), warn_once: WarnOnce | None = None,
+                 stale_claim_s: float = STALE_CLAIM_S) -> None:
+        self.directory = Path(root) / endpoint_key(endpoint, credentials)
         self.max_bytes = max_bytes
         self._warn_once = warn_once or WarnOnce()
         self._stale_claim_s = stale_claim_s
