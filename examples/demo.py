@@ -122,9 +122,12 @@ def main() -> None:
             print(f"  summary:      {base}{API}/experiments/{experiment.id}/summary")
         print(f"  API docs:     {base}/docs")
         cli = Path(sys.executable).parent / "otel-experiments"
-        print(f"  reopen later: {cli} serve --database-url "
+        print(f"  reopen later: {cli} serve --port {port} --database-url "
               f"sqlite:///{(args.data_dir / 'experiments.db').resolve()}")
-        if args.serve:
+        if not args.serve:
+            print("\n(the server stops now: use the 'reopen later' command, or run the demo "
+                  "with --serve, to browse the URLs above)")
+        else:
             print("\nserving; press Ctrl-C to stop")
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
             server.wait()

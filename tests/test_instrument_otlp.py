@@ -1,6 +1,7 @@
 """The documented zero-code recipe: OTLP over HTTP *and* experiment events, one server.
 
-``OTEL_TRACES_EXPORTER=otlp_proto_http,experiments`` under ``opentelemetry-instrument``;
+``OTEL_TRACES_EXPORTER=otlp,experiments`` with ``OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf``
+under ``opentelemetry-instrument``, as docs/configuration.md shows;
 both exporters point at the real local server (its OTLP receiver and its events API),
 which must end up with every span exactly once.
 """
@@ -22,7 +23,8 @@ def test_otlp_http_and_experiments_exporters_side_by_side(tmp_path: Path) -> Non
     with ServerProcess(f"sqlite:///{tmp_path / 'x.db'}", log_dir=tmp_path,
                        extra_args=["--log-level", "info", "--access-log"]) as server:
         env = clean_env(
-            OTEL_TRACES_EXPORTER="otlp_proto_http,experiments",
+            OTEL_TRACES_EXPORTER="otlp,experiments",
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
             OTEL_METRICS_EXPORTER="none",
             OTEL_LOGS_EXPORTER="none",
             OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{server.base_url}/v1/traces",
@@ -32,6 +34,7 @@ def test_otlp_http_and_experiments_exporters_side_by_side(tmp_path: Path) -> Non
         proc = run_app("batch_job.py", "--spans", "3", env=env, instrument=True)
         assert proc.returncode == 0, proc.stderr
         assert "not found" not in proc.stderr, proc.stderr
+        assert "Conflicting values" not in proc.stderr, proc.stderr
         reply = httpx.get(
             f"{server.base_url}/api/v2/llm-obs/v1/experiments/exp-otlp-side-by-side/events",
             timeout=10,

@@ -13,7 +13,8 @@ def _add_database_url(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="sqlite:///PATH or postgresql+psycopg://USER:PASS@HOST:PORT/DB "
         "(default: $OTEL_EXPERIMENTS_DATABASE_URL, else a SQLite file in "
-        "$OTEL_EXPERIMENTS_DATA_DIR or ~/.local/share/otel-experiments)",
+        "$OTEL_EXPERIMENTS_DATA_DIR, $XDG_DATA_HOME/otel-experiments or "
+        "~/.local/share/otel-experiments)",
     )
 
 
@@ -80,8 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the local experiments server")
-    serve.add_argument("--host", default=DEFAULT_HOST)
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--host", default=DEFAULT_HOST,
+                       help=f"address to listen on (default: {DEFAULT_HOST}; a non-loopback "
+                       "address needs --api-key or --insecure)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT,
+                       help=f"port (default: {DEFAULT_PORT}, the exporter's default endpoint)")
     _add_database_url(serve)
     serve.add_argument("--api-key", action="append", metavar="KEY",
                        help="accepted API key (repeatable; default: "
