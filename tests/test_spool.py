@@ -554,3 +554,41 @@ def test_a_spool_is_only_replayed_with_the_credentials_that_wrote_it(
     assert backend.span_names() == ["app-a-0"]
     assert backend.received[0]["headers"]["Authorization"] == "Bearer key-of-app-a"
     same.shutdown()
+
+
+# ----------------------------------------------------------------------------- bad bodies
+
+
+def test_one_span_the_server_refuses_costs_only_itself(
+    spool_dir: Path, endpoint: str, httpserver: HTTPServer, make_spans: SpanFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="otel_experiments")
+    spans = make_spans(8, "batch")
+    poison = spans[5].name
+    delivered: list[str] = []
+    requests = 0
+
+    def refuse_the_poison(request: Request) -> Response:
+        nonlocal requests
+        requests += 1
+        raw = request.get_data()
+        body = gzip.decompress(raw) if request.headers.get("Content-Encoding") == "gzip" else raw
+        names = [sp["name"] for sp in json.loads(body)["data"]["attributes"]["spans"]]
+        if poison in names:
+            return Response('{"errors":[{"detail":"span rejected"}]}', status=400)
+        delivered.extend(names)
+        return Response("{}", status=202)
+
+    httpserver.expect_request(
+        re.compile(r"^/api/v2/llm-obs/v1/experiments/.+/events$"), method="POST"
+    ).respond_with_handler(refuse_the_poison)
+    exp = exporter(endpoint)
+    try:
+        assert exp.export(spans) is SpanExportResult.FAILURE
+    finally:
+        exp.shutdown()
+    assert sorted(delivered) == sorted(sp.name for sp in spans if sp.name != poison)
+    assert requests <= 1 + 2 * 3  # halving down to the one span: O(log n) requests
+    assert "refused 1 span(s) of a batch of 8" in caplog.text
+    assert spool_files(spool_dir, endpoint) == []  # a refused span is not spooled

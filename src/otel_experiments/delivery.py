@@ -65,6 +65,7 @@ logger = logging.getLogger("otel_experiments")
 _RETRYABLE_STATUS: Final = frozenset({408, 429})
 #: Not retried now, but kept (spooled): a configuration problem, not a bad body.
 _CREDENTIAL_STATUS: Final = frozenset({401, 403})
+_BAD_BODY_STATUS: Final = frozenset({400, 413, 422})
 _MAX_CONNECT_ATTEMPTS: Final = 3
 _GZIP_LEVEL: Final = 6
 
@@ -77,6 +78,9 @@ class Outcome(enum.Enum):
     #: Worth sending again later: connection error, timeout, 408, 429, 5xx, the export
     #: deadline reached, or the exporter shut down mid-retry.
     RETRYABLE = "retryable"
+    #: 400, 413 or 422: something in the body; the same body would fail again, but the
+    #: spans in it might not, one by one.
+    BAD_BODY = "bad_body"
     #: Any other 4xx (or an unexpected client error): it would fail again.
     REJECTED = "rejected"
 
@@ -365,7 +369,7 @@ class HttpDelivery:
                         status,
                         message,
                     )
-                    return Outcome.REJECTED
+                    return Outcome.BAD_BODY if status in _BAD_BODY_STATUS else Outcome.REJECTED
                 reason = f"HTTP {status}"
                 retry_after = parse_retry_after(result.retry_after)
             attempt += 1

@@ -38,7 +38,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from . import config
 from .config import ExporterSettings
 from .delivery import HttpDelivery, Outcome, parse_retry_after, redact_url
-from .events.bodies import encode_bodies
+from .events.bodies import Item, encode_bodies
 from .events.convert import iter_span_events
 from .forksafe import reinit_after_fork
 from .logs import WarnOnce
@@ -287,38 +287,63 @@ class ExperimentEventsExporter(SpanExporter):
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def _export_group(
-        self, experiment_id: str, items: list[tuple[dict[str, Any], list[dict[str, Any]]]],
-        deadline: float,
+        self, experiment_id: str, items: list[Item], deadline: float
     ) -> tuple[bool, int]:
-        """Encode and send one experiment's spans; ``(all delivered, spans spooled)``."""
+        """Encode and send one experiment's spans; ``(all delivered, spans spooled)``.
+
+        A body the server rejects for its content (400/413/422) is split in halves and
+        each half sent on its own, so one span the server refuses costs only itself,
+        not the batch it travelled in.
+        """
         ok = True
         spooled = 0
-        bodies, dropped = encode_bodies(
-            items, self.max_body_bytes, self.max_spans_per_request, self._warn_oversize
-        )
-        if dropped:
-            ok = False
-            self._warn_once(
-                "encode", "otel-experiments: %d span(s) could not be JSON-encoded", dropped
-            )
+        refused = 0
+        bodies, dropped = self._encode(items)
         path = _events_path(experiment_id)
         url = self.endpoint + path
-        for index, (body, count) in enumerate(bodies):
+        pending = list(reversed(bodies))  # a stack: halves go next, in order
+        while pending:
+            body, held = pending.pop()
             content = self._delivery.encode(body)
             try:
-                outcome = self._delivery.send_encoded(url, content, count, deadline)
+                outcome = self._delivery.send_encoded(url, content, len(held), deadline)
             except Exception:
                 # keep this body and the ones not tried yet; the caller logs the error
-                for rest_body, rest_count in bodies[index + 1:]:
-                    spooled += self._keep(path, self._delivery.encode(rest_body), rest_count)
-                self._keep(path, content, count)
+                for rest_body, rest in pending:
+                    spooled += self._keep(path, self._delivery.encode(rest_body), len(rest))
+                self._keep(path, content, len(held))
                 raise
             if outcome is Outcome.DELIVERED:
                 continue
             ok = False
             if outcome is Outcome.RETRYABLE:
-                spooled += self._keep(path, content, count)
-        return ok, spooled
+                spooled += self._keep(path, content, len(held))
+            elif outcome is Outcome.BAD_BODY and len(held) > 1:
+                half = len(held) // 2
+                for part in (held[half:], held[:half]):
+                    parts, lost = self._encode(part)
+                    dropped += lost
+                    pending.extend(reversed(parts))
+            else:
+                refused += len(held)
+        if dropped:
+            self._warn_once(
+                "encode", "otel-experiments: %d span(s) could not be JSON-encoded", dropped
+            )
+        if refused and refused < len(items):
+            self._warn_once(
+                "refused",
+                "otel-experiments: the server refused %d span(s) of a batch of %d; the "
+                "others were sent on their own",
+                refused,
+                len(items),
+            )
+        return ok and not dropped, spooled
+
+    def _encode(self, items: list[Item]) -> tuple[list[tuple[bytes, list[Item]]], int]:
+        return encode_bodies(
+            items, self.max_body_bytes, self.max_spans_per_request, self._warn_oversize
+        )
 
     def _keep(self, path: str, content: bytes, count: int) -> int:
         """Spool one undelivered body; the number of spans kept (0: dropped, logged)."""

@@ -18,7 +18,10 @@ from ..payload import clean_text
 from ._json import dumps, stdlib_dumps
 from .convert import make_body
 
-__all__ = ["encode_bodies"]
+__all__ = ["Item", "encode_bodies"]
+
+#: One span event and its metric entries, as the converter yields them.
+Item = tuple[dict[str, Any], list[dict[str, Any]]]
 
 # The envelope around the span and metric fragments; identical to
 # ``dumps(make_body(spans, metrics))`` (the tests check it byte for byte).
@@ -31,14 +34,14 @@ _ENVELOPE_BYTES: Final = len(_PREFIX) + len(_MIDDLE) + len(_SUFFIX)
 class _Fragment:
     """One span's encoded JSON and its metrics' encoded JSON: they always travel together."""
 
-    __slots__ = ("metrics", "size", "span")
+    __slots__ = ("item", "metrics", "size", "span")
 
-    def __init__(self, span: bytes, metrics: list[bytes]) -> None:
+    def __init__(self, span: bytes, metrics: list[bytes], item: Item) -> None:
         self.span = span
         self.metrics = metrics
+        self.item = item
         # the fragment's bytes plus one separating comma per element
         self.size = len(span) + 1 + sum(len(m) + 1 for m in metrics)
-
 
 
 def _ignore(_size: int) -> None:
@@ -46,12 +49,14 @@ def _ignore(_size: int) -> None:
 
 
 def encode_bodies(
-    items: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+    items: list[Item],
     max_body_bytes: int,
     max_spans: int,
     on_oversize: Callable[[int], None] = _ignore,
-) -> tuple[list[tuple[bytes, int]], int]:
+) -> tuple[list[tuple[bytes, list[Item]]], int]:
     """Encode one experiment's spans into bodies; returns ``(bodies, dropped spans)``.
+
+    Each body comes with the items it holds (so a rejected body can be split).
 
     Common case: everything fits in one request, encoded in one call. Otherwise each
     span (with its metrics) is encoded on its own and the fragments are packed.
@@ -64,40 +69,42 @@ def encode_bodies(
         except Exception:
             body = None  # find the culprit span below
         if body is not None and len(body) <= max_body_bytes:
-            return [(body, len(items))], 0
+            return [(body, items)], 0
     fragments: list[_Fragment] = []
     dropped = 0
     for event, metrics in items:
         try:
-            fragments.append(_Fragment(dumps(event), [dumps(m) for m in metrics]))
+            fragments.append(_Fragment(dumps(event), [dumps(m) for m in metrics], (event, metrics)))
             continue
         except Exception:
             pass
         # orjson refuses lone surrogates and ints beyond 64 bits: the stdlib does not
         try:
             fragments.append(
-                _Fragment(_fallback_dumps(event), [_fallback_dumps(m) for m in metrics])
+                _Fragment(_fallback_dumps(event), [_fallback_dumps(m) for m in metrics],
+                          (event, metrics))
             )
         except Exception:
             dropped += 1
     return list(_pack(fragments, max_body_bytes, max_spans, on_oversize)), dropped
 
+
 def _pack(
     fragments: list[_Fragment], limit: int, max_spans: int, on_oversize: Callable[[int], None]
-) -> Iterator[tuple[bytes, int]]:
+) -> Iterator[tuple[bytes, list[Item]]]:
     """Pack fragments into bodies within the size and span-count limits."""
     batch: list[_Fragment] = []
     size = _ENVELOPE_BYTES
     for fragment in fragments:
         if batch and (len(batch) >= max_spans or size + fragment.size > limit):
-            yield _assemble(batch), len(batch)
+            yield _assemble(batch), [f.item for f in batch]
             batch, size = [], _ENVELOPE_BYTES
         if not batch and size + fragment.size > limit:
             on_oversize(fragment.size)
         batch.append(fragment)
         size += fragment.size
     if batch:
-        yield _assemble(batch), len(batch)
+        yield _assemble(batch), [f.item for f in batch]
 
 
 def _clean(value: Any) -> Any:
