@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test bench lint install clean
+.PHONY: demo test bench fuzz lint install clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,14 @@ bench: $(STAMP)
 	$(PYTHON) benchmarks/bench_processor.py
 	@if [ -f benchmarks/bench_exporter.py ]; then echo; $(PYTHON) benchmarks/bench_exporter.py; fi
 	@if [ -f benchmarks/bench_server.py ]; then echo; $(PYTHON) benchmarks/bench_server.py --quick; fi
+
+# The contract test with a larger budget: schemathesis, all checks, against a real server.
+FUZZ_EXAMPLES ?= 25
+fuzz: $(STAMP)
+	OTEL_EXPERIMENTS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+	OTEL_EXPERIMENTS_FUZZ_PHASES=examples,coverage,fuzzing,stateful \
+		$(PYTHON) -m pytest -q -s --timeout 7200 \
+		tests/server/test_contract.py -k schemathesis
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

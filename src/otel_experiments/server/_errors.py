@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from functools import lru_cache
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,17 +17,24 @@ from .jsonapi import ApiError, ApiErrors, error_response
 logger = logging.getLogger("otel_experiments.server")
 
 
-def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves on this path.
+@lru_cache(maxsize=256)
+def _template(path: str) -> re.Pattern[str]:
+    """``/datasets/{dataset_id}`` -> a pattern matching the paths it serves."""
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)))
 
-    Starlette answers 405 from the first route whose path matches, so its ``Allow`` names
-    only that route's methods; a path served by several routes needs them all.
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the API serves on the request's path (its ``Allow`` header).
+
+    Starlette answers 405 from the first route whose path matches, so its own ``Allow``
+    names only that route's methods; the published paths name them all.
     """
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
+    path = request.scope["path"]
+    methods = {method.upper() for template, item in request.app.openapi()["paths"].items()
+               if _template(template).fullmatch(path) for method in item}
+    for route in request.app.router.routes:  # the undocumented ones: /openapi.json, /docs
         route_methods = getattr(route, "methods", None)
-        if match is not Match.NONE and route_methods:
+        if route_methods and route.matches({**request.scope, "method": "GET"})[0] is Match.FULL:
             methods |= set(route_methods)
     return sorted(methods)
 

@@ -14,7 +14,8 @@ from ._common import settings_of, store_of
 router = APIRouter(tags=["otlp"], default_response_class=JsonApiResponse)
 
 
-@router.post("/v1/traces", responses=doc.otlp_responses(), openapi_extra=doc.otlp_request_body(),
+@router.post("/v1/traces", response_class=Response, responses=doc.otlp_responses(),
+             openapi_extra=doc.otlp_request_body(),
              description="OTLP/HTTP traces. The answer is in the request's encoding; "
                          "refused requests get a JSON:API error document.")
 async def otlp_traces(request: Request) -> Response:
