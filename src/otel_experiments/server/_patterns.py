@@ -43,10 +43,11 @@ def _class_body(ranges: Iterable[tuple[int, int]]) -> str:
 @lru_cache(maxsize=1)
 def id_pattern() -> str:
     """What :func:`otel_experiments.models.validate_id` accepts: printable, no spaces."""
-    # Spelled as the characters allowed, not the complement of those refused: the same
-    # language, but Hypothesis (behind schemathesis) draws from it several times faster.
-    good = _class_body(_ranges(lambda ch: ch != " " and ch.isprintable()))
-    return f"^[{good}]{{1,{MAX_ID_LENGTH}}}$"
+    # "No refused character" as a lookahead, not as a class of the characters allowed: the
+    # same language, but Hypothesis (behind schemathesis) builds a character class code
+    # point by code point, which for the ~145,000 printable ones costs a second per use.
+    bad = _class_body(_ranges(lambda ch: ch == " " or not ch.isprintable()))
+    return f"^(?:(?![{bad}]).){{1,{MAX_ID_LENGTH}}}$"
 
 
 @lru_cache(maxsize=1)
