@@ -30,7 +30,7 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 #: Examples per operation and phase, and the phases. `make fuzz` raises the budget and adds
 #: the coverage phase (boundary and negative cases of every parameter: ~2,000 requests, some
 #: with 10,000 records), too slow for every test run on a shared 2-CPU machine.
-FUZZ_EXAMPLES = int(os.environ.get("OTEL_EXPERIMENTS_FUZZ_EXAMPLES", "2"))
+FUZZ_EXAMPLES = int(os.environ.get("OTEL_EXPERIMENTS_FUZZ_EXAMPLES", "5"))
 FUZZ_PHASES = os.environ.get("OTEL_EXPERIMENTS_FUZZ_PHASES", "examples,fuzzing,stateful")
 FUZZ_SEED = int(os.environ.get("OTEL_EXPERIMENTS_FUZZ_SEED", "20260101"))
 FUZZ_WORKERS = os.environ.get("OTEL_EXPERIMENTS_FUZZ_WORKERS", "2")
