@@ -12,7 +12,15 @@ from .base import (
     now_iso,
     tag_map,
 )
-from .events import EventQueries, IngestResult, SpanRow, is_root_parent
+from .events import (
+    METRIC_COLUMNS,
+    SPAN_COLUMNS,
+    EventQueries,
+    IngestResult,
+    MetricRow,
+    SpanRow,
+    is_root_parent,
+)
 from .resources import EXPERIMENT_STATUSES, ResourceQueries
 
 
@@ -24,7 +32,10 @@ __all__ = [
     "DEFAULT_PAGE_SIZE",
     "EXPERIMENT_STATUSES",
     "MAX_PAGE_SIZE",
+    "METRIC_COLUMNS",
+    "SPAN_COLUMNS",
     "IngestResult",
+    "MetricRow",
     "Page",
     "SpanRow",
     "Store",

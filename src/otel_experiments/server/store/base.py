@@ -82,7 +82,7 @@ class StoreBase:
             threading.Lock() if self.sqlite else nullcontext()
         )
         self._insert = sqlite_dialect.insert if self.sqlite else pg_dialect.insert
-        self._bulk_statements: dict[tuple[str, tuple[str, ...]], sa.Executable] = {}
+        self._sql: dict[str, str] = {}  # driver-level bulk INSERT text, per table
 
     # -- plumbing -------------------------------------------------------------------------
 

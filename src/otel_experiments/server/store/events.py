@@ -3,28 +3,44 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg_dialect
 
 from ... import attributes as attr
-from ..jsonapi import dumps_str, loads
+from ..jsonapi import loads
 from ..schema import experiments, metrics, spans
 from ..validation import id_value, name_value, valid_or
 from .base import Page, StoreBase, now_iso
 
 _ROOT_PARENTS = frozenset({"", "0", "undefined", "0000000000000000"})
-SPAN_KEY = ("experiment_id", "span_id")
-METRIC_KEY = ("experiment_id", "span_id", "metric_type", "label")
+
+#: Columns of a span row's ``values`` and of a metric row, in order. The store adds
+#: ``experiment_id`` (and ``received_at`` for spans) in front when inserting.
+SPAN_COLUMNS = ("span_id", "trace_id", "parent_id", "name", "start_ns", "duration", "status",
+                "is_root", "dataset_record_id", "user_id", "organization_id", "doc")
+METRIC_COLUMNS = ("span_id", "trace_id", "metric_type", "label", "score_value",
+                  "categorical_value", "boolean_value", "timestamp_ms", "doc")
+MetricRow = tuple[Any, ...]
+#: Per table: the inserted columns (a full row's order) and the unique key deduplicating it.
+_INSERTS = {
+    "spans": (("experiment_id", "received_at", *SPAN_COLUMNS), ("experiment_id", "span_id")),
+    "metrics": (("experiment_id", *METRIC_COLUMNS),
+                ("experiment_id", "span_id", "metric_type", "label")),
+}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SpanRow:
-    values: dict[str, Any]
-    tags: Mapping[str, str]
+    """A span's column values, plus the raw experiment name / feature slug tags it carries
+    (validated only when the ingest auto-creates the experiment)."""
+
+    values: tuple[Any, ...]
+    experiment_name: str | None = None
+    feature_slug: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,33 +57,36 @@ def is_root_parent(parent_id: str | None) -> bool:
     return parent_id is None or parent_id in _ROOT_PARENTS
 
 
+def _experiment_hints(experiment_id: str, span_rows: list[SpanRow]) -> tuple[str, str | None]:
+    """Name and feature slug for an auto-created experiment: the first valid ones sent."""
+    name, slug = experiment_id, None
+    for row in span_rows:
+        if name == experiment_id and row.experiment_name is not None:
+            name = valid_or(name_value, row.experiment_name, name)
+        if slug is None and row.feature_slug is not None:
+            slug = valid_or(id_value, row.feature_slug, None)
+        if name != experiment_id and slug is not None:
+            break
+    return name, slug
+
+
 class EventQueries(StoreBase):
     # -- events -----------------------------------------------------------------------------
 
     def ingest(self, experiment_id: str, span_rows: list[SpanRow],
-               metric_rows: list[dict[str, Any]]) -> IngestResult:
+               metric_rows: list[MetricRow]) -> IngestResult:
+        """Store the rows; a span already stored under (experiment, span id), or a metric
+        under (experiment, span id, type, label), is a duplicate (the first one sent wins)."""
         result: IngestResult = self._retrying(self._ingest, experiment_id, span_rows, metric_rows)
         return result
 
     def _ingest(self, experiment_id: str, span_rows: list[SpanRow],
-                metric_rows: list[dict[str, Any]]) -> IngestResult:
-        # Sorted, deduplicated rows: concurrent writers lock unique keys in the same order.
-        unique_spans = {s.values["span_id"]: s for s in reversed(span_rows)}
-        ordered_spans = [unique_spans[k] for k in sorted(unique_spans)]
-        unique_metrics = {
-            (m["span_id"], m["metric_type"], m["label"]): m for m in reversed(metric_rows)
-        }
-        ordered_metrics = [unique_metrics[k] for k in sorted(unique_metrics)]
-        name, slug = experiment_id, None
-        for s in ordered_spans:
-            if name == experiment_id:
-                name = valid_or(name_value, s.tags.get(attr.EXPERIMENT_NAME)
-                                 or s.tags.get("experiment_name"), name)
-            if slug is None:
-                slug = valid_or(id_value, s.tags.get(attr.EXPERIMENT_FEATURE_SLUG), None)
-            if name != experiment_id and slug is not None:
-                break
+                metric_rows: list[MetricRow]) -> IngestResult:
+        name, slug = _experiment_hints(experiment_id, span_rows)
         now = now_iso()
+        head = (experiment_id, now)
+        srows = [head + r.values for r in span_rows]
+        mrows = [(experiment_id, *m) for m in metric_rows]
         with self._write() as conn:
             created = conn.execute(
                 self._insert(experiments)
@@ -77,52 +96,44 @@ class EventQueries(StoreBase):
                 .on_conflict_do_nothing(index_elements=["id"])
                 .returning(experiments.c.seq)
             ).first() is not None
-            accepted_spans = 0
-            if ordered_spans:
-                rows = [{**s.values, "experiment_id": experiment_id, "received_at": now}
-                        for s in ordered_spans]
-                accepted_spans = self._insert_new(conn, spans, rows, SPAN_KEY)
-            accepted_metrics = 0
-            if ordered_metrics:
-                rows = [{**m, "experiment_id": experiment_id} for m in ordered_metrics]
-                accepted_metrics = self._insert_new(conn, metrics, rows, METRIC_KEY)
+            accepted_spans = self._insert_new(conn, spans, srows) if srows else 0
+            accepted_metrics = self._insert_new(conn, metrics, mrows) if mrows else 0
         return IngestResult(
             experiment_id, created, accepted_spans, len(span_rows) - accepted_spans,
             accepted_metrics, len(metric_rows) - accepted_metrics,
         )
 
-    def _insert_new(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]],
-                    key: Sequence[str]) -> int:
-        """``INSERT ... SELECT`` the rows from one JSON array parameter, skipping rows whose
-        ``key`` exists (``ON CONFLICT DO NOTHING``); returns how many were inserted.
+    def _insert_new(self, conn: sa.Connection, table: sa.Table, rows: list[tuple[Any, ...]]) -> int:
+        """Insert ``rows`` (full tuples, :data:`_INSERTS` column order) skipping any whose
+        unique key is stored already or earlier in ``rows``; returns how many were inserted.
 
-        One bound JSON document instead of thousands of bound values keeps the statement
-        text constant and small (cached by the driver, cheap to parse) on both databases.
+        SQLite: one prepared ``INSERT ... ON CONFLICT DO NOTHING`` run by ``executemany``
+        (the driver binds each row directly; ``rowcount`` sums the rows inserted).
+        PostgreSQL: one ``INSERT ... SELECT FROM unnest(<one array per column>)``, so the
+        server plans once and parses plain arrays, and rows are sorted by their unique key
+        first so that concurrent writers lock keys in the same order (no deadlocks).
         """
-        names = tuple(rows[0])
-        stmt = self._bulk_statements.get((table.name, names))
-        if stmt is None:
-            stmt = self._bulk_statements[(table.name, names)] = self._bulk_insert(
-                table, names, key)
-        payload = dumps_str([[r[n] for n in names] for r in rows])
-        return len(conn.execute(stmt, {"rows": payload}).all())
-
-    def _bulk_insert(self, table: sa.Table, names: Sequence[str],
-                     key: Sequence[str]) -> sa.Executable:
-        payload = sa.bindparam("rows", type_=sa.Text)
-        values: list[sa.ColumnElement[Any]]
+        columns, key = _INSERTS[table.name]
         if self.sqlite:
-            source = sa.func.json_each(payload).table_valued("value").alias("r")
-            values = [sa.func.json_extract(source.c.value, f"$[{i}]") for i in range(len(names))]
-        else:
-            source = (sa.func.json_array_elements(sa.cast(payload, pg_dialect.JSON))
-                      .table_valued("value").alias("r"))
-            values = [sa.cast(source.c.value.op("->>")(i), table.c[n].type)
-                      for i, n in enumerate(names)]
-        # (SQLite needs the WHERE to tell the upsert clause from a join constraint.)
-        select = sa.select(*values).select_from(source).where(sa.true())
-        return (self._insert(table).from_select(list(names), select)
-                .on_conflict_do_nothing(index_elements=list(key)).returning(table.c.seq))
+            sql = self._sql.get(table.name)
+            if sql is None:
+                sql = self._sql[table.name] = (
+                    f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+                    f"({', '.join('?' * len(columns))}) ON CONFLICT ({', '.join(key)}) DO NOTHING")
+            return int(conn.exec_driver_sql(sql, rows).rowcount)
+        fixed = 2 if table is spans else 1  # experiment_id (and received_at) are per request
+        sql = self._sql.get(table.name)
+        if sql is None:
+            dialect = conn.dialect
+            arrays = ", ".join(f"%s::{table.c[c].type.compile(dialect)}[]"
+                               for c in columns[fixed:])
+            sql = self._sql[table.name] = (
+                f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT "
+                f"{', '.join(['%s'] * fixed)}, u.* FROM unnest({arrays}) AS u "
+                f"ON CONFLICT ({', '.join(key)}) DO NOTHING")
+        rows = sorted(rows, key=itemgetter(*(columns.index(c) for c in key[1:])))
+        params = [*rows[0][:fixed], *([*col] for col in zip(*(r[fixed:] for r in rows), strict=True))]
+        return int(conn.exec_driver_sql(sql, tuple(params)).rowcount)
 
     def list_events(self, experiment_id: str, filters: dict[str, str], size: int,
                     cursor: int) -> Page:
