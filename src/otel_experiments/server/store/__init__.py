@@ -22,9 +22,10 @@ from .events import (
     is_root_parent,
 )
 from .resources import EXPERIMENT_STATUSES, ResourceQueries
+from .summary import SummaryQueries
 
 
-class Store(ResourceQueries, EventQueries):
+class Store(ResourceQueries, EventQueries, SummaryQueries):
     """All queries over one engine (one write queue per process for SQLite)."""
 
 

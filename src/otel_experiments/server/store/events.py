@@ -1,16 +1,13 @@
-"""Experiment events: idempotent ingest, read-back and the SQL-aggregated summary."""
+"""Experiment events: idempotent ingest (group commit on SQLite) and read-back."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
 
-from ... import attributes as attr
 from ..jsonapi import loads
 from ..schema import experiments, metrics, spans
 from ..validation import id_value, name_value, valid_or
@@ -238,97 +235,3 @@ class EventQueries(StoreBase):
             doc["metrics"] = by_span.get(r["span_id"], [])
             out.append({"seq": r["seq"], "span_id": r["span_id"], "doc": doc})
         return Page(out, page.next_cursor)
-
-    # -- summary ----------------------------------------------------------------------------
-
-    @staticmethod
-    def _percentiles(conn: sa.Connection, column: sa.ColumnElement[Any],
-                     where: Sequence[sa.ColumnElement[bool]], n: int,
-                     ps: Sequence[float]) -> dict[str, float | None]:
-        """Linear-interpolated percentiles (as ``percentile_cont``) read off an index."""
-        out: dict[str, float | None] = {}
-        for p in ps:
-            key = f"p{round(p * 100)}"
-            if n == 0:
-                out[key] = None
-                continue
-            k = (n - 1) * p
-            lo = math.floor(k)
-            values = conn.execute(
-                sa.select(column).where(*where, column.is_not(None))
-                .order_by(column).limit(2).offset(lo)
-            ).scalars().all()
-            a = float(values[0])
-            b = float(values[1]) if len(values) > 1 else a
-            out[key] = a + (b - a) * (k - lo)
-        return out
-
-    def _span_stats(self, conn: sa.Connection,
-                    where: list[sa.ColumnElement[bool]]) -> dict[str, Any]:
-        s = spans.c
-        row = conn.execute(
-            sa.select(
-                sa.func.count(),
-                sa.func.coalesce(sa.func.sum(sa.case((s.status == "error", 1), else_=0)), 0),
-                sa.func.avg(s.duration), sa.func.min(s.duration), sa.func.max(s.duration),
-            ).where(*where)
-        ).one()
-        count, errors = int(row[0]), int(row[1])
-        latency: dict[str, Any] = {
-            "mean": None if row[2] is None else float(row[2]),
-            "min": row[3], "max": row[4],
-        }
-        latency.update(self._percentiles(conn, s.duration, where, count, (0.5, 0.95)))
-        return {
-            "span_count": count,
-            "error_count": errors,
-            "error_rate": errors / count if count else None,
-            "latency_ns": latency,
-        }
-
-    def summary(self, experiment_id: str) -> dict[str, Any]:
-        s, m = spans.c, metrics.c
-        with self._read() as conn:
-            self._require(conn, experiments, experiment_id, "experiment")
-            out = self._span_stats(conn, [s.experiment_id == experiment_id])
-            out["root_spans"] = self._span_stats(
-                conn, [s.experiment_id == experiment_id, s.is_root.is_(True)])
-            summaries: dict[tuple[str, str], dict[str, Any]] = {}
-            for label, mtype, count, n_scores, mean, lo, hi in conn.execute(
-                sa.select(m.label, m.metric_type, sa.func.count(), sa.func.count(m.score_value),
-                          sa.func.avg(m.score_value), sa.func.min(m.score_value),
-                          sa.func.max(m.score_value))
-                .where(m.experiment_id == experiment_id)
-                .group_by(m.label, m.metric_type).order_by(m.label, m.metric_type)
-            ):
-                item: dict[str, Any] = {"label": label, "metric_type": mtype, "count": count}
-                if mtype == attr.METRIC_TYPE_SCORE:
-                    item.update(mean=None if mean is None else float(mean),
-                                min=lo, max=hi)
-                    item.update(self._percentiles(
-                        conn, m.score_value,
-                        [m.experiment_id == experiment_id, m.label == label,
-                         m.metric_type == mtype],
-                        int(n_scores), (0.5, 0.95)))
-                else:
-                    item["value_counts"] = {}
-                summaries[(label, mtype)] = item
-            for (label, mtype), item in summaries.items():
-                if mtype == attr.METRIC_TYPE_SCORE:
-                    continue
-                column = (m.boolean_value if mtype == attr.METRIC_TYPE_BOOLEAN
-                          else m.categorical_value)
-                counts = item["value_counts"]
-                for value, count in conn.execute(
-                    sa.select(column, sa.func.count())
-                    .where(m.experiment_id == experiment_id, m.label == label,
-                           m.metric_type == mtype)
-                    .group_by(column).order_by(sa.func.count().desc())
-                ):
-                    if isinstance(value, bool) or mtype == attr.METRIC_TYPE_BOOLEAN:
-                        key = "null" if value is None else ("true" if value else "false")
-                    else:
-                        key = "null" if value is None else str(value)
-                    counts[key] = counts.get(key, 0) + int(count)
-            out["metrics"] = list(summaries.values())
-        return out
