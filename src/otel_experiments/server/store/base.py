@@ -104,7 +104,7 @@ class StoreBase:
             threading.Lock() if self.sqlite else nullcontext()
         )
         self._insert = sqlite_dialect.insert if self.sqlite else pg_dialect.insert
-        self._sql: dict[str, str] = {}  # driver-level bulk INSERT text, per table
+        self._sql: dict[tuple[str, int], str] = {}  # bulk INSERT text per (table, rows)
         # Ingest requests waiting for the SQLite write lock (see EventQueries.ingest).
         self._queue: list[Any] = []
         self._queue_lock = threading.Lock()

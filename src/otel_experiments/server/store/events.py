@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -67,6 +68,9 @@ def _experiment_hints(experiment_id: str, span_rows: list[SpanRow]) -> tuple[str
     return name, slug
 
 
+#: Rows per SQLite INSERT statement (at 14 columns, 3584 parameters: below the 32766 that
+#: SQLite allows by default since 3.32).
+SQLITE_ROWS_PER_INSERT = 256
 #: A group commit takes queued requests up to this many rows (at least one request).
 GROUP_COMMIT_ROWS = 20_000
 
@@ -176,27 +180,25 @@ class EventQueries(StoreBase):
         """Insert ``rows`` (full tuples, :data:`_INSERTS` column order) skipping any whose
         unique key is stored already or earlier in ``rows``; returns how many were inserted.
 
-        SQLite: one prepared ``INSERT ... ON CONFLICT DO NOTHING`` run by ``executemany``
-        (the driver binds each row directly; ``rowcount`` sums the rows inserted).
+        SQLite: multi-row ``INSERT ... VALUES (..), (..) ON CONFLICT DO NOTHING`` of up to
+        ``SQLITE_ROWS_PER_INSERT`` rows each. Not ``executemany``: the ``sqlite3`` module
+        releases and retakes the GIL around every statement step, once per row there, and
+        with the event loop thread busy parsing the next body every retake can wait for
+        the interpreter's switch interval; here it is once per chunk.
         PostgreSQL: one ``INSERT ... SELECT FROM unnest(<one array per column>)``, so the
         server plans once and parses plain arrays, and rows are sorted by their unique key
         first so that concurrent writers lock keys in the same order (no deadlocks).
         """
         columns, key = _INSERTS[table.name]
         if self.sqlite:
-            sql = self._sql.get(table.name)
-            if sql is None:
-                sql = self._sql[table.name] = (
-                    f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
-                    f"({', '.join('?' * len(columns))}) ON CONFLICT ({', '.join(key)}) DO NOTHING")
-            return int(conn.exec_driver_sql(sql, rows).rowcount)
+            return self._insert_values(conn, table.name, columns, key, rows)
         fixed = 2 if table is spans else 1  # experiment_id (and received_at) are per request
-        sql = self._sql.get(table.name)
+        sql = self._sql.get((table.name, 0))
         if sql is None:
             dialect = conn.dialect
             arrays = ", ".join(f"%s::{table.c[c].type.compile(dialect)}[]"
                                for c in columns[fixed:])
-            sql = self._sql[table.name] = (
+            sql = self._sql[(table.name, 0)] = (
                 f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT "
                 f"{', '.join(['%s'] * fixed)}, u.* FROM unnest({arrays}) AS u "
                 f"ON CONFLICT ({', '.join(key)}) DO NOTHING")
@@ -235,3 +237,22 @@ class EventQueries(StoreBase):
             doc["metrics"] = by_span.get(r["span_id"], [])
             out.append({"seq": r["seq"], "span_id": r["span_id"], "doc": doc})
         return Page(out, page.next_cursor)
+
+    def _insert_values(self, conn: sa.Connection, table: str, columns: Sequence[str],
+                       key: Sequence[str], rows: list[tuple[Any, ...]]) -> int:
+        """SQLite: ``rows`` in chunks of ``SQLITE_ROWS_PER_INSERT`` rows, then of descending
+        powers of two, so that a few statement texts serve every batch size (the driver
+        caches the prepared statements)."""
+        inserted, i, n = 0, 0, len(rows)
+        while i < n:
+            size = min(SQLITE_ROWS_PER_INSERT, 1 << ((n - i).bit_length() - 1))
+            sql = self._sql.get((table, size))
+            if sql is None:
+                one = f"({', '.join('?' * len(columns))})"
+                sql = self._sql[(table, size)] = (
+                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                    f"{', '.join([one] * size)} ON CONFLICT ({', '.join(key)}) DO NOTHING")
+            params = tuple([v for row in rows[i:i + size] for v in row])
+            inserted += int(conn.exec_driver_sql(sql, params).rowcount)
+            i += size
+        return inserted
