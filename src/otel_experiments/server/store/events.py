@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -158,9 +159,6 @@ class EventQueries(StoreBase):
                 metric_rows: list[MetricRow]) -> IngestResult:
         name, slug = _experiment_hints(experiment_id, span_rows)
         now = now_iso()
-        head = (experiment_id, now)
-        srows = [head + r.values for r in span_rows]
-        mrows = [(experiment_id, *m) for m in metric_rows]
         created = conn.execute(
             self._insert(experiments)
             .values(id=experiment_id, name=name, description="", feature_slug=slug,
@@ -169,30 +167,36 @@ class EventQueries(StoreBase):
             .on_conflict_do_nothing(index_elements=["id"])
             .returning(experiments.c.seq)
         ).first() is not None
-        accepted_spans = self._insert_new(conn, spans, srows) if srows else 0
-        accepted_metrics = self._insert_new(conn, metrics, mrows) if mrows else 0
+        accepted_spans = accepted_metrics = 0
+        if span_rows:
+            accepted_spans = self._insert_new(conn, spans, (experiment_id, now),
+                                              [r.values for r in span_rows])
+        if metric_rows:
+            accepted_metrics = self._insert_new(conn, metrics, (experiment_id,), metric_rows)
         return IngestResult(
             experiment_id, created, accepted_spans, len(span_rows) - accepted_spans,
             accepted_metrics, len(metric_rows) - accepted_metrics,
         )
 
-    def _insert_new(self, conn: sa.Connection, table: sa.Table, rows: list[tuple[Any, ...]]) -> int:
-        """Insert ``rows`` (full tuples, :data:`_INSERTS` column order) skipping any whose
-        unique key is stored already or earlier in ``rows``; returns how many were inserted.
+    def _insert_new(self, conn: sa.Connection, table: sa.Table, head: tuple[Any, ...],
+                    rows: list[tuple[Any, ...]]) -> int:
+        """Insert ``head + row`` for each of ``rows`` (:data:`_INSERTS` column order; ``head``
+        holds the per-request columns) skipping any whose unique key is stored already or
+        earlier in ``rows``; returns how many were inserted.
 
         SQLite: multi-row ``INSERT ... VALUES (..), (..) ON CONFLICT DO NOTHING`` of up to
-        ``SQLITE_ROWS_PER_INSERT`` rows each. Not ``executemany``: the ``sqlite3`` module
-        releases and retakes the GIL around every statement step, once per row there, and
-        with the event loop thread busy parsing the next body every retake can wait for
-        the interpreter's switch interval; here it is once per chunk.
+        ``SQLITE_ROWS_PER_INSERT`` rows each, ``head`` bound once as ``?1``, ``?2``. Not
+        ``executemany``: the ``sqlite3`` module releases and retakes the GIL around every
+        statement step, once per row there, and with the event loop thread busy parsing the
+        next body every retake can wait for the interpreter's switch interval.
         PostgreSQL: one ``INSERT ... SELECT FROM unnest(<one array per column>)``, so the
         server plans once and parses plain arrays, and rows are sorted by their unique key
         first so that concurrent writers lock keys in the same order (no deadlocks).
         """
         columns, key = _INSERTS[table.name]
+        fixed = len(head)
         if self.sqlite:
-            return self._insert_values(conn, table.name, columns, key, rows)
-        fixed = 2 if table is spans else 1  # experiment_id (and received_at) are per request
+            return self._insert_values(conn, table.name, columns, key, head, rows)
         sql = self._sql.get((table.name, 0))
         if sql is None:
             dialect = conn.dialect
@@ -202,9 +206,9 @@ class EventQueries(StoreBase):
                 f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT "
                 f"{', '.join(['%s'] * fixed)}, u.* FROM unnest({arrays}) AS u "
                 f"ON CONFLICT ({', '.join(key)}) DO NOTHING")
-        rows = sorted(rows, key=itemgetter(*(columns.index(c) for c in key[1:])))
-        params = [*rows[0][:fixed], *([*col] for col in zip(*(r[fixed:] for r in rows), strict=True))]
-        return int(conn.exec_driver_sql(sql, tuple(params)).rowcount)
+        rows = sorted(rows, key=itemgetter(*(columns.index(c) - fixed for c in key[1:])))
+        params = (*head, *([*col] for col in zip(*rows, strict=True)))
+        return int(conn.exec_driver_sql(sql, params).rowcount)
 
     def list_events(self, experiment_id: str, filters: dict[str, str], size: int,
                     cursor: int) -> Page:
@@ -239,20 +243,26 @@ class EventQueries(StoreBase):
         return Page(out, page.next_cursor)
 
     def _insert_values(self, conn: sa.Connection, table: str, columns: Sequence[str],
-                       key: Sequence[str], rows: list[tuple[Any, ...]]) -> int:
+                       key: Sequence[str], head: tuple[Any, ...],
+                       rows: list[tuple[Any, ...]]) -> int:
         """SQLite: ``rows`` in chunks of ``SQLITE_ROWS_PER_INSERT`` rows, then of descending
         powers of two, so that a few statement texts serve every batch size (the driver
         caches the prepared statements)."""
         inserted, i, n = 0, 0, len(rows)
+        fixed, width = len(head), len(columns) - len(head)
         while i < n:
             size = min(SQLITE_ROWS_PER_INSERT, 1 << ((n - i).bit_length() - 1))
             sql = self._sql.get((table, size))
             if sql is None:
-                one = f"({', '.join('?' * len(columns))})"
+                shared = [f"?{k + 1}" for k in range(fixed)]
+                values = ", ".join(
+                    "(" + ", ".join(shared + [f"?{fixed + r * width + k + 1}"
+                                              for k in range(width)]) + ")"
+                    for r in range(size))
                 sql = self._sql[(table, size)] = (
-                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-                    f"{', '.join([one] * size)} ON CONFLICT ({', '.join(key)}) DO NOTHING")
-            params = tuple([v for row in rows[i:i + size] for v in row])
+                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} "
+                    f"ON CONFLICT ({', '.join(key)}) DO NOTHING")
+            params = head + tuple(chain.from_iterable(rows[i:i + size]))
             inserted += int(conn.exec_driver_sql(sql, params).rowcount)
             i += size
         return inserted
