@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .concurrency import ContextExecutor, bind_context, wrap_executor
 from .context import (
     ExperimentScope,
@@ -16,11 +18,34 @@ from .setup import configure
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:
+    from .client import AsyncExperimentsClient, ExperimentsClient
+
+# The client and the runner pull in more (httpx clients, executors, rich): imported on
+# first use, so ``import otel_experiments`` stays cheap for an instrumented app.
+_LAZY = {
+    "ExperimentsClient": "otel_experiments.client",
+    "AsyncExperimentsClient": "otel_experiments.client",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'otel_experiments' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 __all__ = [
+    "AsyncExperimentsClient",
     "ContextExecutor",
     "Experiment",
     "ExperimentScope",
     "ExperimentSpanProcessor",
+    "ExperimentsClient",
     "Identity",
     "ObservedSpan",
     "Organization",
