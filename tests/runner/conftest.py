@@ -28,3 +28,14 @@ def endpoint(server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> str:
 def client(endpoint: str) -> Iterator[ExperimentsClient]:
     with ExperimentsClient(endpoint=endpoint) as c:
         yield c
+
+
+@pytest.fixture
+def provider() -> Iterator[object]:
+    """A TracerProvider of the test's own: the run's exporter never outlives the test's
+    spans into another test."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tp = TracerProvider()
+    yield tp
+    tp.shutdown()

@@ -130,11 +130,17 @@ class BaseClient:
         self.timeout: float = settings.timeout
         self.max_retries = max_retries
         self._api_key: str | None = settings.api_key
+        #: the caller's own headers (``headers=`` / ``OTEL_EXPERIMENTS_HEADERS``)
+        self.extra_headers: dict[str, str] = dict(settings.headers)
         self._headers = {"Accept": "application/vnd.api+json, application/json",
                          "User-Agent": f"otel-experiments-client/{_version()}",
                          **dict(settings.headers)}
         if self._api_key:
             self._headers["Authorization"] = f"Bearer {self._api_key}"
+
+    @property
+    def api_key(self) -> str | None:
+        return self._api_key
 
     def __repr__(self) -> str:
         key = "<redacted>" if self._api_key else None
