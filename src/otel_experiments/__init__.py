@@ -20,12 +20,17 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .client import AsyncExperimentsClient, ExperimentsClient
+    from .runner import Metric, eval_dataset, experiment, run_experiment
 
 # The client and the runner pull in more (httpx clients, executors, rich): imported on
 # first use, so ``import otel_experiments`` stays cheap for an instrumented app.
 _LAZY = {
     "ExperimentsClient": "otel_experiments.client",
     "AsyncExperimentsClient": "otel_experiments.client",
+    "run_experiment": "otel_experiments.runner",
+    "Metric": "otel_experiments.runner",
+    "experiment": "otel_experiments.runner",
+    "eval_dataset": "otel_experiments.runner",
 }
 
 
@@ -47,6 +52,7 @@ __all__ = [
     "ExperimentSpanProcessor",
     "ExperimentsClient",
     "Identity",
+    "Metric",
     "ObservedSpan",
     "Organization",
     "TraceExperiment",
@@ -56,8 +62,11 @@ __all__ = [
     "configure",
     "current_experiment",
     "current_identity",
+    "eval_dataset",
+    "experiment",
     "experiment_context",
     "observe",
+    "run_experiment",
     "start_observe",
     "wrap_executor",
 ]

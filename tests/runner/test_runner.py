@@ -159,3 +159,37 @@ def test_interrupted_run_resumes_without_duplicates(client: ExperimentsClient,
     again = run_experiment(name, records[:2], flaky, client=client, tracer_provider=provider,
                            quiet=True)
     assert again.experiment_id != exp_id
+
+
+def test_gentrace_style_decorator_and_lazy_exports(client: ExperimentsClient,
+                                                   provider: Any) -> None:
+    import sys
+
+    import otel_experiments
+
+    exported = {n: getattr(otel_experiments, n) for n in (
+        "ExperimentsClient", "AsyncExperimentsClient", "run_experiment", "Metric",
+        "experiment", "eval_dataset")}
+    assert exported["run_experiment"] is run_experiment and "otel_experiments.runner" in sys.modules
+
+    name = f"decorated-{uuid.uuid4().hex[:8]}"
+
+    @otel_experiments.experiment(name=name, config={"v": 2}, client=client,
+                                 tracer_provider=provider, quiet=True)
+    def evaluate() -> list[ExperimentResult]:
+        first = otel_experiments.eval_dataset(
+            data=[{"input": 1, "expected_output": 1}], interaction=lambda x: x,
+            evaluators=[exact_match])
+        second = otel_experiments.eval_dataset(
+            data=[{"input": 2, "expected_output": 3}], interaction=lambda x: x,
+            evaluators=[exact_match])
+        return [first, second]
+
+    first, second = evaluate()
+    assert first.experiment_id == second.experiment_id
+    stored = client.experiments.retrieve(first.experiment_id)
+    assert stored.name == name and stored.config == {"v": 2}
+    assert sorted(r.metrics["exact_match"] for r in client.experiments.records(stored.id)) \
+        == [False, True]
+    # each call of the decorated function is a new experiment
+    assert evaluate()[0].experiment_id != first.experiment_id

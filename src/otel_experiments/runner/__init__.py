@@ -8,6 +8,7 @@ stores the experiment with its status, config and reproducibility metadata.
 from __future__ import annotations
 
 from .datasets import DatasetError, LoadedDataset, Record, load_dataset
+from .decorators import aeval_dataset, eval_dataset, experiment
 from .evaluators import (
     Metric,
     accuracy,
@@ -34,10 +35,13 @@ __all__ = [
     "RecordOutcome",
     "RunInterrupted",
     "accuracy",
+    "aeval_dataset",
     "contains",
     "error_rate",
+    "eval_dataset",
     "exact_match",
     "exact_match_ignoring",
+    "experiment",
     "json_field_match",
     "load_dataset",
     "mean",
