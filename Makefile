@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PYTHON) examples/demo.py
+	$(VENV)/bin/otel-experiments demo
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -q

@@ -143,8 +143,9 @@ class ExperimentResult:
     def labels(self) -> list[str]:
         numeric = [k for k, v in self.summary.get("metrics", {}).items()
                    if v.get("type") in ("boolean", "score")]
+        # error_rate is reported (and judged, lower is better) on its own
         summary = [k for k, v in self.summary.get("evaluations", {}).items()
-                   if isinstance(v, (int, float)) and k not in numeric]
+                   if isinstance(v, (int, float)) and k not in numeric and k != "error_rate"]
         return numeric + summary
 
     def to_dict(self) -> dict[str, Any]:
