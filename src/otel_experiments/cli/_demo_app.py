@@ -14,7 +14,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from .. import observe
+from ..observation.span import observe
 
 _retriever = trace.get_tracer("demo.retriever")
 _llm = trace.get_tracer("demo.llm")

@@ -63,7 +63,7 @@ def _start_server(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
 
 
 def _loop(base: str) -> None:
-    from .. import configure
+    from ..sdk.configure import configure
     from ..client import ExperimentsClient
     from ..runner import accuracy, error_rate, run_experiment
     from ..runner.compare import compare

@@ -9,7 +9,6 @@ and :class:`~._async.AsyncExperimentsClient` only differ in how they send it, as
 from __future__ import annotations
 
 import email.utils
-import importlib
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -18,6 +17,7 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
+from ..settings import ExporterSettings
 from .errors import APIError, error_for
 
 T = TypeVar("T")
@@ -31,20 +31,9 @@ _BACKOFF_CAP_S = 8.0
 _RETRY_AFTER_CAP_S = 60.0
 
 
-def exporter_settings(**kwargs: Any) -> Any:
-    """The exporter's settings (same arguments > ``OTEL_EXPERIMENTS_*`` > defaults).
-
-    Looked up by module name: the settings live in ``otel_experiments.settings`` once the
-    core is split into subpackages, in ``otel_experiments.config`` before.
-    """
-    for name in ("otel_experiments.settings", "otel_experiments.config"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        if hasattr(module, "ExporterSettings"):
-            return module.ExporterSettings.resolve(**kwargs)
-    raise ImportError("otel_experiments: ExporterSettings not found")  # pragma: no cover
+def exporter_settings(**kwargs: Any) -> ExporterSettings:
+    """The exporter's settings: the same arguments > ``OTEL_EXPERIMENTS_*`` > defaults."""
+    return ExporterSettings.resolve(**kwargs)
 
 
 def _version() -> str:

@@ -21,7 +21,8 @@ from typing import Any
 
 from opentelemetry.trace import StatusCode
 
-from .. import ObservedSpan, start_observe
+from ..observation.span import ObservedSpan
+from ..observation.start import start_observe
 from .datasets import Record
 from .evaluators import Evaluator, as_metric
 from .results import RecordOutcome

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
-from .. import Experiment, TraceExperiment, start_observe
+from ..models import Experiment, TraceExperiment
+from ..observation.start import start_observe
 from ._record import RecordRunner, _run_coroutine
 from .datasets import LoadedDataset, load_dataset
 from .evaluators import Evaluator, label_of, record_evaluator, summary_evaluator

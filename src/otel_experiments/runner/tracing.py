@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
-from .. import configure
+from ..sdk.configure import configure
 
 if TYPE_CHECKING:
     from ..client import ExperimentsClient

@@ -5,27 +5,19 @@ For every span carrying ``experiment.id`` it POSTs
 :func:`otel_experiments.events.spans_to_event_bodies` describes, one experiment per
 request, split by size and span count. Registered as the ``opentelemetry_traces_exporter``
 entry point ``experiments``, so ``OTEL_TRACES_EXPORTER=experiments`` works with
-``opentelemetry-instrument``.
-
-A body that cannot be delivered for a retryable reason (connection error, timeout, 408,
-429, 5xx, export deadline) goes to the on-disk spool (:mod:`otel_experiments.spool`) and
-is replayed, oldest first, at the start of a later :meth:`export` and in
-:meth:`force_flush`. Bodies the server rejects (other 4xx) are dropped.
+``opentelemetry-instrument``. What happens to a body the backend does not accept is
+:mod:`otel_experiments.export.rules`.
 
 Experiments are independent: a span whose ``experiment.id`` is not a valid id is
 dropped (one warning), and a failure while encoding or sending one experiment's spans
-never affects the others. A span orjson cannot encode (a lone surrogate, an int beyond
-64 bits) is encoded again with the standard library (lone surrogates replaced by
-U+FFFD, NaN/infinity by ``null``) before it is given up.
-
-The exporter never raises into the SDK: :meth:`export` returns a ``SpanExportResult``.
+never affects the others. The exporter never raises into the SDK: :meth:`export`
+returns a ``SpanExportResult``.
 """
 
 from __future__ import annotations
 
 import gzip
 import logging
-import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -35,17 +27,19 @@ from urllib.parse import quote
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from . import config
-from .config import ExporterSettings
-from .delivery import HttpDelivery, Outcome, parse_retry_after, redact_url
-from .events.bodies import Item, encode_bodies
-from .events.convert import iter_span_events
-from .forksafe import reinit_after_fork
-from .logs import WarnOnce
-from .models import validate_id
+from .. import settings as _settings
+from .._runtime.env import redact_url
+from .._runtime.forksafe import reinit_after_fork
+from .._runtime.logs import WarnOnce
+from ..events.bodies import Item, encode_bodies
+from ..events.convert import iter_span_events
+from ..models import validate_id
+from ..settings import ExporterSettings
+from .delivery import HttpDelivery
+from .rules import Verdict
 from .spool import Spool, SpooledBody
 
-__all__ = ["EVENTS_PATH", "ExperimentEventsExporter", "parse_retry_after", "redact_url"]
+__all__ = ["EVENTS_PATH", "ExperimentEventsExporter"]
 
 logger = logging.getLogger("otel_experiments")
 
@@ -59,24 +53,18 @@ REPLAY_INTERVAL_S: Final = 5.0
 class ExperimentEventsExporter(SpanExporter):
     """Export spans carrying ``experiment.id`` as experiment events over HTTP (httpx).
 
-    Every argument left ``None`` comes from the environment (:meth:`ExporterSettings.resolve`:
-    argument > environment variable > default)
-    (``OTEL_EXPERIMENTS_ENDPOINT``, ``OTEL_EXPERIMENTS_API_KEY``,
-    ``OTEL_EXPERIMENTS_HEADERS``, ``OTEL_EXPERIMENTS_TIMEOUT``,
-    ``OTEL_EXPERIMENTS_COMPRESSION``, ``OTEL_EXPERIMENTS_MAX_BODY_BYTES``,
-    ``OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST``, ``OTEL_EXPERIMENTS_SPOOL_DIR``,
-    ``OTEL_EXPERIMENTS_SPOOL_MAX_BYTES``), so it can be built with no arguments.
-
-    ``timeout`` (seconds) bounds one whole :meth:`export` call, retries included.
-    ``backoff_initial``/``backoff_max`` (seconds) shape the exponential backoff with
-    jitter used for connection errors, 408, 429 and 5xx; a longer ``Retry-After`` wins.
-    ``spool_dir``/``spool_max_bytes`` locate and bound the spool of bodies kept for a
-    later attempt (``spool_max_bytes=0`` turns it off: such bodies are dropped).
+    Pass ``settings=`` (an :class:`~otel_experiments.settings.ExporterSettings`), or any
+    of its fields as keyword arguments; what is left out comes from the environment
+    (argument > variable > default, ``docs/configuration.md``), so it can be built with
+    no arguments. ``timeout`` (seconds) bounds one whole :meth:`export` call, retries
+    included; ``spool_max_bytes=0`` turns the spool off (undelivered bodies are dropped).
+    ``backoff_initial`` / ``backoff_max`` (seconds) shape the retry backoff.
     """
 
     def __init__(
         self,
         *,
+        settings: ExporterSettings | None = None,
         endpoint: str | None = None,
         api_key: str | None = None,
         headers: Mapping[str, str] | None = None,
@@ -84,27 +72,24 @@ class ExperimentEventsExporter(SpanExporter):
         compression: str | None = None,
         max_body_bytes: int | None = None,
         max_spans_per_request: int | None = None,
+        spool_dir: str | None = None,
+        spool_max_bytes: int | None = None,
         backoff_initial: float = 0.5,
         backoff_max: float = 8.0,
-        spool_dir: str | os.PathLike[str] | None = None,
-        spool_max_bytes: int | None = None,
     ) -> None:
-        if compression is not None:  # also accept opentelemetry's ``Compression`` enum
-            compression = str(getattr(compression, "value", compression)).strip().lower()
-        settings = ExporterSettings.resolve(
-            endpoint=endpoint,
-            api_key=api_key,
-            headers=headers,
-            timeout=timeout,
-            compression=compression,
-            max_body_bytes=max_body_bytes,
-            max_spans_per_request=max_spans_per_request,
-            spool_dir=spool_dir,
-            spool_max_bytes=spool_max_bytes,
-        )
-        self._settings = settings
+        if settings is None:
+            settings = ExporterSettings.resolve(
+                endpoint=endpoint, api_key=api_key, headers=headers, timeout=timeout,
+                compression=compression, max_body_bytes=max_body_bytes,
+                max_spans_per_request=max_spans_per_request, spool_dir=spool_dir,
+                spool_max_bytes=spool_max_bytes,
+            )
+        elif not isinstance(settings, ExporterSettings):
+            raise TypeError(f"settings must be ExporterSettings, got {type(settings).__name__}")
+        #: what this exporter delivers with (read once, when it was built)
+        self.settings = settings
         # OTEL_SDK_DISABLED / OTEL_EXPERIMENTS_ENABLED=false: accept spans, send nothing.
-        self._enabled = config.enabled()
+        self._enabled = _settings.enabled()
         self._shutdown = False
         self._warn_once = WarnOnce()
         self._delivery = HttpDelivery(
@@ -119,7 +104,7 @@ class ExperimentEventsExporter(SpanExporter):
         # Nothing touches the disk until a body must be kept.
         self._spool = (
             Spool(settings.spool_dir, settings.endpoint, settings.spool_max_bytes,
-                  credentials=_credentials(settings), warn_once=self._warn_once)
+                  credentials=settings.credentials, warn_once=self._warn_once)
             if settings.spool_max_bytes > 0
             else None
         )
@@ -133,49 +118,13 @@ class ExperimentEventsExporter(SpanExporter):
 
     # ------------------------------------------------------------------ public API
 
-    @property
-    def endpoint(self) -> str:
-        return self._settings.endpoint
-
-    @property
-    def timeout(self) -> float:
-        return self._settings.timeout
-
-    @property
-    def compression(self) -> str:
-        return self._settings.compression
-
-    @property
-    def max_body_bytes(self) -> int:
-        return self._settings.max_body_bytes
-
-    @property
-    def max_spans_per_request(self) -> int:
-        return self._settings.max_spans_per_request
-
-    @property
-    def spool_dir(self) -> str:
-        """The spool root; this endpoint's bodies live in a subdirectory of it."""
-        return self._settings.spool_dir
-
-    @property
-    def spool_max_bytes(self) -> int:
-        return self._settings.spool_max_bytes
-
     def events_url(self, experiment_id: str) -> str:
         """The URL spans of ``experiment_id`` are posted to (the id is URL-quoted)."""
-        return self._settings.endpoint + _events_path(experiment_id)
+        return self.settings.endpoint + _events_path(experiment_id)
 
     def __repr__(self) -> str:
-        # Secrets (api key, header values) are never shown.
-        return (
-            f"{type(self).__name__}(endpoint={redact_url(self.endpoint)!r}, "
-            f"api_key={'<redacted>' if self._settings.api_key else None}, "
-            f"headers={sorted(self._settings.headers)!r}, timeout={self.timeout!r}, "
-            f"compression={self.compression!r}, max_body_bytes={self.max_body_bytes!r}, "
-            f"max_spans_per_request={self.max_spans_per_request!r}, "
-            f"spool_max_bytes={self.spool_max_bytes!r})"
-        )
+        # ExporterSettings leaves the api key and header values out of its repr.
+        return f"{type(self).__name__}({self.settings!r})"
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Send the spans carrying ``experiment.id``; never raises."""
@@ -201,7 +150,7 @@ class ExperimentEventsExporter(SpanExporter):
         """
         if self._shutdown or not self._enabled or self._spool is None:
             return True
-        timeout = min(self.timeout, max(0.0, timeout_millis / 1000.0))
+        timeout = min(self.settings.timeout, max(0.0, timeout_millis / 1000.0))
         try:
             if not self._replay_lock.acquire(timeout=timeout):
                 return False
@@ -231,12 +180,12 @@ class ExperimentEventsExporter(SpanExporter):
         if not self._enabled:
             return SpanExportResult.SUCCESS
         start = time.monotonic()
-        deadline = start + self.timeout
+        deadline = start + self.settings.timeout
         replayed = True
         if self._spool is not None:
             # replay takes at most half the export time, so fresh spans get their turn too
             try:
-                replayed = self._maybe_replay(start, start + self.timeout / 2)
+                replayed = self._maybe_replay(start, start + self.settings.timeout / 2)
             except Exception:  # the fresh spans still go out (or into the spool)
                 replayed = False
                 self._warn_once(
@@ -281,7 +230,7 @@ class ExperimentEventsExporter(SpanExporter):
                 "spooled",
                 "otel-experiments: spooled %d span(s) for later delivery to %s",
                 spooled,
-                redact_url(self.endpoint),
+                redact_url(self.settings.endpoint),
             )
         self._last_ok = ok and replayed
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
@@ -300,25 +249,33 @@ class ExperimentEventsExporter(SpanExporter):
         refused = 0
         bodies, dropped = self._encode(items)
         path = _events_path(experiment_id)
-        url = self.endpoint + path
+        url = self.settings.endpoint + path
         pending = list(reversed(bodies))  # a stack: halves go next, in order
         while pending:
             body, held = pending.pop()
             content = self._delivery.encode(body)
             try:
-                outcome = self._delivery.send_encoded(url, content, len(held), deadline)
+                verdict = self._delivery.send_encoded(url, content, len(held), deadline)
             except Exception:
-                # keep this body and the ones not tried yet; the caller logs the error
-                for rest_body, rest in pending:
+                self._warn_once(
+                    "unexpected-send",
+                    "otel-experiments: unexpected error sending %d span(s) of experiment %r; "
+                    "kept for later",
+                    len(held),
+                    experiment_id[:80],
+                    exc_info=True,
+                )
+                # keep this body and the ones not tried yet
+                spooled += self._keep(path, content, len(held))
+                for rest_body, rest in reversed(pending):
                     spooled += self._keep(path, self._delivery.encode(rest_body), len(rest))
-                self._keep(path, content, len(held))
-                raise
-            if outcome is Outcome.DELIVERED:
+                return False, spooled
+            if verdict is Verdict.DELIVERED:
                 continue
             ok = False
-            if outcome is Outcome.RETRYABLE:
+            if verdict is Verdict.KEEP:
                 spooled += self._keep(path, content, len(held))
-            elif outcome is Outcome.BAD_BODY and len(held) > 1:
+            elif verdict is Verdict.SPLIT and len(held) > 1:
                 half = len(held) // 2
                 for part in (held[half:], held[:half]):
                     parts, lost = self._encode(part)
@@ -342,7 +299,7 @@ class ExperimentEventsExporter(SpanExporter):
 
     def _encode(self, items: list[Item]) -> tuple[list[tuple[bytes, list[Item]]], int]:
         return encode_bodies(
-            items, self.max_body_bytes, self.max_spans_per_request, self._warn_oversize
+            items, self.settings.max_body_bytes, self.settings.max_spans_per_request, self._warn_oversize
         )
 
     def _keep(self, path: str, content: bytes, count: int) -> int:
@@ -352,7 +309,7 @@ class ExperimentEventsExporter(SpanExporter):
                 "dropped",
                 "otel-experiments: %d span(s) dropped (spooling is off: %s=0)",
                 count,
-                config.OTEL_EXPERIMENTS_SPOOL_MAX_BYTES,
+                _settings.OTEL_EXPERIMENTS_SPOOL_MAX_BYTES,
             )
             return 0
         return count if self._spool.put(path, content, count, self._delivery.content_encoding) else 0
@@ -392,21 +349,21 @@ class ExperimentEventsExporter(SpanExporter):
             except (OSError, ValueError, EOFError) as exc:
                 self._spool.quarantine(entry.name, entry.claimed, f"bad gzip data: {exc}")
                 continue
-            outcome = self._delivery.send_encoded(
-                self.endpoint + entry.path, content, entry.spans, deadline
+            verdict = self._delivery.send_encoded(
+                self.settings.endpoint + entry.path, content, entry.spans, deadline
             )
-            if outcome is Outcome.RETRYABLE:
+            if verdict is Verdict.KEEP:
                 self._spool.release(entry)
                 done = False
                 break
             self._spool.remove(entry)  # delivered, or rejected for good (already logged)
-            if outcome is Outcome.DELIVERED:
+            if verdict is Verdict.DELIVERED:
                 delivered += entry.spans
         if delivered:
             logger.info(
                 "otel-experiments: delivered %d spooled span(s) to %s",
                 delivered,
-                redact_url(self.endpoint),
+                redact_url(self.settings.endpoint),
             )
         return done
 
@@ -415,7 +372,7 @@ class ExperimentEventsExporter(SpanExporter):
             "oversize",
             "otel-experiments: one span is %d bytes, over max_body_bytes=%d; sending it alone",
             size,
-            self.max_body_bytes,
+            self.settings.max_body_bytes,
         )
 
     def _wire_content(self, entry: SpooledBody) -> bytes:
@@ -428,10 +385,3 @@ class ExperimentEventsExporter(SpanExporter):
 
 def _events_path(experiment_id: str) -> str:
     return EVENTS_PATH.format(experiment_id=quote(experiment_id, safe=""))
-
-
-def _credentials(settings: ExporterSettings) -> tuple[str, ...]:
-    """What authenticates a body: its spool is only replayed with the same."""
-    if not settings.api_key and not settings.headers:
-        return ()
-    return (settings.api_key or "", *sorted(f"{k}={v}" for k, v in settings.headers.items()))

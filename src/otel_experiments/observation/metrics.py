@@ -14,10 +14,10 @@ from typing import Any
 
 from opentelemetry.trace import Span
 
-from . import attributes as A
-from . import config
-from .events.metrics import check_metric
-from .payload import clean_text, truncate
+from .. import attributes as A
+from .._runtime.text import clean_text, truncate
+from ..events.metrics import check_metric
+from ..settings import scope_settings
 
 __all__ = ["MetricValue", "record_metric"]
 
@@ -65,7 +65,8 @@ def record_metric(
         A.METRIC_VALUE: value,
     }
     if metadata is not None:
-        cap = max_metadata_chars if max_metadata_chars is not None else config.max_payload_chars()
+        cap = (max_metadata_chars if max_metadata_chars is not None
+               else scope_settings().max_payload_chars)
         event_attributes[A.METRIC_METADATA] = _encode_metadata(label, metadata, cap)
     if not isinstance(span, Span):
         raise TypeError(f"span must be an opentelemetry.trace.Span, got {type(span).__name__}")

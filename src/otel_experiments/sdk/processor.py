@@ -13,35 +13,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Final
 
-from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import Span
 
-from . import config
-from .context import (
-    BAGGAGE_KEY,
-    SCOPE_KEY,
-    ExperimentScope,
-    baggage_of,
-    scope_attributes,
-    scope_from_baggage,
-)
-from .logs import WarnOnce
-from .models import ExperimentLike, TraceExperiment
+from .. import settings
+from .._compat import BAGGAGE_KEY, baggage_of, get_current_context
+from .._runtime.logs import WarnOnce
+from ..context.baggage import scope_from_baggage
+from ..context.scope import SCOPE_KEY, ExperimentScope, scope_attributes
+from ..models import ExperimentLike, TraceExperiment
 
 logger = logging.getLogger("otel_experiments")
 _warn_once = WarnOnce()
 
-_FROM_ENV = object()
-
-try:  # The public get_current() is a thin wrapper over this; skipping it saves a call per span.
-    from opentelemetry.context import _RUNTIME_CONTEXT
-
-    _get_current = _RUNTIME_CONTEXT.get_current
-except (ImportError, AttributeError):  # pragma: no cover
-    _get_current = otel_context.get_current
+#: ``default_experiment`` not given: read ``OTEL_EXPERIMENTS_ID`` & co.
+FROM_ENV: Final = object()
 
 
 class ExperimentSpanProcessor(SpanProcessor):
@@ -59,11 +48,14 @@ class ExperimentSpanProcessor(SpanProcessor):
         self,
         *,
         trust_baggage: bool | None = None,
-        default_experiment: ExperimentLike | object | None = _FROM_ENV,
+        default_experiment: ExperimentLike | object | None = FROM_ENV,
     ) -> None:
-        self._trust_baggage = config.trust_baggage() if trust_baggage is None else trust_baggage
-        if default_experiment is _FROM_ENV:
-            default: TraceExperiment | None = config.default_experiment()
+        self._trust_baggage = (
+            settings.ScopeSettings.from_env().trust_baggage if trust_baggage is None
+            else trust_baggage
+        )
+        if default_experiment is FROM_ENV:
+            default: TraceExperiment | None = settings.default_experiment()
         elif default_experiment is None:
             default = None
         else:
@@ -78,7 +70,7 @@ class ExperimentSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            ctx = parent_context if parent_context is not None else _get_current()
+            ctx = parent_context if parent_context is not None else get_current_context()
             scope: ExperimentScope | None = ctx.get(SCOPE_KEY)  # type: ignore[assignment]
             if scope is not None and scope.experiment is not None:
                 span.set_attributes(scope.attributes)
@@ -114,12 +106,3 @@ class ExperimentSpanProcessor(SpanProcessor):
                 attrs = {**self._default_attrs, **attrs}
         self._bag_cache = (bag, attrs)
         return attrs
-
-    def on_end(self, span: ReadableSpan) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
+__all__ = ["ContextExecutor", "bind_context"]
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -55,8 +57,3 @@ class ContextExecutor(Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._executor.shutdown(wait=wait, cancel_futures=cancel_futures)
-
-
-def wrap_executor(executor: Executor) -> ContextExecutor:
-    """``wrap_executor(ThreadPoolExecutor())``: see :class:`ContextExecutor`."""
-    return ContextExecutor(executor)

@@ -19,6 +19,8 @@ from typing import Final
 import httpx
 from opentelemetry import context as otel_context
 
+from .._compat import SUPPRESS_INSTRUMENTATION_KEY
+
 __all__ = ["MAX_MESSAGE_CHARS", "MAX_RESPONSE_BYTES", "Attempt", "post", "post_in_context"]
 
 #: At most this much of a response body is read (an error body, for the log message).
@@ -42,9 +44,6 @@ class Attempt:
         self.error: BaseException | None = None
 
 
-# Our own requests must never be traced (HTTP client instrumentation would make spans
-# of the export's POSTs, exported in turn): the SDK sets this key around export().
-_SUPPRESS_KEY: Final = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", "suppress_instrumentation")
 
 
 def post_in_context(
@@ -63,7 +62,10 @@ def post(client: httpx.Client, url: str, content: bytes, deadline: float, attemp
     """POST and stream the response: a 2xx body is discarded, an error body read bounded."""
     token = None
     try:
-        token = otel_context.attach(otel_context.set_value(_SUPPRESS_KEY, True))
+        if SUPPRESS_INSTRUMENTATION_KEY is not None:
+            token = otel_context.attach(
+                otel_context.set_value(SUPPRESS_INSTRUMENTATION_KEY, True)
+            )
         timeout = max(0.001, deadline - time.monotonic())
         with client.stream("POST", url, content=content, timeout=timeout) as response:
             status = response.status_code

@@ -7,7 +7,7 @@ to another backend) holds one file per body, ``{created_ns:020d}-{spans}-{pid}-{
 credentials or headers. Files are written under a temporary name and ``os.replace``'d;
 a sender claims one by renaming it to ``{name}.claim-{pid}-{ms}`` (atomic, so processes
 sharing the directory never send the same file at once), then deletes it or renames it
-back. Claims of dead processes, or older than ``stale_claim_s``, are reclaimed.
+back. Claims of dead processes, or older than ``STALE_CLAIM_S``, are reclaimed.
 Unreadable files are moved aside as ``.corrupt`` (counted in the bound, deleted first).
 When ``max_bytes`` is reached the oldest bodies are deleted, with a warning counting the
 spans lost. Nothing here raises: I/O errors are logged once, the body is not kept.
@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
-from .forksafe import reinit_after_fork
-from .logs import WarnOnce
+from .._runtime.forksafe import reinit_after_fork
+from .._runtime.logs import WarnOnce
 
 __all__ = ["STALE_CLAIM_S", "Spool", "SpooledBody", "endpoint_key"]
 
@@ -62,7 +62,6 @@ class SpooledBody:
     claimed: Path
     path: str
     spans: int
-    created: float
     encoding: str
     content: bytes
 
@@ -114,12 +113,10 @@ class Spool:
     share between processes."""
 
     def __init__(self, root: str | os.PathLike[str], endpoint: str, max_bytes: int, *,
-                 credentials: Sequence[str] = (), warn_once: WarnOnce | None = None,
-                 stale_claim_s: float = STALE_CLAIM_S) -> None:
+                 credentials: Sequence[str] = (), warn_once: WarnOnce | None = None) -> None:
         self.directory = Path(root) / endpoint_key(endpoint, credentials)
         self.max_bytes = max_bytes
         self._warn_once = warn_once or WarnOnce()
-        self._stale_claim_s = stale_claim_s
         self._lock = threading.Lock()
         self._lost_spans = 0
         self._last_loss_warning = float("-inf")
@@ -254,7 +251,7 @@ class Spool:
             pid, claimed_at = int(pid_text), int(ms_text) / 1000.0
         except ValueError:
             pid, claimed_at = 0, 0.0
-        if _pid_alive(pid) and now - claimed_at < self._stale_claim_s:
+        if _pid_alive(pid) and now - claimed_at < STALE_CLAIM_S:
             return None
         try:
             os.rename(self.directory / name, self.directory / original)
@@ -266,7 +263,7 @@ class Spool:
     def _delete_if_old(self, name: str, now: float) -> None:
         path = self.directory / name
         with contextlib.suppress(OSError):
-            if now - path.stat().st_mtime > self._stale_claim_s:
+            if now - path.stat().st_mtime > STALE_CLAIM_S:
                 path.unlink()
 
     def claim(self, name: str) -> SpooledBody | None:
@@ -287,16 +284,16 @@ class Spool:
             if not sep or not content or not isinstance(header, dict) or header.get("v") != _VERSION:
                 raise ValueError("not a spool file")
             path, spans = header.get("path"), header.get("spans")
-            created, encoding = header.get("created"), header.get("encoding")
+            encoding = header.get("encoding")
             if (not isinstance(path, str) or not path.startswith("/") or path.startswith("//")
                     or any(ch.isspace() or ord(ch) < 0x20 for ch in path)
                     or not isinstance(spans, int) or isinstance(spans, bool) or spans < 0
-                    or not isinstance(created, (int, float)) or encoding not in _ENCODINGS):
+                    or encoding not in _ENCODINGS):
                 raise ValueError("bad header")
         except (OSError, ValueError, RecursionError) as exc:
             self.quarantine(name, claimed, str(exc) or type(exc).__name__)
             return None
-        return SpooledBody(name, claimed, path, spans, float(created), str(encoding), content)
+        return SpooledBody(name, claimed, path, spans, str(encoding), content)
 
     def _read(self, path: Path) -> bytes:
         """The bytes of a regular file of at most ``max_bytes``; ``ValueError`` otherwise.

@@ -1,6 +1,6 @@
 """``configure()``: one call that stamps and exports experiment events.
 
-``configure()`` reads the environment (see :mod:`otel_experiments.config`), finds the
+``configure()`` reads the environment (see :mod:`otel_experiments.settings`), finds the
 global SDK ``TracerProvider`` (creating one with ``Resource.create()``, i.e. the
 standard ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` resource, when none is
 set) and adds to it:
@@ -9,7 +9,7 @@ set) and adds to it:
   has one (added by hand, by the ``opentelemetry-instrument`` instrumentor or by an
   earlier call);
 * a ``BatchSpanProcessor`` around an
-  :class:`~otel_experiments.exporter.ExperimentEventsExporter`, unless the provider
+  :class:`~otel_experiments.ExperimentEventsExporter`, unless the provider
   already exports to one (for example through ``OTEL_TRACES_EXPORTER=experiments``).
 
 It is idempotent: calling it again returns the same :class:`ExperimentsHandle`, so
@@ -24,17 +24,20 @@ import atexit
 import logging
 import threading
 import weakref
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
-from . import config
-from .models import ExperimentLike
-from .processor import ExperimentSpanProcessor
+from .. import settings as settings_module
+from .._compat import span_processors
+from ..export.exporter import ExperimentEventsExporter
+from ..models import ExperimentLike
+from ..settings import ExporterSettings
+from .processor import FROM_ENV, ExperimentSpanProcessor
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -49,8 +52,6 @@ __all__ = [
 
 logger = logging.getLogger("otel_experiments")
 
-_FROM_ENV: object = object()
-
 _lock = threading.RLock()
 #: The live handle of each provider ``configure()`` was called on.
 _handles: weakref.WeakKeyDictionary[TracerProvider, ExperimentsHandle] = (
@@ -64,23 +65,9 @@ _retired: weakref.WeakSet[SpanProcessor] = weakref.WeakSet()
 # --------------------------------------------------------------------- provider helpers
 
 
-def _processors_of(provider: TracerProvider) -> Iterator[SpanProcessor]:
-    """The processors registered on an SDK provider (nested multi-processors included)."""
-    stack: list[object] = [getattr(provider, "_active_span_processor", None)]
-    while stack:
-        proc = stack.pop()
-        if proc is None:
-            continue
-        children = getattr(proc, "_span_processors", None)
-        if isinstance(children, tuple):
-            stack.extend(reversed(children))
-        elif isinstance(proc, SpanProcessor):
-            yield proc
-
-
 def find_experiment_processor(provider: TracerProvider) -> ExperimentSpanProcessor | None:
     """The :class:`ExperimentSpanProcessor` already added to ``provider``, if any."""
-    for proc in _processors_of(provider):
+    for proc in span_processors(provider):
         if isinstance(proc, ExperimentSpanProcessor):
             return proc
     return None
@@ -95,9 +82,7 @@ def _find_export_processor(
     provider: TracerProvider, exporter: SpanExporter | None
 ) -> SpanProcessor | None:
     """A live processor exporting to ``exporter`` (or to any experiments exporter)."""
-    from .exporter import ExperimentEventsExporter
-
-    for proc in _processors_of(provider):
+    for proc in span_processors(provider):
         if proc in _retired:
             continue
         target = _exporter_of(proc)
@@ -158,7 +143,7 @@ def install_processor(
     provider: TracerProvider,
     *,
     trust_baggage: bool | None = None,
-    default_experiment: ExperimentLike | object | None = _FROM_ENV,
+    default_experiment: ExperimentLike | object | None = FROM_ENV,
 ) -> tuple[ExperimentSpanProcessor, bool]:
     """Add an :class:`ExperimentSpanProcessor` to ``provider`` unless it has one.
 
@@ -168,12 +153,9 @@ def install_processor(
         existing = find_experiment_processor(provider)
         if existing is not None:
             return existing, False
-        if default_experiment is _FROM_ENV:
-            processor = ExperimentSpanProcessor(trust_baggage=trust_baggage)
-        else:
-            processor = ExperimentSpanProcessor(
-                trust_baggage=trust_baggage, default_experiment=default_experiment
-            )
+        processor = ExperimentSpanProcessor(
+            trust_baggage=trust_baggage, default_experiment=default_experiment
+        )
         provider.add_span_processor(processor)
         return processor, True
 
@@ -281,6 +263,7 @@ def configure(
     *,
     tracer_provider: trace.TracerProvider | None = None,
     exporter: SpanExporter | None = None,
+    settings: ExporterSettings | None = None,
     export: bool = True,
     batch: bool = True,
     endpoint: str | None = None,
@@ -289,18 +272,20 @@ def configure(
     timeout: float | None = None,
     compression: str | None = None,
     trust_baggage: bool | None = None,
-    default_experiment: ExperimentLike | object | None = _FROM_ENV,
+    default_experiment: ExperimentLike | object | None = FROM_ENV,
 ) -> ExperimentsHandle:
     """Stamp spans with their experiment and export them as experiment events.
 
-    Every argument left ``None`` comes from the environment (constructor argument >
-    environment variable > default; see ``docs/configuration.md``).
+    Every argument left ``None`` comes from the environment (argument > environment
+    variable > default; see ``docs/configuration.md``).
 
     Args:
         tracer_provider: the SDK provider to add to. Default: the global one, created
             with ``Resource.create()`` if none is set yet.
         exporter: export through this exporter instead of an
-            :class:`~otel_experiments.exporter.ExperimentEventsExporter` built from
+            :class:`~otel_experiments.ExperimentEventsExporter`.
+        settings: the exporter's settings whole (an
+            :class:`~otel_experiments.settings.ExporterSettings`); or some of them as
             ``endpoint`` / ``api_key`` / ``headers`` / ``timeout`` / ``compression``.
         export: false to only stamp spans (another exporter ships them).
         batch: wrap the exporter in a ``BatchSpanProcessor`` (default) rather than a
@@ -314,17 +299,27 @@ def configure(
         ``OTEL_SDK_DISABLED=true`` or ``OTEL_EXPERIMENTS_ENABLED=false``: then nothing
         is added and nothing is sent.
     """
-    requested = {
-        key: value
-        for key, value in locals().items()
-        if key != "tracer_provider" and value is not None and value is not _FROM_ENV
-        and not (key in ("export", "batch") and value is True)
+    exporter_arguments: dict[str, Any] = {
+        "endpoint": endpoint, "api_key": api_key, "headers": headers, "timeout": timeout,
+        "compression": compression,
     }
-    if not config.enabled():
+    requested: dict[str, object] = {
+        key: value for key, value in (
+            ("exporter", exporter), ("settings", settings), ("trust_baggage", trust_baggage),
+            *exporter_arguments.items(),
+        ) if value is not None
+    }
+    if not export:
+        requested["export"] = False
+    if not batch:
+        requested["batch"] = False
+    if default_experiment is not FROM_ENV:
+        requested["default_experiment"] = default_experiment
+    if not settings_module.enabled():
         logger.info(
             "otel-experiments: disabled by %s or %s; configure() adds nothing",
-            config.OTEL_SDK_DISABLED,
-            config.OTEL_EXPERIMENTS_ENABLED,
+            settings_module.OTEL_SDK_DISABLED,
+            settings_module.OTEL_EXPERIMENTS_ENABLED,
         )
         return ExperimentsHandle()
     with _lock:
@@ -348,7 +343,7 @@ def configure(
             provider, trust_baggage=trust_baggage, default_experiment=default_experiment
         )
         owned: list[SpanProcessor] = [processor] if added else []
-        if not added and (trust_baggage is not None or default_experiment is not _FROM_ENV):
+        if not added and (trust_baggage is not None or default_experiment is not FROM_ENV):
             logger.debug(
                 "otel-experiments: the provider already has an ExperimentSpanProcessor; "
                 "trust_baggage/default_experiment arguments are not applied to it"
@@ -364,15 +359,9 @@ def configure(
                 )
             else:
                 if exporter is None:
-                    from .exporter import ExperimentEventsExporter
-
-                    exporter = ExperimentEventsExporter(
-                        endpoint=endpoint,
-                        api_key=api_key,
-                        headers=headers,
-                        timeout=timeout,
-                        compression=compression,
-                    )
+                    if settings is None:
+                        settings = ExporterSettings.resolve(**exporter_arguments)
+                    exporter = ExperimentEventsExporter(settings=settings)
                 used_exporter = exporter
                 export_processor: SpanProcessor = (
                     BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)

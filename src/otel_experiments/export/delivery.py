@@ -1,13 +1,10 @@
-"""HTTP delivery of encoded bodies: one pooled httpx client, gzip, retries.
+"""HTTP delivery of encoded bodies: one pooled httpx client, gzip, retries in a deadline.
 
-Retries with exponential backoff and jitter on connection errors, 408, 429 and 5xx
-(``Retry-After`` is honoured, never below the backoff), all within the caller's
-deadline; a 3xx (a misconfigured endpoint: redirects are not followed) or a 401/403
-(wrong or rotated credentials) is logged once and the body kept for later; any other
-4xx is logged once with the server's message and dropped (it would fail again).
-:meth:`HttpDelivery.send_encoded` returns an :class:`Outcome` so the caller can keep
-what failed for a retryable reason (the exporter's spool). Secrets (the API key and configured header values) are scrubbed
-from everything logged.
+What each answer means (retry, keep, split, drop) is :mod:`.rules`; this module applies
+it: :meth:`HttpDelivery.send_encoded` retries within the caller's deadline and returns
+the final :class:`~.rules.Verdict` (DELIVERED, KEEP, SPLIT or DROP) so the exporter can
+spool or split what was not delivered. Secrets (the API key and configured header
+values) are scrubbed from everything logged.
 
 The deadline bounds a whole request, not each socket read (httpx's timeouts are per
 read, so a backend trickling bytes would hold the caller): every POST runs in a
@@ -18,16 +15,13 @@ Response bodies are streamed: a 2xx body is discarded, at most 64 KiB of an erro
 is read for the log message.
 
 Fork safety: after ``fork()`` the child recreates the locks and events of every live
-:class:`HttpDelivery`, :class:`WarnOnce` (and of the spool and exporter, registered
-with :func:`reinit_after_fork`) and drops the inherited client without closing the
-parent's connections.
+:class:`HttpDelivery` and drops the inherited client without closing the parent's
+connections.
 """
 
 from __future__ import annotations
 
 import contextvars
-import email.utils
-import enum
 import functools
 import gzip
 import logging
@@ -36,9 +30,7 @@ import random
 import threading
 import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import Final
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -49,40 +41,17 @@ import certifi  # noqa: F401  # isort: skip
 import httpcore  # noqa: F401  # isort: skip
 import ssl  # noqa: F401  # isort: skip
 
-from .forksafe import reinit_after_fork
-from .logs import WarnOnce
+from .._runtime.env import redact_url
+from .._runtime.forksafe import reinit_after_fork
+from .._runtime.logs import WarnOnce
 from .posting import MAX_MESSAGE_CHARS, Attempt, post, post_in_context
+from .rules import MAX_REFUSED_CONNECTIONS, Verdict, classify
 
-__all__ = [
-    "HttpDelivery",
-    "Outcome",
-    "parse_retry_after",
-    "redact_url",
-]
+__all__ = ["HttpDelivery"]
 
 logger = logging.getLogger("otel_experiments")
 
-_RETRYABLE_STATUS: Final = frozenset({408, 429})
-#: Not retried now, but kept (spooled): a configuration problem, not a bad body.
-_CREDENTIAL_STATUS: Final = frozenset({401, 403})
-_BAD_BODY_STATUS: Final = frozenset({400, 413, 422})
-_MAX_CONNECT_ATTEMPTS: Final = 3
 _GZIP_LEVEL: Final = 6
-
-
-class Outcome(enum.Enum):
-    """What became of one body."""
-
-    #: 2xx.
-    DELIVERED = "delivered"
-    #: Worth sending again later: connection error, timeout, 408, 429, 5xx, the export
-    #: deadline reached, or the exporter shut down mid-retry.
-    RETRYABLE = "retryable"
-    #: 400, 413 or 422: something in the body; the same body would fail again, but the
-    #: spans in it might not, one by one.
-    BAD_BODY = "bad_body"
-    #: Any other 4xx (or an unexpected client error): it would fail again.
-    REJECTED = "rejected"
 
 
 @functools.lru_cache(maxsize=1)
@@ -93,29 +62,6 @@ def _user_agent() -> str:
         return f"otel-experiments/{version('otel-experiments')}"
     except Exception:  # pragma: no cover - not installed as a distribution
         return "otel-experiments"
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delay-seconds or HTTP-date), or ``None``."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        current = datetime.now(timezone.utc).timestamp() if now is None else now
-        seconds = when.timestamp() - current
-    if seconds != seconds or seconds == float("inf"):  # NaN / inf
-        return None
-    return max(0.0, seconds)
 
 
 class HttpDelivery:
@@ -267,23 +213,26 @@ class HttpDelivery:
                 self._abandoned.append(thread)
         return None
 
-    def _deadline_reached(self, count: int) -> Outcome:
+    def _deadline_reached(self, count: int) -> Verdict:
         self._warn_once(
             "deadline",
             "otel-experiments: export timeout (%ss) reached; %d span(s) not sent",
             self._timeout,
             count,
         )
-        return Outcome.RETRYABLE
+        return Verdict.KEEP
 
-    def send_encoded(self, url: str, content: bytes, count: int, deadline: float) -> Outcome:
-        """POST already-encoded ``content`` with retries until ``deadline`` (monotonic)."""
+    def send_encoded(self, url: str, content: bytes, count: int, deadline: float) -> Verdict:
+        """POST already-encoded ``content`` with retries until ``deadline`` (monotonic).
+
+        Returns DELIVERED, KEEP, SPLIT or DROP (:mod:`.rules`); never RETRY.
+        """
         attempt = 0
         refused = 0
         while True:
             client = self._get_client()
             if client is None:
-                return Outcome.RETRYABLE  # shut down: not the body's fault
+                return Verdict.KEEP  # shut down: not the body's fault
             if deadline - time.monotonic() <= 0:
                 return self._deadline_reached(count)
             if self._hanging():
@@ -294,84 +243,48 @@ class HttpDelivery:
                     self._timeout,
                     count,
                 )
-                return Outcome.RETRYABLE
-            retry_after: float | None = None
+                return Verdict.KEEP
             result = self._attempt(client, url, content, deadline)
             if result is None:
-                return Outcome.RETRYABLE if self._closed else self._deadline_reached(count)
+                return Verdict.KEEP if self._closed else self._deadline_reached(count)
+            retry_after: float | None = None
             exc = result.error
             if isinstance(exc, httpx.TransportError):
                 reason = type(exc).__name__
-                # Nothing listening: a server restart is over in a second or two, a
-                # stopped server is not. Give up early (the exporter spools the body)
-                # rather than hold the export, and the application's exit, for the timeout.
                 if isinstance(exc, httpx.ConnectError):
                     refused += 1
-                    if refused >= _MAX_CONNECT_ATTEMPTS:
+                    if refused >= MAX_REFUSED_CONNECTIONS:
                         self._warn_once(
                             "unreachable",
-                            "otel-experiments: the experiments endpoint is unreachable (%s) "
-                            "after %d attempts; %d span(s) not sent",
+                            "otel-experiments: %s is unreachable (%s) after %d attempts; "
+                            "%d span(s) not sent",
+                            redact_url(url),
                             reason,
                             refused,
                             count,
                         )
-                        return Outcome.RETRYABLE
+                        return Verdict.KEEP
             elif exc is not None:  # e.g. the client was closed, an invalid URL
                 if self._closed:
-                    return Outcome.RETRYABLE
+                    return Verdict.KEEP
                 if not isinstance(exc, Exception):  # KeyboardInterrupt & co. in a sync send
                     raise exc
                 self._warn_once(
                     f"error:{type(exc).__name__}",
-                    "otel-experiments: could not send %d span(s): %s",
+                    "otel-experiments: could not send %d span(s) to %s: %s",
                     count,
+                    redact_url(url),
                     type(exc).__name__,
                 )
-                return Outcome.REJECTED
+                return Verdict.DROP
             else:
-                status = result.status
-                if 200 <= status < 300:
-                    return Outcome.DELIVERED
-                if 300 <= status < 400:
-                    # Redirects are not followed (the body and credentials would go
-                    # elsewhere): the endpoint is misconfigured; keep the body meanwhile.
-                    self._warn_once(
-                        f"status:{status}",
-                        "otel-experiments: the experiments endpoint answered HTTP %d "
-                        "(redirect to %s, not followed); check OTEL_EXPERIMENTS_ENDPOINT. "
-                        "%d span(s) kept for later",
-                        status,
-                        self._scrub(redact_url(result.location or "<no Location>"))[:MAX_MESSAGE_CHARS],
-                        count,
-                    )
-                    return Outcome.RETRYABLE
-                message = self._scrub(result.message)
-                if status in _CREDENTIAL_STATUS:
-                    # A wrong or rotated key is fixed by the operator, not by retrying
-                    # now: keep the body for when it is (the spool's next replay).
-                    self._warn_once(
-                        f"status:{status}",
-                        "otel-experiments: the experiments endpoint refused the credentials "
-                        "(HTTP %d): %s; check OTEL_EXPERIMENTS_API_KEY / "
-                        "OTEL_EXPERIMENTS_HEADERS. %d span(s) kept for later",
-                        status,
-                        message,
-                        count,
-                    )
-                    return Outcome.RETRYABLE
-                if status not in _RETRYABLE_STATUS and status < 500:
-                    self._warn_once(
-                        f"status:{status}",
-                        "otel-experiments: the experiments endpoint rejected %d span(s) with "
-                        "HTTP %d (not retried): %s",
-                        count,
-                        status,
-                        message,
-                    )
-                    return Outcome.BAD_BODY if status in _BAD_BODY_STATUS else Outcome.REJECTED
-                reason = f"HTTP {status}"
-                retry_after = parse_retry_after(result.retry_after)
+                decision = classify(result.status, {"retry-after": result.retry_after or ""})
+                if decision.verdict is not Verdict.RETRY:
+                    if decision.verdict is not Verdict.DELIVERED:
+                        self._report(decision.verdict, result, url, count)
+                    return decision.verdict
+                reason = decision.reason
+                retry_after = decision.retry_after
             attempt += 1
             # the backoff is a floor: ``Retry-After: 0`` must not become a hot loop
             delay = max(retry_after or 0.0, self._backoff(attempt))
@@ -385,24 +298,43 @@ class HttpDelivery:
                     reason,
                     self._timeout,
                 )
-                return Outcome.RETRYABLE
+                return Verdict.KEEP
             logger.debug(
                 "otel-experiments: retrying in %.3fs after %s (attempt %d)", delay, reason, attempt
             )
             if self._closed_event.wait(delay):
-                return Outcome.RETRYABLE
+                return Verdict.KEEP
 
-
-def redact_url(url: str) -> str:
-    """``url`` without a password in its userinfo (``https://user:<redacted>@host``)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:<redacted>@{netloc}"))
-
-
+    def _report(self, verdict: Verdict, result: Attempt, url: str, count: int) -> None:
+        """One warning per status for a body not delivered (never the secrets)."""
+        status = result.status
+        where = f"POST {redact_url(url)}"
+        if 300 <= status < 400:
+            self._warn_once(
+                f"status:{status}",
+                "otel-experiments: %s answered HTTP %d (redirect to %s, not followed); check "
+                "OTEL_EXPERIMENTS_ENDPOINT. %d span(s) kept for later",
+                where,
+                status,
+                self._scrub(redact_url(result.location or "<no Location>"))[:MAX_MESSAGE_CHARS],
+                count,
+            )
+        elif verdict is Verdict.KEEP:
+            self._warn_once(
+                f"status:{status}",
+                "otel-experiments: %s refused the credentials (HTTP %d): %s; check "
+                "OTEL_EXPERIMENTS_API_KEY / OTEL_EXPERIMENTS_HEADERS. %d span(s) kept for later",
+                where,
+                status,
+                self._scrub(result.message),
+                count,
+            )
+        else:
+            self._warn_once(
+                f"status:{status}",
+                "otel-experiments: %s rejected %d span(s) with HTTP %d (not retried): %s",
+                where,
+                count,
+                status,
+                self._scrub(result.message),
+            )

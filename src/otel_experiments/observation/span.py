@@ -7,20 +7,23 @@ Everything here acts on a span that already exists and never raises into user co
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Concatenate, ParamSpec
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
-from . import attributes as attr
-from .logs import RateLimitedWarning
-from .models import validate_id
+from .. import attributes as attr
+from .._runtime.logs import RateLimitedWarning
+from ..models import validate_id
+from .metrics import record_metric
 from .payload import encode
 
 logger = logging.getLogger("otel_experiments")
+
+P = ParamSpec("P")
 
 OBSERVED_SPAN_KEY = otel_context.create_key("otel_experiments.observed_span")
 _warn_payload = RateLimitedWarning()
@@ -90,8 +93,6 @@ class ObservedSpan:
     def add_metric(self, label: str, value: float | bool | str, metric_type: str | None = None,
                    metadata: Mapping[str, Any] | None = None) -> None:
         """Record an evaluation on this span. Invalid metrics raise ``ValueError``/``TypeError``."""
-        from .metrics import record_metric
-
         record_metric(self._span, label, value, metric_type, metadata,
                       max_metadata_chars=self.max_payload_chars)
 
@@ -122,48 +123,42 @@ def current_observed_span(context: Context | None = None) -> ObservedSpan | None
     return value if isinstance(value, ObservedSpan) else None
 
 
+def _on_current(
+    method: Callable[Concatenate[ObservedSpan, P], None],
+) -> Callable[Concatenate[_Observe, P], None]:
+    """``method`` acting on the innermost observed span (a debug line outside any)."""
+
+    def on_current(_self: _Observe, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        target = current_observed_span()
+        if target is None:
+            logger.debug("otel-experiments: observe.%s called outside start_observe",
+                         method.__name__)
+            return
+        method(target, *args, **kwargs)
+
+    on_current.__name__ = method.__name__
+    on_current.__doc__ = method.__doc__
+    return on_current
+
+
 class _Observe:
-    """``observe.set_input(...)`` etc.: act on the innermost observed span."""
+    """``observe.set_input(...)`` etc.: :class:`ObservedSpan`'s recording methods, acting on
+    the innermost observed span."""
 
-    def _target(self, what: str) -> ObservedSpan | None:
-        span = current_observed_span()
-        if span is None:
-            logger.debug("otel-experiments: observe.%s called outside start_observe", what)
-        return span
-
-    def set_input(self, value: Any) -> None:
-        if (s := self._target("set_input")) is not None:
-            s.set_input(value)
-
-    def set_output(self, value: Any) -> None:
-        if (s := self._target("set_output")) is not None:
-            s.set_output(value)
-
-    def set_expected_output(self, value: Any) -> None:
-        if (s := self._target("set_expected_output")) is not None:
-            s.set_expected_output(value)
-
-    def set_metadata(self, metadata: Mapping[str, Any]) -> None:
-        if (s := self._target("set_metadata")) is not None:
-            s.set_metadata(metadata)
-
-    def set_dataset_record_id(self, record_id: str) -> None:
-        if (s := self._target("set_dataset_record_id")) is not None:
-            s.set_dataset_record_id(record_id)
+    set_input = _on_current(ObservedSpan.set_input)
+    set_output = _on_current(ObservedSpan.set_output)
+    set_expected_output = _on_current(ObservedSpan.set_expected_output)
+    set_metadata = _on_current(ObservedSpan.set_metadata)
+    set_dataset_record_id = _on_current(ObservedSpan.set_dataset_record_id)
 
     def add_metric(self, label: str, value: float | bool | str, metric_type: str | None = None,
                    metadata: Mapping[str, Any] | None = None) -> None:
-        """Record an evaluation on the innermost observed span (or the current span)."""
-        s = current_observed_span()
-        if s is not None:
-            s.add_metric(label, value, metric_type, metadata)
-            return
-        from .metrics import record_metric
-
-        record_metric(trace.get_current_span(), label, value, metric_type, metadata)
-
-    def current_span(self) -> ObservedSpan | None:
-        return current_observed_span()
+        """Record an evaluation on the innermost observed span (or else the current span)."""
+        target = current_observed_span()
+        if target is not None:
+            target.add_metric(label, value, metric_type, metadata)
+        else:
+            record_metric(trace.get_current_span(), label, value, metric_type, metadata)
 
 
 observe = _Observe()

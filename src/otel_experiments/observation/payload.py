@@ -19,30 +19,13 @@ import reprlib
 from collections.abc import Mapping, Set
 from typing import Any
 
-from . import attributes as attr
+from .. import attributes as attr
+from .._runtime.text import clean_text, truncate
 
 _MAX_DEPTH = 32
 _MARKER = attr.TRUNCATION_MARKER
 _repr = reprlib.Repr()
 _repr.maxstring = _repr.maxother = 200
-
-
-def truncate(text: str, max_chars: int) -> str:
-    if len(text) <= max_chars:
-        return text
-    keep = max(0, max_chars - len(_MARKER))
-    return text[:keep] + _MARKER
-
-
-def clean_text(text: str) -> str:
-    """``text`` made UTF-8-encodable: surrogate pairs joined, lone surrogates -> U+FFFD."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text
 
 
 class _Budget:

@@ -30,9 +30,9 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
     BaseInstrumentor,
 )
 
-from . import config
+from .. import settings
+from .configure import install_processor, resolve_tracer_provider
 from .processor import ExperimentSpanProcessor
-from .setup import install_processor, resolve_tracer_provider
 
 __all__ = ["ExperimentsInstrumentor"]
 
@@ -54,11 +54,11 @@ class ExperimentsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         self.processor = None
         try:
-            if not config.enabled():
+            if not settings.enabled():
                 logger.info(
                     "otel-experiments: disabled by %s or %s; not instrumenting",
-                    config.OTEL_SDK_DISABLED,
-                    config.OTEL_EXPERIMENTS_ENABLED,
+                    settings.OTEL_SDK_DISABLED,
+                    settings.OTEL_EXPERIMENTS_ENABLED,
                 )
                 return
             provider = resolve_tracer_provider(kwargs.get("tracer_provider"), create=False)
