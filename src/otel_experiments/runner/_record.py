@@ -45,6 +45,24 @@ class RecordRunner:
     remote: Executor | None = None
     #: set on interruption: records still running are dropped, not recorded
     aborted: threading.Event = field(default_factory=threading.Event)
+    #: every record kept so far, by id (what an interrupted run reports)
+    committed: dict[str, RecordOutcome] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def abort(self) -> None:
+        """Stop: no record starts, and none still running is kept."""
+        with self._lock:
+            self.aborted.set()
+
+    def _commit(self, span: ObservedSpan, outcome: RecordOutcome) -> RecordOutcome | None:
+        # Keep-or-drop and abort() exclude each other, so a record is either in
+        # ``committed`` and exported, or in neither, whenever the interrupt lands.
+        with self._lock:
+            if self.aborted.is_set():
+                _drop(span)
+                return None
+            self.committed[outcome.record_id] = outcome
+            return outcome
 
     # -- sync (threads, remote executors) ---------------------------------------------------
 
@@ -76,10 +94,7 @@ class RecordRunner:
                         _record_metric(span, outcome, ev.label, result)
                     except Exception as exc:
                         outcome.evaluator_errors[ev.label] = _describe(exc)
-            if self.aborted.is_set():
-                _drop(span)
-                return None
-        return outcome
+            return self._commit(span, outcome)
 
     def _call(self, value: Any) -> Any:
         if self.remote is not None:
@@ -129,10 +144,7 @@ class RecordRunner:
                         _record_metric(span, outcome, ev.label, result)
                     except Exception as exc:
                         outcome.evaluator_errors[ev.label] = _describe(exc)
-            if self.aborted.is_set():
-                _drop(span)
-                return None
-        return outcome
+            return self._commit(span, outcome)
 
 
 def _start(span: ObservedSpan, record: Record) -> RecordOutcome:
