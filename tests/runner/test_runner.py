@@ -193,3 +193,22 @@ def test_gentrace_style_decorator_and_lazy_exports(client: ExperimentsClient,
         == [False, True]
     # each call of the decorated function is a new experiment
     assert evaluate()[0].experiment_id != first.experiment_id
+
+
+def test_interrupted_async_run_stores_what_it_reports(client: ExperimentsClient,
+                                                      provider: Any) -> None:
+    async def task(x: int) -> int:
+        await asyncio.sleep(0.01 * (x % 3))
+        if x == 6:
+            raise KeyboardInterrupt
+        return x
+
+    records = [{"input": x, "expected_output": x} for x in range(12)]
+    with pytest.raises(RunInterrupted) as info:
+        run_experiment(f"async-stop-{uuid.uuid4().hex[:8]}", records, task, [exact_match],
+                       client=client, max_concurrency=3, tracer_provider=provider,
+                       quiet=True)
+    partial = info.value.result
+    assert 0 < len(partial.records) < 12
+    stored = {r.dataset_record_id for r in client.experiments.records(partial.experiment_id)}
+    assert stored == {r.record_id for r in partial.records}
