@@ -171,7 +171,7 @@ def test_ctrl_c_then_resume_stores_each_record_once(workdir: Path, server: Serve
             not calls.exists() or len(calls.read_text().split()) < 6):
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted:" in err
     partial = json.loads((workdir / "partial.json").read_text())

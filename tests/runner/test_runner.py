@@ -212,3 +212,17 @@ def test_interrupted_async_run_stores_what_it_reports(client: ExperimentsClient,
     assert 0 < len(partial.records) < 12
     stored = {r.dataset_record_id for r in client.experiments.records(partial.experiment_id)}
     assert stored == {r.record_id for r in partial.records}
+
+
+def test_server_down_runs_offline_and_says_so(provider: Any,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from otel_experiments.server.testing import free_port
+
+    with ExperimentsClient(endpoint=f"http://127.0.0.1:{free_port()}", max_retries=0) as down:
+        result = run_experiment("offline", [{"input": i, "expected_output": i} for i in range(3)],
+                                lambda x: x, [exact_match], client=down,
+                                tracer_provider=provider)
+    assert result.status == "COMPLETED" and result.value("exact_match") == 1.0
+    assert result.delivery is not None and result.delivery["offline"] is True
+    assert result.endpoint is None
+    assert "the server was unreachable" in capsys.readouterr().err

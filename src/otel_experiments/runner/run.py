@@ -228,6 +228,8 @@ def _run(name: str, loaded: LoadedDataset, task: Callable[..., Any],
     if not interrupted:
         summary["evaluations"] = _summaries(summary_evals, ordered)
     report = delivery.finish()
+    if not session.online:
+        report["offline"] = True
     status = "INTERRUPTED" if interrupted else (
         "FAILED" if ordered and summary["failed_count"] == len(ordered) else "COMPLETED")
     session.update(experiment.id, status=status,

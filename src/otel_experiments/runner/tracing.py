@@ -91,6 +91,9 @@ def delivery_line(delivery: dict[str, Any]) -> str:
         if delivery.get("last_error") and (delivery["dropped"] or delivery["spooled"]):
             line += f"; last error: {delivery['last_error']}"
         return line
+    if delivery.get("offline"):
+        return ("spans: the server was unreachable; undelivered spans are spooled on disk and "
+                "sent when it is back (see the warnings above)")
     if delivery.get("flushed"):
         return "spans: all flushed to the exporter"
     return "spans: flush did not finish in time; some may be spooled or lost (see the log)"
@@ -99,7 +102,7 @@ def delivery_line(delivery: dict[str, Any]) -> str:
 def delivery_is_clean(delivery: dict[str, Any]) -> bool:
     if "delivered" in delivery:
         return not delivery["dropped"] and not delivery["spooled"]
-    return bool(delivery.get("flushed"))
+    return bool(delivery.get("flushed")) and not delivery.get("offline")
 
 
 __all__ = ["Delivery", "delivery_is_clean", "delivery_line", "ensure_export"]
