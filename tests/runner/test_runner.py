@@ -226,3 +226,29 @@ def test_server_down_runs_offline_and_says_so(provider: Any,
     assert result.delivery is not None and result.delivery["offline"] is True
     assert result.endpoint is None
     assert "the server was unreachable" in capsys.readouterr().err
+
+
+def test_evaluator_timeout_and_all_failed(client: ExperimentsClient, provider: Any) -> None:
+    import time as _time
+
+    def slow_judge(output: int) -> float:
+        _time.sleep(1.0 if output == 2 else 0)
+        return 1.0
+
+    result = run_experiment(f"evals-{uuid.uuid4().hex[:8]}",
+                            [{"id": f"e{i}", "input": i} for i in range(3)], lambda x: x,
+                            [slow_judge, exact_match], client=client, evaluator_timeout=0.3,
+                            tracer_provider=provider, quiet=True)
+    by_id = {r.record_id: r for r in result.records}
+    assert by_id["e2"].evaluator_errors == {"slow_judge": "TimeoutError: timed out after 0.3 s"}
+    assert by_id["e2"].metrics == {"exact_match": False}  # the other evaluator still ran
+    assert by_id["e1"].metrics == {"slow_judge": 1.0, "exact_match": False}
+    assert result.summary["evaluator_error_count"] == 1
+
+    def broken(x: int) -> int:
+        raise RuntimeError("always")
+
+    failed = run_experiment(f"broken-{uuid.uuid4().hex[:8]}", [{"input": 1}, {"input": 2}],
+                            broken, client=client, tracer_provider=provider, quiet=True)
+    assert failed.status == "FAILED"
+    assert client.experiments.retrieve(failed.experiment_id).status == "FAILED"
