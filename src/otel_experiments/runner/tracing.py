@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
+from ..sdk.configure import _handles as configured_handles
 from ..sdk.configure import configure
+from ..settings import ExporterSettings
 
 if TYPE_CHECKING:
     from ..client import ExperimentsClient
@@ -26,8 +28,17 @@ def ensure_export(client: ExperimentsClient,
     events) keeps its own exporter. The handle stays open for later runs in the process
     (shut down at exit by ``configure``), as one client per process should.
     """
-    return configure(tracer_provider=tracer_provider, endpoint=client.endpoint,
-                     api_key=client.api_key, headers=client.extra_headers or None)
+    provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+    # configure() already called for this provider (by the application, or an earlier
+    # run): that configuration stays, and asking again with other arguments would warn.
+    existing = configured_handles.get(provider)  # type: ignore[call-overload]
+    if existing is not None and not existing.is_shut_down:
+        return existing
+    if client.settings == ExporterSettings.resolve():
+        # the client follows the environment, as configure() does: ask for nothing more, so
+        # a provider the application configured itself is reused without a warning
+        return configure(tracer_provider=tracer_provider)
+    return configure(tracer_provider=tracer_provider, settings=client.settings)
 
 
 def _snapshot(handle: Any) -> dict[str, Any] | None:
