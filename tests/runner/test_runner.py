@@ -252,3 +252,20 @@ def test_evaluator_timeout_and_all_failed(client: ExperimentsClient, provider: A
                             broken, client=client, tracer_provider=provider, quiet=True)
     assert failed.status == "FAILED"
     assert client.experiments.retrieve(failed.experiment_id).status == "FAILED"
+
+
+async def test_async_decorator_with_pipeline_id(client: ExperimentsClient,
+                                                provider: Any) -> None:
+    from otel_experiments.runner import aeval_dataset, experiment
+
+    proj = client.projects.create(name=f"pipe-{uuid.uuid4().hex[:8]}")
+
+    @experiment(pipeline_id=proj.id, client=client, tracer_provider=provider, quiet=True)
+    async def nightly() -> ExperimentResult:
+        return await aeval_dataset([{"input": 2, "expected_output": 4}], slow_double,
+                                   [exact_match])
+
+    result = await nightly()
+    stored = client.experiments.retrieve(result.experiment_id)
+    assert stored.name == "nightly" and stored.project_id == proj.id
+    assert result.value("exact_match") == 1.0
