@@ -18,6 +18,7 @@ from ... import attributes as attr
 from ..jsonapi import loads
 from ..schema import datasets, experiments, metrics, projects, spans
 from ..store import Store
+from ..store.records import _metric_value as metric_value
 
 #: Columns the experiments list sorts by (query value -> column).
 SORTS: dict[str, sa.ColumnElement[Any]] = {
@@ -191,7 +192,9 @@ def trace_spans(store: Store, experiment_id: str, trace_id: str,
                        m.span_id.in_([r["span_id"] for r in rows]))
                 .order_by(m.seq)
             ):
-                by_span.setdefault(span_id, []).append(loads(doc))
+                metric = loads(doc)
+                metric["value"] = metric_value(metric)  # as the records table shows it
+                by_span.setdefault(span_id, []).append(metric)
     for row in rows:
         row["doc"] = loads(row["doc"])
         row["metrics"] = by_span.get(row["span_id"], [])

@@ -7,6 +7,7 @@ login redirects and headers stay apart from the JSON:API. The API-key middleware
 
 from __future__ import annotations
 
+import logging
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from ..store.base import decode_cursor
 from ..store.records import RecordFilters, experiment_records
 from . import queries, session, views
 from .format import FILTERS
+
+logger = logging.getLogger("otel_experiments.server.ui")
 
 PREFIX = "/ui"
 HERE = Path(__file__).parent
@@ -94,6 +97,12 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         return render(request, "error.html", exc.status_code, code=exc.status_code,
                       message=str(exc.detail))
+
+    @ui.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        logger.exception("UI page failed", exc_info=exc)
+        return render(request, "error.html", 500, code=500,
+                      message="internal error; see the server log")
 
     @ui.get("/static/{name}")
     def static_file(name: str) -> Response:
