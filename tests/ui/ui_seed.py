@@ -18,6 +18,7 @@ import httpx
 API = "/api/v2/llm-obs/v1"
 HOSTILE = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">"
 RECORDS = 12
+API_KEY = "ui-test-key-0123456789"  # the keyed server's only key
 
 
 @dataclass

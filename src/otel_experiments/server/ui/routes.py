@@ -67,9 +67,11 @@ class LoginRequired(Exception):
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
     settings: ServerSettings = request.app.state.settings
+    logged_in = bool(settings.api_keys) and session.valid(
+        request.cookies.get(session.COOKIE_NAME), settings.api_keys)
     html = templates.get_template(name).render(
-        base=request.scope.get("root_path", PREFIX), request=request,
-        auth=bool(settings.api_keys), **context)
+        base=request.scope.get("root_path", PREFIX), logged_in=logged_in,
+        **{"refresh": None, **context})
     return HTMLResponse(html, status, headers=SECURITY_HEADERS)
 
 
