@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(PYTHON) benchmarks/bench_processor.py
 	@if [ -f benchmarks/bench_exporter.py ]; then echo; $(PYTHON) benchmarks/bench_exporter.py; fi
 	@if [ -f benchmarks/bench_server.py ]; then echo; $(PYTHON) benchmarks/bench_server.py --quick; fi
+	@echo; $(PYTHON) benchmarks/bench_ui.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

@@ -108,6 +108,8 @@ spans = sa.Table(
     sa.Index("ix_spans_experiment_status", "experiment_id", "status", "seq"),
     sa.Index("ix_spans_experiment_user", "experiment_id", "user_id", "seq"),
     sa.Index("ix_spans_experiment_org", "experiment_id", "organization_id", "seq"),
+    # revision 0005: one trace of an experiment (the web UI's trace page)
+    sa.Index("ix_spans_experiment_trace", "experiment_id", "trace_id"),
 )
 
 metrics = sa.Table(

@@ -22,6 +22,7 @@ from ..store import EXPERIMENT_STATUSES, Store
 from ..store.base import decode_cursor
 from ..store.records import RecordFilters, experiment_records
 from . import queries, session, views
+from .cache import SummaryCache
 from .format import FILTERS
 
 logger = logging.getLogger("otel_experiments.server.ui")
@@ -86,6 +87,7 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
     ui = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     ui.state.store = store
     ui.state.settings = settings
+    summaries = SummaryCache(store)
     static = {p.name: p.read_bytes() for p in (HERE / "static").iterdir()
               if p.suffix in STATIC_TYPES}
 
@@ -180,7 +182,7 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
         row = store.get_experiment(id)
         if row is None:
             raise StarletteHTTPException(404, f"experiment {id!r} not found")
-        summary = store.summary(id)
+        cached = summaries.get(row)
         filters = RecordFilters(status=status if status in ("ok", "error") else None,
                                 user_id=user or None, organization_id=org or None,
                                 dataset_record_id=record or None)
@@ -189,8 +191,7 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
         return render(
             request, "detail.html", exp=views.experiment_view(row),
             names=queries.names_of(store, row["project_id"], row["dataset_id"]),
-            summary=summary, metrics=views.metric_rows(store, id, summary),
-            latency=views.latency_chart(store, id, summary.get("root_spans") or summary),
+            summary=cached["summary"], metrics=cached["metrics"], latency=cached["latency"],
             records=[views.record_view(r) for r in page.rows], next_cursor=page.next_cursor,
             after=after, rf={"status": filters.status or "", "user": user, "org": org,
                              "record": record},
@@ -225,10 +226,10 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
             if row is None:
                 raise StarletteHTTPException(404, f"experiment {exp_id!r} not found")
             rows.append(row)
-        summaries = [store.summary(i) for i in ids]
-        table = views.comparison(rows, summaries, frozenset(lower))
+        docs = [summaries.get(r)["summary"] for r in rows]
+        table = views.comparison(rows, docs, frozenset(lower))
         live = any(r["status"] in LIVE_STATUSES for r in rows)
-        return render(request, "compare.html", exps=rows, summaries=summaries, table=table,
+        return render(request, "compare.html", exps=rows, table=table,
                       lower=lower, refresh=REFRESH_SECONDS if live else None)
 
     return ui
