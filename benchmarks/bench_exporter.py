@@ -32,12 +32,12 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from otel_experiments import ExperimentEventsExporter
 from otel_experiments import attributes as A
 from otel_experiments.events import _json, spans_to_event_bodies
 from otel_experiments.events.bodies import encode_bodies
 from otel_experiments.events.convert import iter_span_events
-from otel_experiments.exporter import ExperimentEventsExporter
-from otel_experiments.metrics import record_metric
+from otel_experiments.observation.metrics import record_metric
 
 TARGET_RATIO = 5.0
 

@@ -15,6 +15,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import StatusCode
 
 from otel_experiments import (
+    ContextExecutor,
     Experiment,
     Identity,
     TraceExperiment,
@@ -23,8 +24,8 @@ from otel_experiments import (
     current_identity,
     experiment_context,
     observe,
+    settings,
     start_observe,
-    wrap_executor,
 )
 
 EXP_KEYS = ("experiment.id", "experiment.name", "experiment.feature_slug")
@@ -194,7 +195,7 @@ def test_threads_need_the_helper(recorder, tracer) -> None:
     with start_observe("f", "threads", experiment="exp-t"):
         plain = ThreadPoolExecutor(max_workers=2)
         assert plain.submit(work, "plain-thread").result() is None  # documented: not carried
-        with wrap_executor(ThreadPoolExecutor(max_workers=2)) as pool:
+        with ContextExecutor(ThreadPoolExecutor(max_workers=2)) as pool:
             assert pool.submit(work, "pool-submit").result() == "exp-t"
             assert list(pool.map(work, ["pool-map-1", "pool-map-2"])) == ["exp-t", "exp-t"]
         result: list[str | None] = []
@@ -293,6 +294,7 @@ def test_identity_names_stay_out_of_baggage_unless_enabled(monkeypatch) -> None:
     with experiment_context("e", identity=IDENTITY, propagate_identity_names=True):
         assert baggage.get_all()["user.name"] == "Jane"
     monkeypatch.setenv("OTEL_EXPERIMENTS_PROPAGATE_IDENTITY_NAMES", "true")
+    settings.reload()  # the process's scope settings are read once
     with experiment_context("e", identity=IDENTITY):
         assert baggage.get_all()["organization.name"] == "Acme"
 
@@ -366,7 +368,7 @@ def test_default_experiment_for_spans_outside_any_scope() -> None:
 def test_random_inbound_baggage_never_raises_and_only_valid_values_pass() -> None:
     import random
 
-    from otel_experiments.context import scope_from_baggage
+    from otel_experiments.context.baggage import scope_from_baggage
 
     rng = random.Random(1234)
     alphabet = "ab-_.:/@ \t\n\r\x00\x7f\u202e\u00e9\U0001f600%=,;"

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import INVALID_SPAN, Tracer
 
 from otel_experiments import attributes as A
-from otel_experiments.metrics import record_metric
+from otel_experiments.observation.metrics import record_metric
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def test_non_recording_span_is_a_no_op() -> None:
 def test_metric_sizes_are_bounded() -> None:
     from opentelemetry.sdk.trace import TracerProvider
 
-    from otel_experiments.metrics import record_metric
+    from otel_experiments.observation.metrics import record_metric
 
     span = TracerProvider().get_tracer("t").start_span("s")
     with pytest.raises(ValueError, match="limit is 256"):
@@ -145,7 +145,7 @@ def test_label_byte_limit_matches_the_server() -> None:
     from opentelemetry.sdk.trace import TracerProvider
 
     from otel_experiments.events.metrics import MAX_LABEL_BYTES
-    from otel_experiments.metrics import record_metric
+    from otel_experiments.observation.metrics import record_metric
     from otel_experiments.server.schema import LABEL_MAX_BYTES
 
     assert MAX_LABEL_BYTES == LABEL_MAX_BYTES

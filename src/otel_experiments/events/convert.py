@@ -28,6 +28,7 @@ from opentelemetry.semconv.attributes.exception_attributes import (
 )
 from opentelemetry.trace import SpanKind, StatusCode
 
+from .._compat import attribute_dict, span_attribute_dict, span_events
 from ..attributes import (
     DATASET_RECORD_ID,
     EXPECTED_OUTPUT_MIME_TYPE,
@@ -87,7 +88,6 @@ SPAN_TAG_KEYS: Final = (*STAMPED_KEYS, OBSERVE_FEATURE_SLUG)
 
 _SPAN_TAG_PAIRS: Final = tuple((key, f"{key}:") for key in SPAN_TAG_KEYS)
 _EMPTY: Final[Mapping[str, Any]] = {}
-_MISSING: Final = object()
 _KIND_TAGS: Final = {kind: f"{SPAN_KIND_TAG}:{kind.name.lower()}" for kind in SpanKind}
 _ERROR = StatusCode.ERROR
 
@@ -157,25 +157,11 @@ def _error(span: ReadableSpan, description: str | None) -> dict[str, Any]:
     return {"type": err_type, "message": err_message, "stack": err_stack}
 
 
-def _plain(attributes: Any) -> Mapping[str, Any]:
-    """The plain dict behind the SDK's ``BoundedAttributes`` (C-speed ``.get``), if any.
-
-    Falls back to the mapping itself, so spans built with plain dicts (or by another SDK
-    version) convert the same way. Finished spans' attributes are immutable, so reading
-    the inner dict is safe.
-    """
-    inner = getattr(attributes, "_dict", None)
-    if isinstance(inner, dict):
-        return inner
-    return attributes if attributes is not None else _EMPTY
-
-
 def span_to_event(
     span: ReadableSpan, _tags_cache: dict[tuple[int, int], tuple[list[str], str]] | None = None
 ) -> SpanEvent | None:
     """Convert one finished span; ``None`` when it has no ``experiment.id`` attribute."""
-    raw = getattr(span, "_attributes", _MISSING)
-    attrs = _plain(span.attributes if raw is _MISSING else raw)
+    attrs = span_attribute_dict(span)
     if not attrs:
         return None
     get = attrs.get
@@ -249,16 +235,10 @@ def span_to_event(
         event["dataset_record_id"] = value
 
     metrics: list[dict[str, Any]] = []
-    raw_events = getattr(span, "_events", None)
-    span_events = getattr(raw_events, "_dq", None)  # the SDK's BoundedList: read its deque
-    if span_events is None:
-        span_events = span.events
-    for span_event in span_events:
+    for span_event in span_events(span):
         if span_event.name == METRIC_EVENT_NAME:
-            event_attrs = span_event.attributes
-            inner = getattr(event_attrs, "_dict", None)
             metric = metric_from_event(
-                inner if inner is not None else event_attrs,
+                attribute_dict(span_event.attributes),
                 span_event.timestamp,
                 trace_id,
                 span_id,
