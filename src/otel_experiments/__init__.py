@@ -80,9 +80,9 @@ if TYPE_CHECKING:
     from .models import Experiment, Identity, Organization, TraceExperiment, User
     from .observation.span import ObservedSpan, observe
     from .observation.start import start_observe
+    from .runner import Metric, eval_dataset, experiment, run_experiment
     from .sdk.configure import ExperimentsHandle, configure
     from .sdk.processor import ExperimentSpanProcessor
-    from .runner import Metric, eval_dataset, experiment, run_experiment
     from .settings import ExporterSettings
 
 

@@ -63,7 +63,6 @@ def _start_server(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
 
 
 def _loop(base: str) -> None:
-    from ..sdk.configure import configure
     from ..client import ExperimentsClient
     from ..runner import accuracy, error_rate, run_experiment
     from ..runner.compare import compare
@@ -71,6 +70,7 @@ def _loop(base: str) -> None:
     from ..runner.report import compare_text, gate_text
     from ..runner.results import ExperimentResult
     from ..runner.tracing import delivery_line
+    from ..sdk.configure import configure
     from ._demo_app import VARIANTS, records
 
     os.environ.setdefault("OTEL_SERVICE_NAME", "support-triage")
