@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from ui_seed import API, API_KEY, HOSTILE, RECORDS, Seeded, outcome, seed
+from ui_seed import API, API_KEY, HOSTILE, RECORDS, Seeded, failed, outcome, seed
 
 from otel_experiments.server.testing import ServerProcess
 from otel_experiments.server.ui.format import duration, number, percent
@@ -123,6 +123,19 @@ def test_list_detail_trace_compare(page: Any, ui_server: ServerProcess, api: htt
     errors = page.locator('#compare-table tr[data-label="error rate"] td')
     assert "winner" in (errors.nth(0).get_attribute("class") or "")  # lower is better
     assert page.locator(".cards svg").count() >= 3  # a chart per metric
+    # records whose outcome changed: regressions first, as the seed made them
+    regressed = {data.record_ids[i] for i in range(RECORDS)
+                 if (outcome(0, i) and not outcome(1, i)) or failed(1, i)}
+    improved = {data.record_ids[i] for i in range(RECORDS)
+                if outcome(1, i) and not outcome(0, i) and not failed(1, i)}
+    changes = page.locator(f'section.changes[data-experiment-id="{data.candidate}"]')
+    kinds = [(r.get_attribute("data-record-id"), r.get_attribute("class"))
+             for r in changes.locator("tbody tr").all()]
+    assert [k for _, k in kinds] == ["regression"] * len(regressed) + \
+        ["improvement"] * len(improved)
+    assert {r for r, k in kinds if k == "regression"} == regressed
+    assert {r for r, k in kinds if k == "improvement"} == improved
+    assert changes.locator(".n-regression").inner_text() == str(len(regressed))
     page.screenshot(path=str(artifacts / "compare.png"), full_page=True)
     no_script_ran(page)
 
@@ -243,7 +256,8 @@ def test_records_are_paged(ui_server: ServerProcess, api: httpx.Client) -> None:
         [i for i in range(75) if i % 10 == 0]
 
 
-def test_outcomes_seeded_as_documented() -> None:
-    # The comparison assertions above rely on the seed's regressions and improvements.
+def test_seed_has_regressions_and_improvements() -> None:
+    # The comparison assertions above need both kinds of change to mean anything.
     assert [outcome(1, i) and not outcome(0, i) for i in range(RECORDS)].count(True) == 4
     assert [outcome(0, i) and not outcome(1, i) for i in range(RECORDS)].count(True) == 2
+    assert [failed(1, i) for i in range(RECORDS)].count(True) == 1

@@ -2,7 +2,8 @@
 
 Two variants of one task over one dataset: ``baseline`` and ``candidate``. Each record is
 a root span (``dataset_record_id`` set) with a child "llm" span, an ``exact_match``
-boolean, a ``similarity`` score and a ``tokens`` score. Outcomes differ per record so the
+boolean, a ``similarity`` score (both follow :func:`outcome`) and a ``tokens`` score (the
+same in both variants). Outcomes differ per record so the
 comparison has regressions and improvements; the candidate carries hostile text in its
 name and in one output.
 """
@@ -47,6 +48,11 @@ def outcome(variant: int, i: int) -> bool:
     return i not in (8, 9)
 
 
+def failed(variant: int, i: int) -> bool:
+    """The candidate's task fails (times out) on the last record."""
+    return variant == 1 and i == RECORDS - 1
+
+
 def seed(client: httpx.Client, suffix: str | None = None) -> Seeded:
     tag = suffix or uuid.uuid4().hex[:8]
     project = _post(client, "/projects", {"data": {"type": "projects", "attributes": {
@@ -75,21 +81,21 @@ def seed(client: httpx.Client, suffix: str | None = None) -> Seeded:
             seeded.trace_of[(exp, rec)] = trace
             start = 1_790_000_000_000_000_000 + i * 10_000_000_000
             ok = outcome(variant, i)
-            failed = variant == 1 and i == 11  # one task error in the candidate
+            failing = failed(variant, i)
             output = f"answer {i}" if ok else f"wrong {i}"
             if variant == 1 and i == 5:
                 output = HOSTILE  # hostile text in an output (the record still matches)
             root_span = {
                 "trace_id": trace, "span_id": root, "name": "answer", "start_ns": start,
                 "duration": (20 + 5 * i + 30 * variant) * 1_000_000,
-                "status": "error" if failed else "ok",
+                "status": "error" if failing else "ok",
                 "meta": {"input": {"question": f"question {i}"}, "output": output,
                          "expected_output": f"answer {i}"},
                 "tags": [f"experiment.id:{exp}", f"user.id:u{i % 3}", "organization.id:acme",
                          "observe.feature_slug:support"],
                 "dataset_record_id": rec,
             }
-            if failed:
+            if failing:
                 root_span["meta"]["error"] = {"type": "TimeoutError", "message": "too slow",
                                               "stack": None}
             spans.append(root_span)
@@ -104,8 +110,7 @@ def seed(client: httpx.Client, suffix: str | None = None) -> Seeded:
                 {**base, "metric_type": "boolean", "label": "exact_match", "boolean_value": ok},
                 {**base, "metric_type": "score", "label": "similarity",
                  "score_value": round((0.9 if ok else 0.4) + 0.01 * i, 4)},
-                {**base, "metric_type": "score", "label": "tokens",
-                 "score_value": 100 + 10 * i + 50 * variant},
+                {**base, "metric_type": "score", "label": "tokens", "score_value": 100 + 10 * i},
             ]
         _post(client, f"/experiments/{exp}/events", {"data": {
             "type": "experiment_events", "attributes": {"spans": spans, "metrics": metrics}}})

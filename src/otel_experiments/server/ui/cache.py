@@ -1,39 +1,41 @@
-"""Experiment summaries (and their charts) kept between page views until new data arrives.
+"""Per-experiment results (summaries, charts, changed records) kept between page views
+until new data arrives.
 
 The summary's percentiles walk an index over every span of the experiment (over 100 ms at
-100,000 spans on SQLite), and the detail, compare and auto-refreshing pages ask for it again
-and again. Spans and metrics are insert-only, so an experiment whose span count, metric
-count and row (``seq``, ``updated_at``) are unchanged has the same summary: those four
-values, two index counts away, are the cache key. Every replica keeps its own cache and
-checks the key against the database on every request, so none serves stale numbers.
+100,000 spans on SQLite), a comparison reads every record of both experiments, and the
+detail, compare and auto-refreshing pages ask for them again and again. Spans and metrics
+are insert-only, so an experiment whose span count, metric count and row (``seq``,
+``updated_at``) are unchanged gives the same results: those four values, two index counts
+away, are its freshness key. Every replica keeps its own cache and checks the keys against
+the database on every request, so none serves stale numbers.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from ..schema import metrics, spans
 from ..store import Store
-from . import views
 
-#: Experiments whose summaries stay in memory (least recently used ones go first).
+T = TypeVar("T")
+
+#: Results kept in memory (least recently used ones go first).
 MAX_ENTRIES = 64
 
 
-class SummaryCache:
+class ResultCache:
     def __init__(self, store: Store, size: int = MAX_ENTRIES) -> None:
         self.store = store
         self.size = size
-        self._entries: OrderedDict[str, tuple[tuple[Any, ...], dict[str, Any]]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, ...], tuple[tuple[Any, ...], Any]] = OrderedDict()
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
-    def _key(self, row: dict[str, Any]) -> tuple[Any, ...]:
+    def freshness(self, row: dict[str, Any]) -> tuple[Any, ...]:
         exp = row["id"]
         with self.store._read() as conn:
             n_spans, n_metrics = conn.execute(sa.select(
@@ -44,26 +46,28 @@ class SummaryCache:
             )).one()
         return (row["seq"], row["updated_at"], int(n_spans), int(n_metrics))
 
-    def get(self, row: dict[str, Any]) -> dict[str, Any]:
-        """``{"summary", "metrics", "latency"}`` for the experiment ``row``."""
-        exp = row["id"]
-        key = self._key(row)
+    def get(self, what: str, rows: Sequence[dict[str, Any]],
+            compute: Callable[[], T], keys: dict[str, tuple[Any, ...]] | None = None) -> T:
+        """``compute()``'s result for experiments ``rows``, reused while none of them
+        changed. ``keys`` (experiment id -> freshness) saves recounting within a request."""
+        known = keys if keys is not None else {}
+        fresh = []
+        for row in rows:
+            if row["id"] not in known:
+                known[row["id"]] = self.freshness(row)
+            fresh.append(known[row["id"]])
+        name = (what, *(r["id"] for r in rows))
+        key = tuple(fresh)
         with self._lock:
-            entry = self._entries.get(exp)
+            entry = self._entries.get(name)
             if entry is not None and entry[0] == key:
-                self._entries.move_to_end(exp)
-                self.hits += 1
-                return entry[1]
-        self.misses += 1
-        summary = self.store.summary(exp)
-        value = {
-            "summary": summary,
-            "metrics": views.metric_rows(self.store, exp, summary),
-            "latency": views.latency_chart(self.store, exp, summary.get("root_spans") or summary),
-        }
+                self._entries.move_to_end(name)
+                value: T = entry[1]
+                return value
+        value = compute()
         with self._lock:
-            self._entries[exp] = (key, value)
-            self._entries.move_to_end(exp)
+            self._entries[name] = (key, value)
+            self._entries.move_to_end(name)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
         return value

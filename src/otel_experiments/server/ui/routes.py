@@ -7,6 +7,7 @@ login redirects and headers stay apart from the JSON:API. The API-key middleware
 
 from __future__ import annotations
 
+import functools
 import logging
 import urllib.parse
 from pathlib import Path
@@ -22,7 +23,8 @@ from ..store import EXPERIMENT_STATUSES, Store
 from ..store.base import decode_cursor
 from ..store.records import RecordFilters, experiment_records
 from . import queries, session, views
-from .cache import SummaryCache
+from .cache import ResultCache
+from .changes import changed_records
 from .format import FILTERS
 
 logger = logging.getLogger("otel_experiments.server.ui")
@@ -39,6 +41,8 @@ REFRESH_SECONDS = 5
 #: Statuses during which events may still arrive, so the page refreshes itself.
 LIVE_STATUSES = frozenset({"RUNNING", "PENDING", "EVALUATING"})
 MAX_COMPARE = 6
+#: Changed records listed per compared experiment (regressions come first).
+MAX_CHANGES_SHOWN = 200
 MAX_FORM_BYTES = 8192
 
 #: No inline script or style may run: all of it comes from /ui/static. A stored value that
@@ -87,7 +91,18 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
     ui = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     ui.state.store = store
     ui.state.settings = settings
-    summaries = SummaryCache(store)
+    cache = ResultCache(store)
+
+    def summary_of(row: dict[str, Any], keys: dict[str, Any]) -> dict[str, Any]:
+        exp = row["id"]
+
+        def compute() -> dict[str, Any]:
+            summary = store.summary(exp)
+            return {"summary": summary, "metrics": views.metric_rows(store, exp, summary),
+                    "latency": views.latency_chart(store, exp,
+                                                   summary.get("root_spans") or summary)}
+
+        return cache.get("summary", [row], compute, keys)
     static = {p.name: p.read_bytes() for p in (HERE / "static").iterdir()
               if p.suffix in STATIC_TYPES}
 
@@ -182,7 +197,7 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
         row = store.get_experiment(id)
         if row is None:
             raise StarletteHTTPException(404, f"experiment {id!r} not found")
-        cached = summaries.get(row)
+        cached = summary_of(row, {})
         filters = RecordFilters(status=status if status in ("ok", "error") else None,
                                 user_id=user or None, organization_id=org or None,
                                 dataset_record_id=record or None)
@@ -226,10 +241,15 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
             if row is None:
                 raise StarletteHTTPException(404, f"experiment {exp_id!r} not found")
             rows.append(row)
-        docs = [summaries.get(r)["summary"] for r in rows]
+        keys: dict[str, Any] = {}
+        docs = [summary_of(r, keys)["summary"] for r in rows]
         table = views.comparison(rows, docs, frozenset(lower))
+        changes = [cache.get("changes", [rows[0], other],
+                             functools.partial(changed_records, store, rows[0], other), keys)
+                   for other in rows[1:]]
         live = any(r["status"] in LIVE_STATUSES for r in rows)
-        return render(request, "compare.html", exps=rows, table=table,
+        return render(request, "compare.html", exps=rows, table=table, changes=changes,
+                      changes_shown=MAX_CHANGES_SHOWN,
                       lower=lower, refresh=REFRESH_SECONDS if live else None)
 
     return ui
