@@ -129,6 +129,8 @@ def test_list_detail_trace_compare(page: Any, ui_server: ServerProcess, api: htt
     improved = {data.record_ids[i] for i in range(RECORDS)
                 if outcome(1, i) and not outcome(0, i) and not failed(1, i)}
     changes = page.locator(f'section.changes[data-experiment-id="{data.candidate}"]')
+    # (computed in the background when slow; the page then reloads itself until shown)
+    changes.wait_for(timeout=60_000)
     kinds = [(r.get_attribute("data-record-id"), r.get_attribute("class"))
              for r in changes.locator("tbody tr").all()]
     assert [k for _, k in kinds] == ["regression"] * len(regressed) + \

@@ -44,10 +44,11 @@ def outcomes(store: Store, experiment_id: str) -> dict[str, RecordOutcome]:
         cursor = decode_cursor(page.next_cursor)
 
 
-def changed_records(store: Store, baseline: dict[str, Any],
-                    other: dict[str, Any]) -> dict[str, Any]:
-    """``{"changes": [...], "common": N, "counts": {kind: n}}`` of ``other`` against
-    ``baseline`` (experiment rows); each change carries both records' trace ids."""
+def changed_records(store: Store, baseline: dict[str, Any], other: dict[str, Any],
+                    limit: int) -> dict[str, Any]:
+    """``{"changes": [...], "total", "common", "counts": {kind: n}}`` of ``other`` against
+    ``baseline`` (experiment rows): the first ``limit`` changes (regressions first), each
+    with both records' trace ids."""
     from ...runner.compare import compare
     from ...runner.results import ExperimentResult
 
@@ -61,9 +62,11 @@ def changed_records(store: Store, baseline: dict[str, Any],
     changes = []
     for change in result.changes:
         counts[change.kind] = counts.get(change.kind, 0) + 1
+    for change in result.changes[:limit]:
         a, b = a_records[change.record_id], b_records[change.record_id]
         changes.append({"record_id": change.record_id, "kind": change.kind, "what": change.what,
                         "input": change.input, "output_a": a.output, "output_b": b.output,
                         "trace_a": a.trace_id, "span_a": a.span_id,
                         "trace_b": b.trace_id, "span_b": b.span_id})
-    return {"changes": changes, "common": result.common_records, "counts": counts}
+    return {"changes": changes, "total": len(result.changes), "common": result.common_records,
+            "counts": counts}

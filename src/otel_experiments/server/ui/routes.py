@@ -43,6 +43,9 @@ LIVE_STATUSES = frozenset({"RUNNING", "PENDING", "EVALUATING"})
 MAX_COMPARE = 6
 #: Changed records listed per compared experiment (regressions come first).
 MAX_CHANGES_SHOWN = 200
+#: Seconds a compare page waits for its changed records before rendering without them
+#: (they are finished in the background and the page reloads itself to show them).
+CHANGES_WAIT = 0.1
 MAX_FORM_BYTES = 8192
 
 #: No inline script or style may run: all of it comes from /ui/static. A stored value that
@@ -76,7 +79,7 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
         request.cookies.get(session.COOKIE_NAME), settings.api_keys)
     html = templates.get_template(name).render(
         base=request.scope.get("root_path", PREFIX), logged_in=logged_in,
-        **{"refresh": None, **context})
+        **{"refresh": None, "refresh_reason": None, **context})
     return HTMLResponse(html, status, headers=SECURITY_HEADERS)
 
 
@@ -244,13 +247,15 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
         keys: dict[str, Any] = {}
         docs = [summary_of(r, keys)["summary"] for r in rows]
         table = views.comparison(rows, docs, frozenset(lower))
-        changes = [cache.get("changes", [rows[0], other],
-                             functools.partial(changed_records, store, rows[0], other), keys)
+        changes = [cache.get_soon("changes", [rows[0], other],
+                                  functools.partial(changed_records, store, rows[0], other,
+                                                    MAX_CHANGES_SHOWN), CHANGES_WAIT, keys)
                    for other in rows[1:]]
+        pending = any(c is None for c in changes)
         live = any(r["status"] in LIVE_STATUSES for r in rows)
         return render(request, "compare.html", exps=rows, table=table, changes=changes,
-                      changes_shown=MAX_CHANGES_SHOWN,
-                      lower=lower, refresh=REFRESH_SECONDS if live else None)
+                      lower=lower, refresh=REFRESH_SECONDS if live or pending else None,
+                      refresh_reason="while records are compared" if pending else None)
 
     return ui
 
