@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from ui_seed import API, API_KEY, HOSTILE, RECORDS, Seeded, failed, outcome, seed
+from ui_seed import API, API_KEY, HOSTILE, RECORDS, Seeded, accuracy, failed, outcome, seed
 
 from otel_experiments.server.testing import ServerProcess
 from otel_experiments.server.ui.format import duration, number, percent
@@ -77,7 +77,7 @@ def test_list_detail_trace_compare(page: Any, ui_server: ServerProcess, api: htt
         number(tokens["mean"] * tokens["count"])
     assert card.locator("svg rect.bar").count() > 0  # a distribution is drawn
     assert page.locator("#config").inner_text().count("m-small") == 1
-    assert "0123abc" in page.locator("#metadata").inner_text()
+    assert page.locator(".fact-git-commit").inner_text() == "0123abc"
     assert page.locator("table.records tbody tr").count() == RECORDS
     # records filter: the failing ones only (none in the baseline)
     page.get_by_label("Status").select_option("error")
@@ -120,6 +120,8 @@ def test_list_detail_trace_compare(page: Any, ui_server: ServerProcess, api: htt
     better = pass_rate(cand, "exact_match") > pass_rate(base, "exact_match")
     winner = cells.nth(1 if better else 0)
     assert "winner" in (winner.get_attribute("class") or "")
+    evaluation = page.locator('#compare-table tr[data-label="accuracy"] td .value')
+    assert evaluation.all_inner_texts() == [number(accuracy(0)), number(accuracy(1))]
     errors = page.locator('#compare-table tr[data-label="error rate"] td')
     assert "winner" in (errors.nth(0).get_attribute("class") or "")  # lower is better
     assert page.locator(".cards svg").count() >= 3  # a chart per metric

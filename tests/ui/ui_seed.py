@@ -48,6 +48,11 @@ def outcome(variant: int, i: int) -> bool:
     return i not in (8, 9)
 
 
+def accuracy(variant: int) -> float:
+    """What a summary evaluator would report: the share of records that match and ran."""
+    return sum(outcome(variant, i) and not failed(variant, i) for i in range(RECORDS)) / RECORDS
+
+
 def failed(variant: int, i: int) -> bool:
     """The candidate's task fails (times out) on the last record."""
     return variant == 1 and i == RECORDS - 1
@@ -71,7 +76,9 @@ def seed(client: httpx.Client, suffix: str | None = None) -> Seeded:
             "name": name, "project_id": project, "dataset_id": dataset,
             "feature_slug": f"support-{tag}", "status": "COMPLETED",
             "config": {"model": "m-small" if name == names[0] else "m-large", "temperature": 0},
-            "metadata": {"git": {"commit": "0123abc", "dirty": False}}}}})["data"]["id"])
+            "metadata": {"git": {"commit": "0123abc", "dirty": False},
+                         "summary": {"evaluations": {"accuracy": accuracy(len(exp_ids))}}},
+        }}})["data"]["id"])
     seeded = Seeded(project, dataset, record_ids, exp_ids[0], exp_ids[1], names[0], names[1])
     for variant, exp in enumerate(exp_ids):
         spans, metrics = [], []

@@ -208,6 +208,8 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
                                   cursor=decode_cursor(after or None))
         return render(
             request, "detail.html", exp=views.experiment_view(row),
+            facts=views.run_facts(views.experiment_view(row)["metadata"]),
+            evaluations=views.summary_evaluations(views.experiment_view(row)["metadata"]),
             names=queries.names_of(store, row["project_id"], row["dataset_id"]),
             summary=cached["summary"], metrics=cached["metrics"], latency=cached["latency"],
             records=[views.record_view(r) for r in page.rows], next_cursor=page.next_cursor,
@@ -246,7 +248,8 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
             rows.append(row)
         keys: dict[str, Any] = {}
         docs = [summary_of(r, keys)["summary"] for r in rows]
-        table = views.comparison(rows, docs, frozenset(lower))
+        table = views.comparison([views.experiment_view(r) for r in rows], docs,
+                                 frozenset(lower))
         changes = [cache.get_soon("changes", [rows[0], other],
                                   functools.partial(changed_records, store, rows[0], other,
                                                     MAX_CHANGES_SHOWN), CHANGES_WAIT, keys)

@@ -77,6 +77,34 @@ def experiment_view(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def run_facts(metadata: Any) -> list[tuple[str, str]]:
+    """Git commit, Python and platform from the runner's ``reproducibility`` metadata (or
+    a top-level ``git`` object), for the run panel; the full metadata is shown as well."""
+    meta = _mapping(metadata)
+    repro = _mapping(meta.get("reproducibility"))
+    git = _mapping(repro.get("git")) or _mapping(meta.get("git"))
+    facts = []
+    if git.get("commit"):
+        dirty = " (uncommitted changes)" if git.get("dirty") else ""
+        branch = f" on {git['branch']}" if git.get("branch") else ""
+        facts.append(("Git commit", f"{git['commit']}{branch}{dirty}"))
+    for key, label in (("python", "Python"), ("platform", "Platform")):
+        if repro.get(key):
+            facts.append((label, str(repro[key])))
+    return facts
+
+
+def summary_evaluations(metadata: Any) -> dict[str, float]:
+    """The runner's summary evaluators' numeric results (``metadata.summary.evaluations``)."""
+    evaluations = _mapping(_mapping(_mapping(metadata).get("summary")).get("evaluations"))
+    return {k: float(v) for k, v in sorted(evaluations.items())
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
 def record_view(row: dict[str, Any]) -> dict[str, Any]:
     """A records-table row: the span's own values, falling back to its dataset record."""
     record = row.get("record") or {}
@@ -123,6 +151,10 @@ def comparison(experiments: Sequence[dict[str, Any]],
         kind = "mean" if mtype == attr.METRIC_TYPE_SCORE else "pass rate"
         fmt = number if mtype == attr.METRIC_TYPE_SCORE else percent
         specs.append((label, kind, values, label not in lower_is_better, fmt))
+    evaluations = [summary_evaluations(e.get("metadata")) for e in experiments]
+    for label in sorted({k for ev in evaluations for k in ev}):
+        values = [ev.get(label) for ev in evaluations]
+        specs.append((label, "summary evaluation", values, label not in lower_is_better, number))
     roots = [s.get("root_spans") or s for s in summaries]
     specs.append(("error rate", "records", [r.get("error_rate") for r in roots], False, percent))
     for p in ("p50", "p95"):
