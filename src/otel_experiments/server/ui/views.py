@@ -152,9 +152,17 @@ def comparison(experiments: Sequence[dict[str, Any]],
         fmt = number if mtype == attr.METRIC_TYPE_SCORE else percent
         specs.append((label, kind, values, label not in lower_is_better, fmt))
     evaluations = [summary_evaluations(e.get("metadata")) for e in experiments]
+    runner_lower: frozenset[str] = frozenset()
+    if any(evaluations):
+        # Summary evaluations come from the runner: judge them by its rule (error_rate and
+        # latencies lower, everything else higher), as `otel-experiments compare` does.
+        from ...runner.compare import LOWER_IS_BETTER
+
+        runner_lower = LOWER_IS_BETTER
     for label in sorted({k for ev in evaluations for k in ev}):
         values = [ev.get(label) for ev in evaluations]
-        specs.append((label, "summary evaluation", values, label not in lower_is_better, number))
+        higher = label not in lower_is_better and label not in runner_lower
+        specs.append((label, "summary evaluation", values, higher, number))
     roots = [s.get("root_spans") or s for s in summaries]
     specs.append(("error rate", "records", [r.get("error_rate") for r in roots], False, percent))
     for p in ("p50", "p95"):
@@ -172,7 +180,8 @@ def comparison(experiments: Sequence[dict[str, Any]],
                      "cells": [{"value": fmt(v), "delta": d, "delta_text": _delta(d, fmt),
                                 "better": _better(d, higher), "winner": w}
                                for v, d, w in zip(values, deltas, wins, strict=True)],
-                     "chart": chart, "has_winner": any(wins)})
+                     "chart": chart, "has_winner": any(wins),
+                     "adjustable": kind != "records" and (higher or label in lower_is_better)})
     return rows
 
 
