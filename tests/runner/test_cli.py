@@ -133,3 +133,66 @@ def test_errors_are_one_line(workdir: Path) -> None:
     unknown = cli(workdir, "gate", "r.json", "--min", "acc=0.5")
     assert unknown.returncode == 2 and "unknown metric label 'acc'" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+
+
+SLOW = '''
+import os, time
+
+def slow(input):
+    with open(os.environ["CALLS_FILE"], "a") as fh:
+        fh.write(f"{input['n']}\\n")
+    time.sleep(0.15)
+    return input["n"] * 2
+'''
+
+
+def test_ctrl_c_then_resume_stores_each_record_once(workdir: Path, server: ServerProcess
+                                                    ) -> None:
+    import signal
+    import time
+
+    from otel_experiments.client import ExperimentsClient
+
+    (workdir / "slowtasks.py").write_text(SLOW)
+    with (workdir / "many.jsonl").open("w") as fh:
+        for n in range(30):
+            fh.write(json.dumps({"id": f"m{n}", "input": {"n": n}, "expected_output": 2 * n})
+                     + "\n")
+    calls = workdir / "calls.txt"
+    args = [sys.executable, "-m", "otel_experiments.cli", "run", "slowtasks:slow",
+            "--dataset", "many.jsonl", "--name", "sigint-run", "--evaluator", "exact_match",
+            "--max-concurrency", "2", "--output", "partial.json",
+            "--endpoint", server.base_url]
+    env = {**os.environ, "PYTHONPATH": str(workdir), "CALLS_FILE": str(calls)}
+    proc = subprocess.Popen(args, cwd=workdir, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (
+            not calls.exists() or len(calls.read_text().split()) < 6):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted:" in err
+    partial = json.loads((workdir / "partial.json").read_text())
+    assert partial["status"] == "INTERRUPTED" and 0 < len(partial["records"]) < 30
+
+    with ExperimentsClient(endpoint=server.base_url) as client:
+        exp_id = partial["experiment_id"]
+        assert client.experiments.retrieve(exp_id).status == "INTERRUPTED"
+        stored = {r.dataset_record_id for r in client.experiments.records(exp_id)}
+        assert stored == {r["record_id"] for r in partial["records"]}
+
+        calls.unlink()
+        args[args.index("partial.json")] = "full.json"
+        done = subprocess.run(args, cwd=workdir, env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert f"resuming experiment {exp_id}" in done.stderr
+        rerun = [int(n) for n in calls.read_text().split()]
+        assert not {f"m{n}" for n in rerun} & stored  # finished records were not run again
+        rows = list(client.experiments.records(exp_id))
+        assert len(rows) == 30 and len({r.dataset_record_id for r in rows}) == 30
+        assert client.experiments.retrieve(exp_id).status == "COMPLETED"
+    full = json.loads((workdir / "full.json").read_text())
+    assert full["experiment_id"] == exp_id and len(full["records"]) == 30

@@ -193,3 +193,62 @@ def test_gentrace_style_decorator_and_lazy_exports(client: ExperimentsClient,
         == [False, True]
     # each call of the decorated function is a new experiment
     assert evaluate()[0].experiment_id != first.experiment_id
+
+
+def test_interrupted_async_run_stores_what_it_reports(client: ExperimentsClient,
+                                                      provider: Any) -> None:
+    async def task(x: int) -> int:
+        await asyncio.sleep(0.01 * (x % 3))
+        if x == 6:
+            raise KeyboardInterrupt
+        return x
+
+    records = [{"input": x, "expected_output": x} for x in range(12)]
+    with pytest.raises(RunInterrupted) as info:
+        run_experiment(f"async-stop-{uuid.uuid4().hex[:8]}", records, task, [exact_match],
+                       client=client, max_concurrency=3, tracer_provider=provider,
+                       quiet=True)
+    partial = info.value.result
+    assert 0 < len(partial.records) < 12
+    stored = {r.dataset_record_id for r in client.experiments.records(partial.experiment_id)}
+    assert stored == {r.record_id for r in partial.records}
+
+
+def test_server_down_runs_offline_and_says_so(provider: Any,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from otel_experiments.server.testing import free_port
+
+    with ExperimentsClient(endpoint=f"http://127.0.0.1:{free_port()}", max_retries=0) as down:
+        result = run_experiment("offline", [{"input": i, "expected_output": i} for i in range(3)],
+                                lambda x: x, [exact_match], client=down,
+                                tracer_provider=provider)
+    assert result.status == "COMPLETED" and result.value("exact_match") == 1.0
+    assert result.delivery is not None and result.delivery["offline"] is True
+    assert result.endpoint is None
+    assert "the server was unreachable" in capsys.readouterr().err
+
+
+def test_evaluator_timeout_and_all_failed(client: ExperimentsClient, provider: Any) -> None:
+    import time as _time
+
+    def slow_judge(output: int) -> float:
+        _time.sleep(1.0 if output == 2 else 0)
+        return 1.0
+
+    result = run_experiment(f"evals-{uuid.uuid4().hex[:8]}",
+                            [{"id": f"e{i}", "input": i} for i in range(3)], lambda x: x,
+                            [slow_judge, exact_match], client=client, evaluator_timeout=0.3,
+                            tracer_provider=provider, quiet=True)
+    by_id = {r.record_id: r for r in result.records}
+    assert by_id["e2"].evaluator_errors == {"slow_judge": "TimeoutError: timed out after 0.3 s"}
+    assert by_id["e2"].metrics == {"exact_match": False}  # the other evaluator still ran
+    assert by_id["e1"].metrics == {"slow_judge": 1.0, "exact_match": False}
+    assert result.summary["evaluator_error_count"] == 1
+
+    def broken(x: int) -> int:
+        raise RuntimeError("always")
+
+    failed = run_experiment(f"broken-{uuid.uuid4().hex[:8]}", [{"input": 1}, {"input": 2}],
+                            broken, client=client, tracer_provider=provider, quiet=True)
+    assert failed.status == "FAILED"
+    assert client.experiments.retrieve(failed.experiment_id).status == "FAILED"

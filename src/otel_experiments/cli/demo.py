@@ -75,7 +75,6 @@ def _loop(base: str) -> None:
     from ._demo_app import VARIANTS, records
 
     os.environ.setdefault("OTEL_SERVICE_NAME", "support-triage")
-    handle = configure(endpoint=base)  # the global provider: stamp and export
     with ExperimentsClient(endpoint=base) as client:
         project = client.projects.create("support", "Support-ticket triage")
         dataset = client.datasets.create("support-tickets", project_id=project.id,
@@ -98,7 +97,6 @@ def _loop(base: str) -> None:
                   f"(experiment {result.experiment_id}; "
                   f"{delivery_line(result.delivery or {})})")
             results.append(result)
-        handle.force_flush()
         # read both back from the server: what a teammate would see
         a, b = (ExperimentResult.from_server(client, r.experiment_id) for r in results)
     print("\n" + compare_text(compare(a, b), max_changes=10))

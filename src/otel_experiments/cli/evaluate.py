@@ -74,6 +74,7 @@ def _run(args: argparse.Namespace) -> int:
                 feature_slug=args.feature_slug, config=_config(args.config),
                 project_id=args.project_id, client=client,
                 max_concurrency=args.max_concurrency, task_timeout=args.task_timeout,
+                evaluator_timeout=args.evaluator_timeout,
                 rate_limit=args.rate_limit, resume=resume, quiet=args.quiet)
         except DatasetError as exc:
             raise CliError(str(exc)) from None
@@ -184,6 +185,8 @@ def add_parsers(sub: Any) -> None:
                      help="records in flight at once (default: 8)")
     run.add_argument("--task-timeout", type=float, metavar="SECONDS",
                      help="a record past this is recorded as failed")
+    run.add_argument("--evaluator-timeout", type=float, metavar="SECONDS",
+                     help="an evaluator past this is recorded as its error on the record")
     run.add_argument("--rate-limit", type=float, metavar="PER_SECOND",
                      help="at most this many record starts per second")
     run.add_argument("--resume", default="auto", metavar="auto|yes|no|EXPERIMENT_ID",

@@ -115,6 +115,8 @@ class BaseClient:
                                      timeout=timeout)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+        #: the resolved settings (shared with the exporter a run configures)
+        self.settings: ExporterSettings = settings
         self.endpoint: str = settings.endpoint
         self.timeout: float = settings.timeout
         self.max_retries = max_retries

@@ -43,8 +43,27 @@ class RecordRunner:
     task_timeout: float | None = None
     #: run the task there (a process pool, a Dask cluster) and wait for it here
     remote: Executor | None = None
+    evaluator_timeout: float | None = None
     #: set on interruption: records still running are dropped, not recorded
     aborted: threading.Event = field(default_factory=threading.Event)
+    #: every record kept so far, by id (what an interrupted run reports)
+    committed: dict[str, RecordOutcome] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def abort(self) -> None:
+        """Stop: no record starts, and none still running is kept."""
+        with self._lock:
+            self.aborted.set()
+
+    def _commit(self, span: ObservedSpan, outcome: RecordOutcome) -> RecordOutcome | None:
+        # Keep-or-drop and abort() exclude each other, so a record is either in
+        # ``committed`` and exported, or in neither, whenever the interrupt lands.
+        with self._lock:
+            if self.aborted.is_set():
+                _drop(span)
+                return None
+            self.committed[outcome.record_id] = outcome
+            return outcome
 
     # -- sync (threads, remote executors) ---------------------------------------------------
 
@@ -70,16 +89,18 @@ class RecordRunner:
                 span.set_output(output)
                 for ev in self.evaluators:
                     try:
-                        result = ev.fn(**ev.kwargs(_values(record, output)))
-                        if inspect.isawaitable(result):
-                            result = _run_coroutine(result)
+                        kwargs = ev.kwargs(_values(record, output))
+                        if self.evaluator_timeout is None:
+                            result = ev.fn(**kwargs)
+                            if inspect.isawaitable(result):
+                                result = _run_coroutine(result)
+                        else:
+                            result = _call_with_timeout(lambda _v, ev=ev, kw=kwargs: ev.fn(**kw),
+                                                        None, self.evaluator_timeout)
                         _record_metric(span, outcome, ev.label, result)
                     except Exception as exc:
                         outcome.evaluator_errors[ev.label] = _describe(exc)
-            if self.aborted.is_set():
-                _drop(span)
-                return None
-        return outcome
+            return self._commit(span, outcome)
 
     def _call(self, value: Any) -> Any:
         if self.remote is not None:
@@ -125,14 +146,15 @@ class RecordRunner:
                     try:
                         result = ev.fn(**ev.kwargs(_values(record, output)))
                         if inspect.isawaitable(result):
-                            result = await result
+                            try:
+                                result = await asyncio.wait_for(result, self.evaluator_timeout)
+                            except asyncio.TimeoutError:
+                                raise TimeoutError("evaluator timed out after "
+                                                   f"{self.evaluator_timeout:g} s") from None
                         _record_metric(span, outcome, ev.label, result)
                     except Exception as exc:
                         outcome.evaluator_errors[ev.label] = _describe(exc)
-            if self.aborted.is_set():
-                _drop(span)
-                return None
-        return outcome
+            return self._commit(span, outcome)
 
 
 def _start(span: ObservedSpan, record: Record) -> RecordOutcome:
@@ -211,7 +233,7 @@ def _call_with_timeout(task: Callable[..., Any], value: Any, timeout: float) -> 
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        raise TimeoutError(f"task timed out after {timeout:g} s")
+        raise TimeoutError(f"timed out after {timeout:g} s")
     if "error" in box:
         raise box["error"]
     return box.get("value")

@@ -62,6 +62,8 @@ def _from_mapping(item: Any, where: str) -> dict[str, Any]:
         out = {"input": {k: v for k, v in out.items() if k not in _RESERVED},
                **{k: out[k] for k in _RESERVED if k in out and k != "input"}}
     metadata = out.get("metadata")
+    if metadata == "":  # an empty CSV cell
+        metadata = out["metadata"] = None
     if metadata is not None and not isinstance(metadata, Mapping):
         raise DatasetError(f"{where}: metadata must be an object")
     return out

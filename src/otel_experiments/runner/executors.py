@@ -48,6 +48,12 @@ class Interrupted(Exception):
         self.outcomes = outcomes
 
 
+def _interrupted(runner: RecordRunner, records: Sequence[Record]) -> Interrupted:
+    runner.abort()
+    return Interrupted({i: runner.committed[r.id] for i, r in enumerate(records)
+                        if r.id in runner.committed})
+
+
 def run_in_threads(runner: RecordRunner, records: Sequence[Record], workers: int,
                    limiter: RateLimiter | None, on_done: OnDone) -> dict[int, RecordOutcome]:
     """Records on a thread pool (also the driver side of a remote executor)."""
@@ -66,8 +72,7 @@ def run_in_threads(runner: RecordRunner, records: Sequence[Record], workers: int
                     outcomes[i] = outcome
                     on_done(outcome)
         except KeyboardInterrupt:
-            runner.aborted.set()
-            raise Interrupted(outcomes) from None
+            raise _interrupted(runner, records) from None
         return outcomes
 
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otel-experiments-run")
@@ -80,14 +85,9 @@ def run_in_threads(runner: RecordRunner, records: Sequence[Record], workers: int
                 outcomes[futures[future]] = outcome
                 on_done(outcome)
     except KeyboardInterrupt:
-        runner.aborted.set()
+        stop = _interrupted(runner, records)
         pool.shutdown(wait=False, cancel_futures=True)
-        for future, i in futures.items():  # finished just before the interrupt: keep
-            if future.done() and not future.cancelled() and future.exception() is None:
-                outcome = future.result()
-                if outcome is not None and i not in outcomes:
-                    outcomes[i] = outcome
-        raise Interrupted(outcomes) from None
+        raise stop from None
     pool.shutdown(wait=True)
     return outcomes
 
@@ -115,7 +115,7 @@ def run_in_asyncio(runner: RecordRunner, records: Sequence[Record], concurrency:
                     outcomes[i] = outcome
                     on_done(outcome)
         except asyncio.CancelledError:  # Ctrl-C (Python >= 3.11 cancels the main task)
-            runner.aborted.set()
+            runner.abort()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -129,10 +129,9 @@ def run_in_asyncio(runner: RecordRunner, records: Sequence[Record], concurrency:
     try:
         completed = asyncio.run(main()) if running is None else _run_in_thread(main)
     except KeyboardInterrupt:
-        runner.aborted.set()
-        raise Interrupted(outcomes) from None
+        raise _interrupted(runner, records) from None
     if not completed:
-        raise Interrupted(outcomes)
+        raise _interrupted(runner, records)
     return outcomes
 
 

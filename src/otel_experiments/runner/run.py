@@ -9,6 +9,7 @@ import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -102,6 +103,7 @@ def run_experiment(
     max_concurrency: int = 8,
     executor: Executor | None = None,
     task_timeout: float | None = None,
+    evaluator_timeout: float | None = None,
     rate_limit: float | None = None,
     resume: bool | str | None = None,
     dataset_version: int | None = None,
@@ -124,6 +126,8 @@ def run_experiment(
         executor: run tasks on this ``concurrent.futures.Executor`` (a process pool, or
             ``dask.distributed.Client.get_executor()``); spans and scores stay here.
         task_timeout: seconds; a record past it is recorded as failed (``TimeoutError``).
+        evaluator_timeout: seconds; an evaluator past it is recorded as that evaluator's
+            error on the record (no metric), and the record's other evaluators still run.
         rate_limit: at most this many record starts per second.
         resume: ``None`` resumes an ``INTERRUPTED`` experiment of the same name and
             feature slug; ``True`` resumes the latest of that name whatever its status; an
@@ -141,8 +145,9 @@ def run_experiment(
     if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) \
             or max_concurrency < 1:
         raise ValueError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
-    if task_timeout is not None and not task_timeout > 0:
-        raise ValueError(f"task_timeout must be > 0 seconds, got {task_timeout!r}")
+    for flag, value in (("task_timeout", task_timeout), ("evaluator_timeout", evaluator_timeout)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{flag} must be > 0 seconds, got {value!r}")
     record_evals: list[Evaluator] = [record_evaluator(e) for e in evaluators]
     summary_evals: list[Evaluator] = [summary_evaluator(e) for e in summary_evaluators]
     limiter = RateLimiter(rate_limit) if rate_limit is not None else None
@@ -153,32 +158,56 @@ def run_experiment(
     try:
         slug = feature_slug or _slug(label_of(task))
         loaded = load_dataset(dataset, client, dataset_version)
-        return _run(name, loaded, task, record_evals, summary_evals, slug, description,
-                    dict(config or {}), dict(metadata or {}), project_id, client,
-                    max_concurrency, executor, task_timeout, limiter, resume, tracer_provider,
-                    progress, quiet, APIConnectionError)
+        plan = _Plan(name, loaded, task, record_evals, summary_evals, slug, description,
+                     dict(config or {}), dict(metadata or {}), project_id, max_concurrency,
+                     executor, task_timeout, evaluator_timeout, limiter, resume,
+                     tracer_provider, progress, quiet)
+        return _run(plan, client, APIConnectionError)
     finally:
         if own_client:
             client.close()
 
 
-def _run(name: str, loaded: LoadedDataset, task: Callable[..., Any],
-         record_evals: list[Evaluator], summary_evals: list[Evaluator], slug: str,
-         description: str | None, config: dict[str, Any], metadata: dict[str, Any],
-         project_id: str | None, client: ExperimentsClient, max_concurrency: int,
-         executor: Executor | None, task_timeout: float | None, limiter: RateLimiter | None,
-         resume: bool | str | None, tracer_provider: trace.TracerProvider | None,
-         progress: bool | None, quiet: bool, offline_error: type[Exception]) -> ExperimentResult:
+@dataclass
+class _Plan:
+    """Everything :func:`run_experiment` was asked to do, validated."""
+
+    name: str
+    loaded: LoadedDataset
+    task: Callable[..., Any]
+    record_evals: list[Evaluator]
+    summary_evals: list[Evaluator]
+    slug: str
+    description: str | None
+    config: dict[str, Any]
+    metadata: dict[str, Any]
+    project_id: str | None
+    max_concurrency: int
+    executor: Executor | None
+    task_timeout: float | None
+    evaluator_timeout: float | None
+    limiter: RateLimiter | None
+    resume: bool | str | None
+    tracer_provider: trace.TracerProvider | None
+    progress: bool | None
+    quiet: bool
+
+
+def _run(plan: _Plan, client: ExperimentsClient,
+         offline_error: type[Exception]) -> ExperimentResult:
+    name, loaded, task, slug, quiet = plan.name, plan.loaded, plan.task, plan.slug, plan.quiet
+    config, executor = plan.config, plan.executor
     session = _Session(client, quiet)
-    run_meta = {**metadata, "reproducibility": reproducibility(), "dataset": {
+    run_meta = {**plan.metadata, "reproducibility": reproducibility(), "dataset": {
         "id": loaded.dataset_id, "version": loaded.dataset_version, "name": loaded.name,
         "source": loaded.source, "record_count": len(loaded.records)},
-        "runner": {"max_concurrency": max_concurrency, "task_timeout": task_timeout,
+        "runner": {"max_concurrency": plan.max_concurrency, "task_timeout": plan.task_timeout,
+                   "evaluator_timeout": plan.evaluator_timeout,
                    "executor": type(executor).__name__ if executor is not None else (
                        "asyncio" if inspect.iscoroutinefunction(task) else "threads")}}
     previous: dict[str, RecordOutcome] = {}
     try:
-        found = _previous(client, name, slug, resume)
+        found = _previous(client, name, slug, plan.resume)
         if found is not None:
             experiment: Experiment | TraceExperiment = found.experiment
             previous = stored_outcomes(client, found.id)
@@ -187,7 +216,7 @@ def _run(name: str, loaded: LoadedDataset, task: Callable[..., Any],
                         f"{len(loaded.records)} records already done)")
         else:
             experiment = client.experiments.create(
-                slug, name, description=description, project_id=project_id,
+                slug, name, description=plan.description, project_id=plan.project_id,
                 dataset_id=loaded.dataset_id, dataset_version=loaded.dataset_version,
                 status="RUNNING", config=config, metadata=run_meta)
     except offline_error as exc:
@@ -196,22 +225,34 @@ def _run(name: str, loaded: LoadedDataset, task: Callable[..., Any],
         logger.warning("otel-experiments: %s; running offline as %s (spans are spooled and "
                        "sent when the server is back)", exc, experiment.id)
     session.update(experiment.id, status="RUNNING", config=config, metadata=run_meta)
+    try:
+        return _execute(plan, client, session, experiment, previous, run_meta)
+    except Exception:  # a bug or a broken dependency, not a record: say so on the server
+        session.update(experiment.id, status="FAILED")
+        raise
 
-    handle = ensure_export(client, tracer_provider)
+
+def _execute(plan: _Plan, client: ExperimentsClient, session: _Session,
+             experiment: Experiment | TraceExperiment, previous: dict[str, RecordOutcome],
+             run_meta: dict[str, Any]) -> ExperimentResult:
+    name, loaded, task, slug, quiet = plan.name, plan.loaded, plan.task, plan.slug, plan.quiet
+    limiter, max_concurrency = plan.limiter, plan.max_concurrency
+    handle = ensure_export(client, plan.tracer_provider)
     delivery = Delivery.start(handle)
     scope = start_observe(slug, label_of(task), experiment=experiment, new_trace=True,
-                          tracer_provider=tracer_provider)
-    runner = RecordRunner(scope, task, record_evals, task_timeout, executor)
+                          tracer_provider=plan.tracer_provider)
+    runner = RecordRunner(scope, task, plan.record_evals, plan.task_timeout, plan.executor,
+                          plan.evaluator_timeout)
     todo = [(i, r) for i, r in enumerate(loaded.records) if r.id not in previous]
     records = [r for _, r in todo]
     outcomes: dict[int, RecordOutcome] = {}
     interrupted = False
-    with Progress(len(records), name, progress if not quiet else False) as bar:
+    with Progress(len(records), name, plan.progress if not quiet else False) as bar:
         def on_done(outcome: RecordOutcome) -> None:
             bar.advance(failed=outcome.failed)
 
         try:
-            if executor is None and inspect.iscoroutinefunction(task):
+            if plan.executor is None and inspect.iscoroutinefunction(task):
                 done = run_in_asyncio(runner, records, max_concurrency, limiter, on_done)
             else:
                 done = run_in_threads(runner, records, max_concurrency, limiter, on_done)
@@ -226,14 +267,16 @@ def _run(name: str, loaded: LoadedDataset, task: Callable[..., Any],
             ordered.append(found_outcome)
     summary = summarize(ordered)
     if not interrupted:
-        summary["evaluations"] = _summaries(summary_evals, ordered)
+        summary["evaluations"] = _summaries(plan.summary_evals, ordered)
     report = delivery.finish()
+    if not session.online:
+        report["offline"] = True
     status = "INTERRUPTED" if interrupted else (
         "FAILED" if ordered and summary["failed_count"] == len(ordered) else "COMPLETED")
     session.update(experiment.id, status=status,
                    metadata={**run_meta, "summary": summary, "delivery": report})
     result = ExperimentResult(experiment.id, name, status, ordered, summary, slug,
-                              loaded.dataset_id, loaded.dataset_version, config,
+                              loaded.dataset_id, loaded.dataset_version, plan.config,
                               run_meta, report, client.endpoint if session.online else None)
     line = delivery_line(report)
     if delivery_is_clean(report):

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
+from ..sdk.configure import _handles as configured_handles
 from ..sdk.configure import configure
+from ..settings import ExporterSettings
 
 if TYPE_CHECKING:
     from ..client import ExperimentsClient
@@ -26,8 +28,17 @@ def ensure_export(client: ExperimentsClient,
     events) keeps its own exporter. The handle stays open for later runs in the process
     (shut down at exit by ``configure``), as one client per process should.
     """
-    return configure(tracer_provider=tracer_provider, endpoint=client.endpoint,
-                     api_key=client.api_key, headers=client.extra_headers or None)
+    provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+    # configure() already called for this provider (by the application, or an earlier
+    # run): that configuration stays, and asking again with other arguments would warn.
+    existing = configured_handles.get(provider)  # type: ignore[call-overload]
+    if existing is not None and not existing.is_shut_down:
+        return existing
+    if client.settings == ExporterSettings.resolve():
+        # the client follows the environment, as configure() does: ask for nothing more, so
+        # a provider the application configured itself is reused without a warning
+        return configure(tracer_provider=tracer_provider)
+    return configure(tracer_provider=tracer_provider, settings=client.settings)
 
 
 def _snapshot(handle: Any) -> dict[str, Any] | None:
@@ -91,6 +102,9 @@ def delivery_line(delivery: dict[str, Any]) -> str:
         if delivery.get("last_error") and (delivery["dropped"] or delivery["spooled"]):
             line += f"; last error: {delivery['last_error']}"
         return line
+    if delivery.get("offline"):
+        return ("spans: the server was unreachable; undelivered spans are spooled on disk and "
+                "sent when it is back (see the warnings above)")
     if delivery.get("flushed"):
         return "spans: all flushed to the exporter"
     return "spans: flush did not finish in time; some may be spooled or lost (see the log)"
@@ -99,7 +113,7 @@ def delivery_line(delivery: dict[str, Any]) -> str:
 def delivery_is_clean(delivery: dict[str, Any]) -> bool:
     if "delivered" in delivery:
         return not delivery["dropped"] and not delivery["spooled"]
-    return bool(delivery.get("flushed"))
+    return bool(delivery.get("flushed")) and not delivery.get("offline")
 
 
 __all__ = ["Delivery", "delivery_is_clean", "delivery_line", "ensure_export"]
