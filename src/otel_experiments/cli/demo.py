@@ -71,7 +71,6 @@ def _loop(base: str) -> None:
     from ..runner.report import compare_text, gate_text
     from ..runner.results import ExperimentResult
     from ..runner.tracing import delivery_line
-    from ..sdk.configure import configure
     from ._demo_app import VARIANTS, records
 
     os.environ.setdefault("OTEL_SERVICE_NAME", "support-triage")
