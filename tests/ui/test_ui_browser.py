@@ -255,6 +255,13 @@ def test_records_are_paged(ui_server: ServerProcess, api: httpx.Client) -> None:
     second = api.get("/ui/experiment?" + after.group(1).replace("&amp;", "&"))
     rest = re.findall(r"<td class=\"text output\">out-(\d+)", second.text)
     assert sorted(map(int, shown + rest)) == list(range(75))
+    # bad input is a readable HTML page with a 4xx status, never a 500 or a JSON body
+    for bad, status in ((f"/ui/experiment?id={exp}&after=!!", 400), ("/ui/?page=abc", 400),
+                        ("/ui/experiment?id=no-such-exp", 404), ("/ui/compare?id=" + exp, 400)):
+        answer = api.get(bad)
+        assert answer.status_code == status, (bad, answer.status_code)
+        assert answer.headers["content-type"].startswith("text/html")
+        assert 'class="error" role="alert"' in answer.text
     errors = api.get(f"/ui/experiment?id={exp}&status=error").text
     assert sorted(map(int, re.findall(r"<td class=\"text output\">out-(\d+)", errors))) == \
         [i for i in range(75) if i % 10 == 0]

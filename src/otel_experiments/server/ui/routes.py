@@ -15,9 +15,11 @@ from typing import Any
 
 import jinja2
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from ..jsonapi import ApiError
 from ..settings import ServerSettings
 from ..store import EXPERIMENT_STATUSES, Store
 from ..store.base import decode_cursor
@@ -119,6 +121,17 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         return render(request, "error.html", exc.status_code, code=exc.status_code,
                       message=str(exc.detail))
+
+    @ui.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        # The store's own refusals (an unknown experiment, a malformed page cursor).
+        return render(request, "error.html", exc.status, code=exc.status, message=exc.detail)
+
+    @ui.exception_handler(RequestValidationError)
+    async def _bad_query(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: "
+                             f"{e.get('msg', 'invalid')}" for e in exc.errors())
+        return render(request, "error.html", 400, code=400, message=problems or "bad request")
 
     @ui.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
