@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from pathlib import Path
@@ -115,3 +116,34 @@ def test_cache_reuses_until_new_spans_arrive_and_finishes_slow_work_later(
     while (value := cache.get_soon("slow", [row], slow, wait=0.5)) is None:
         assert time.monotonic() < deadline
     assert value == "done"
+
+
+def test_changed_records_judged_as_the_runner_judges_them() -> None:
+    """The UI restates the runner's rule (the server layer may not import the runner):
+    on many random pairs of runs, both must find the same changes in the same order."""
+    from otel_experiments.runner.compare import LOWER_IS_BETTER, compare
+    from otel_experiments.runner.results import ExperimentResult, RecordOutcome
+    from otel_experiments.server.ui import changes
+
+    assert changes.LOWER_IS_BETTER == LOWER_IS_BETTER
+    rng = random.Random(7)
+    values = [None, True, False, 0, 1, 0.5, 2.5, "cat", "dog"]
+    for _ in range(200):
+        runs: list[dict[str, dict[str, Any]]] = [{}, {}]
+        for i in range(rng.randint(0, 12)):
+            for run in runs:
+                if rng.random() < 0.9:  # some records only in one run
+                    metrics = {label: rng.choice(values) for label in ("a", "b", "c")
+                               if rng.random() < 0.8}
+                    error = {"type": "E", "message": f"m{i}"} if rng.random() < 0.15 else None
+                    run[f"r{i}"] = {"record_id": f"r{i}", "input": i, "output": None,
+                                    "error": error, "metrics": metrics,
+                                    "span_id": f"s{i}", "trace_id": f"t{i}"}
+        ours, common = changes.compare_outcomes(runs[0], runs[1])
+        results = [ExperimentResult(f"e{n}", f"e{n}", "COMPLETED", [
+            RecordOutcome(r["record_id"], r["input"], None, None, r["error"], None, r["metrics"])
+            for r in run.values()]) for n, run in enumerate(runs)]
+        theirs = compare(*results)
+        assert common == theirs.common_records
+        assert [(c["record_id"], c["kind"], c["what"]) for c in ours] == \
+            [(c.record_id, c.kind, c.what) for c in theirs.changes]

@@ -9,6 +9,7 @@ from ... import attributes as attr
 from ..jsonapi import loads
 from ..store import Store
 from . import charts, queries
+from .changes import LOWER_IS_BETTER
 from .format import duration, number, percent
 
 #: Buckets per distribution chart: fine enough to see a shape, coarse enough to read.
@@ -152,16 +153,11 @@ def comparison(experiments: Sequence[dict[str, Any]],
         fmt = number if mtype == attr.METRIC_TYPE_SCORE else percent
         specs.append((label, kind, values, label not in lower_is_better, fmt))
     evaluations = [summary_evaluations(e.get("metadata")) for e in experiments]
-    runner_lower: frozenset[str] = frozenset()
-    if any(evaluations):
-        # Summary evaluations come from the runner: judge them by its rule (error_rate and
-        # latencies lower, everything else higher), as `otel-experiments compare` does.
-        from ...runner.compare import LOWER_IS_BETTER
-
-        runner_lower = LOWER_IS_BETTER
     for label in sorted({k for ev in evaluations for k in ev}):
         values = [ev.get(label) for ev in evaluations]
-        higher = label not in lower_is_better and label not in runner_lower
+        # Summary evaluations come from the runner: judged by its rule, as
+        # `otel-experiments compare` judges them (error_rate and latencies lower).
+        higher = label not in lower_is_better and label not in LOWER_IS_BETTER
         specs.append((label, "summary evaluation", values, higher, number))
     roots = [s.get("root_spans") or s for s in summaries]
     specs.append(("error rate", "records", [r.get("error_rate") for r in roots], False, percent))
