@@ -14,10 +14,9 @@ from ._common import PROG, CliError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
     from . import evaluate, server
     from .demo import add_parsers as add_demo
-
-    from .. import __version__
 
     parser = _Parser(
         prog=PROG, description="Experiments for OpenTelemetry-instrumented Python code.",
