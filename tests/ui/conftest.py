@@ -12,7 +12,7 @@ import httpx
 import pytest
 from ui_seed import API_KEY
 
-from otel_experiments.server.testing import ServerProcess
+from server_process import ServerProcess
 
 #: Playwright's own browser download is not used: CI installs Debian's chromium.
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "/usr/bin/chromium",
