@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 #: public name -> the module defining it
 _EXPORTS: dict[str, str] = {
     "ContextExecutor": ".context.threads",
+    "DeliveryReport": ".export.report",
     "Experiment": ".models",
     "ExperimentEventsExporter": ".export.exporter",
     "ExperimentScope": ".context.scope",
@@ -37,6 +38,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "ContextExecutor",
+    "DeliveryReport",
     "Experiment",
     "ExperimentEventsExporter",
     "ExperimentScope",
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
     from .context.scope import ExperimentScope
     from .context.threads import ContextExecutor, bind_context
     from .export.exporter import ExperimentEventsExporter
+    from .export.report import DeliveryReport
     from .models import Experiment, Identity, Organization, TraceExperiment, User
     from .observation.span import ObservedSpan, observe
     from .observation.start import start_observe

@@ -42,6 +42,7 @@ OTEL_EXPERIMENTS_ENDPOINT: Final = "OTEL_EXPERIMENTS_ENDPOINT"
 OTEL_EXPERIMENTS_API_KEY: Final = "OTEL_EXPERIMENTS_API_KEY"
 OTEL_EXPERIMENTS_HEADERS: Final = "OTEL_EXPERIMENTS_HEADERS"
 OTEL_EXPERIMENTS_TIMEOUT: Final = "OTEL_EXPERIMENTS_TIMEOUT"
+OTEL_EXPERIMENTS_SHUTDOWN_TIMEOUT: Final = "OTEL_EXPERIMENTS_SHUTDOWN_TIMEOUT"
 OTEL_EXPERIMENTS_COMPRESSION: Final = "OTEL_EXPERIMENTS_COMPRESSION"
 OTEL_EXPERIMENTS_MAX_BODY_BYTES: Final = "OTEL_EXPERIMENTS_MAX_BODY_BYTES"
 OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST: Final = "OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST"
@@ -56,6 +57,7 @@ OTEL_EXPERIMENTS_FEATURE_SLUG: Final = "OTEL_EXPERIMENTS_FEATURE_SLUG"
 
 DEFAULT_ENDPOINT: Final = "http://127.0.0.1:8642"
 DEFAULT_TIMEOUT_S: Final = 10.0
+DEFAULT_SHUTDOWN_TIMEOUT_S: Final = 5.0
 DEFAULT_COMPRESSION: Final = "gzip"
 DEFAULT_MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 DEFAULT_MAX_SPANS_PER_REQUEST: Final = 1000
@@ -70,6 +72,7 @@ ALL_VARIABLES: Final = (
     OTEL_EXPERIMENTS_API_KEY,
     OTEL_EXPERIMENTS_HEADERS,
     OTEL_EXPERIMENTS_TIMEOUT,
+    OTEL_EXPERIMENTS_SHUTDOWN_TIMEOUT,
     OTEL_EXPERIMENTS_COMPRESSION,
     OTEL_EXPERIMENTS_MAX_BODY_BYTES,
     OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST,
@@ -203,12 +206,15 @@ def _api_key_arg(value: object) -> str:
     return value.strip()
 
 
-def _timeout_arg(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        0.001 <= float(value) < float("inf")
-    ):
-        raise ValueError(f"timeout must be a finite number of seconds >= 0.001, got {value!r}")
-    return float(value)
+def _seconds_arg(name: str) -> Callable[[object], float]:
+    def check(value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            0.001 <= float(value) < float("inf")
+        ):
+            raise ValueError(f"{name} must be a finite number of seconds >= 0.001, got {value!r}")
+        return float(value)
+
+    return check
 
 
 def _compression_arg(value: object) -> str:
@@ -242,8 +248,14 @@ _EXPORTER_FIELDS: Final[dict[str, tuple[Callable[[Any], Any], Callable[[Env], An
     "api_key": (_api_key_arg, lambda env: env_str(OTEL_EXPERIMENTS_API_KEY, None, env)),
     "headers": (validate_headers, lambda env: env_headers(OTEL_EXPERIMENTS_HEADERS, env)),
     "timeout": (
-        _timeout_arg,
+        _seconds_arg("timeout"),
         lambda env: env_float(OTEL_EXPERIMENTS_TIMEOUT, DEFAULT_TIMEOUT_S, env, minimum=0.001),
+    ),
+    "shutdown_timeout": (
+        _seconds_arg("shutdown_timeout"),
+        lambda env: env_float(
+            OTEL_EXPERIMENTS_SHUTDOWN_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT_S, env, minimum=0.001
+        ),
     ),
     "compression": (
         _compression_arg,
@@ -287,6 +299,8 @@ class ExporterSettings:
     max_spans_per_request: int = DEFAULT_MAX_SPANS_PER_REQUEST
     spool_dir: str = field(default_factory=default_spool_dir)
     spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
+    #: bound on shutting down, flushes at exit included (``OTEL_EXPERIMENTS_SHUTDOWN_TIMEOUT``)
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT_S
 
     @classmethod
     def resolve(cls, *, env: Env = None, **arguments: Any) -> ExporterSettings:
@@ -315,7 +329,8 @@ class ExporterSettings:
             f"headers={sorted(self.headers)!r}, timeout={self.timeout!r}, "
             f"compression={self.compression!r}, max_body_bytes={self.max_body_bytes!r}, "
             f"max_spans_per_request={self.max_spans_per_request!r}, "
-            f"spool_dir={self.spool_dir!r}, spool_max_bytes={self.spool_max_bytes!r})"
+            f"spool_dir={self.spool_dir!r}, spool_max_bytes={self.spool_max_bytes!r}, "
+            f"shutdown_timeout={self.shutdown_timeout!r})"
         )
 
     @property

@@ -45,6 +45,7 @@ from .._runtime.env import redact_url
 from .._runtime.forksafe import reinit_after_fork
 from .._runtime.logs import WarnOnce
 from .posting import MAX_MESSAGE_CHARS, Attempt, post, post_in_context
+from .report import DeliveryStats
 from .rules import MAX_REFUSED_CONNECTIONS, Verdict, classify
 
 __all__ = ["HttpDelivery"]
@@ -77,8 +78,11 @@ class HttpDelivery:
         backoff_initial: float,
         backoff_max: float,
         warn_once: WarnOnce,
+        stats: DeliveryStats | None = None,
     ) -> None:
         self._api_key = api_key
+        # retries and the last error go into the exporter's delivery report
+        self._stats = stats or DeliveryStats()
         self._extra_headers = dict(headers)
         self._secrets = tuple(
             secret for secret in (api_key, *self._extra_headers.values()) if secret and len(secret) >= 4
@@ -112,8 +116,12 @@ class HttpDelivery:
         self._inflight = set()
         self._abandoned = []
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
-        """Stop retrying and close the client. Idempotent."""
+        """Stop retrying, wake every request being waited for, close the client. Idempotent."""
         with self._lock:
             if self._closed:
                 return
@@ -214,6 +222,7 @@ class HttpDelivery:
         return None
 
     def _deadline_reached(self, count: int) -> Verdict:
+        self._stats.error("export timeout")
         self._warn_once(
             "deadline",
             "otel-experiments: export timeout (%ss) reached; %d span(s) not sent",
@@ -254,6 +263,7 @@ class HttpDelivery:
                 if isinstance(exc, httpx.ConnectError):
                     refused += 1
                     if refused >= MAX_REFUSED_CONNECTIONS:
+                        self._stats.error(f"{reason} (nothing listening)")
                         self._warn_once(
                             "unreachable",
                             "otel-experiments: %s is unreachable (%s) after %d attempts; "
@@ -269,6 +279,7 @@ class HttpDelivery:
                     return Verdict.KEEP
                 if not isinstance(exc, Exception):  # KeyboardInterrupt & co. in a sync send
                     raise exc
+                self._stats.error(type(exc).__name__)
                 self._warn_once(
                     f"error:{type(exc).__name__}",
                     "otel-experiments: could not send %d span(s) to %s: %s",
@@ -281,6 +292,7 @@ class HttpDelivery:
                 decision = classify(result.status, {"retry-after": result.retry_after or ""})
                 if decision.verdict is not Verdict.RETRY:
                     if decision.verdict is not Verdict.DELIVERED:
+                        self._stats.error(decision.reason)
                         self._report(decision.verdict, result, url, count)
                     return decision.verdict
                 reason = decision.reason
@@ -289,6 +301,7 @@ class HttpDelivery:
             # the backoff is a floor: ``Retry-After: 0`` must not become a hot loop
             delay = max(retry_after or 0.0, self._backoff(attempt))
             if time.monotonic() + delay >= deadline:
+                self._stats.error(reason)
                 self._warn_once(
                     f"giveup:{reason}",
                     "otel-experiments: giving up on %d span(s) after %d attempt(s) (%s): "
@@ -304,6 +317,7 @@ class HttpDelivery:
             )
             if self._closed_event.wait(delay):
                 return Verdict.KEEP
+            self._stats.retried(count, reason)
 
     def _report(self, verdict: Verdict, result: Attempt, url: str, count: int) -> None:
         """One warning per status for a body not delivered (never the secrets)."""

@@ -21,8 +21,10 @@ application's own tracing keeps working, and ``configure()`` may be called again
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -35,6 +37,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from .. import settings as settings_module
 from .._compat import span_processors
 from ..export.exporter import ExperimentEventsExporter
+from ..export.report import DeliveryReport
 from ..models import ExperimentLike
 from ..settings import ExporterSettings
 from .processor import FROM_ENV, ExperimentSpanProcessor
@@ -183,11 +186,21 @@ class ExperimentsHandle:
         processor: ExperimentSpanProcessor | None = None,
         exporter: SpanExporter | None = None,
         span_processors: tuple[SpanProcessor, ...] = (),
+        *,
+        shutdown_timeout: float = settings_module.DEFAULT_SHUTDOWN_TIMEOUT_S,
+        reporting: tuple[SpanExporter, ...] = (),
     ) -> None:
         self.tracer_provider = tracer_provider
         self.processor = processor
         self.exporter = exporter
         self.span_processors = span_processors
+        #: seconds :meth:`shutdown` (and the exit flush) may take, whatever the backend does
+        self.shutdown_timeout = shutdown_timeout
+        # the exporters whose counts delivery_report() sums: ours, or the experiments
+        # exporter the provider already had (OTEL_TRACES_EXPORTER=experiments)
+        self._reporting = tuple(
+            dict.fromkeys(e for e in (exporter, *reporting) if e is not None)
+        )
         #: the explicit arguments of the configure() call that made this handle
         self.requested: dict[str, object] = {}
         self._lock = threading.Lock()
@@ -201,19 +214,35 @@ class ExperimentsHandle:
     def is_shut_down(self) -> bool:
         return self._shut_down
 
+    def delivery_report(self) -> DeliveryReport:
+        """What became of the spans, summed over this handle's experiments exporters."""
+        return DeliveryReport.combine(
+            e.delivery_report() for e in self._reporting if isinstance(e, ExperimentEventsExporter)
+        )
+
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Export what our processors hold. Never touches the user's other processors."""
+        """Export what our processors hold, and the spool, within ``timeout_millis``.
+
+        ``True`` only when everything was delivered. Never touches the user's other
+        processors.
+        """
+        deadline = time.monotonic() + max(0.0, timeout_millis / 1000.0)
         ok = True
         for proc in self.span_processors:
             try:
-                ok = proc.force_flush(timeout_millis) and ok
+                ok = proc.force_flush(_millis_left(deadline)) and ok
             except Exception:
                 ok = False
                 logger.warning("otel-experiments: force_flush failed", exc_info=True)
+        for exporter in self._reporting:
+            if isinstance(exporter, ExperimentEventsExporter):
+                ok = exporter.force_flush(_millis_left(deadline)) and ok
         return ok
 
-    def shutdown(self, timeout_millis: int = 30000) -> bool:
-        """Flush, then shut down the processors :func:`configure` added. Idempotent.
+    def shutdown(self, timeout_millis: int | None = None) -> bool:
+        """Flush, then shut down the processors :func:`configure` added, within
+        ``timeout_millis`` (default: ``shutdown_timeout``) whatever the backend does:
+        what is not delivered by then is spooled (or counted as dropped). Idempotent.
 
         The ``TracerProvider`` is never shut down: the application's tracing and its
         other exporters keep working, and :func:`configure` may be called again.
@@ -222,7 +251,13 @@ class ExperimentsHandle:
             if self._shut_down:
                 return True
             self._shut_down = True
-        ok = self.force_flush(timeout_millis)
+        budget = self.shutdown_timeout if timeout_millis is None else timeout_millis / 1000.0
+        deadline = time.monotonic() + max(0.0, budget)
+        owned = [_exporter_of(proc) for proc in self.span_processors]
+        for exporter in owned:
+            if isinstance(exporter, ExperimentEventsExporter):
+                exporter.begin_shutdown(deadline)  # no request outlives the budget
+        ok = self.force_flush(_millis_left(deadline))
         for proc in self.span_processors:
             _retired.add(proc)
             if isinstance(proc, ExperimentSpanProcessor):
@@ -256,6 +291,10 @@ class ExperimentsHandle:
         )
 
 
+def _millis_left(deadline: float) -> int:
+    return max(0, int((deadline - time.monotonic()) * 1000))
+
+
 # ---------------------------------------------------------------------------- configure
 
 
@@ -270,6 +309,7 @@ def configure(
     api_key: str | None = None,
     headers: Mapping[str, str] | None = None,
     timeout: float | None = None,
+    shutdown_timeout: float | None = None,
     compression: str | None = None,
     trust_baggage: bool | None = None,
     default_experiment: ExperimentLike | object | None = FROM_ENV,
@@ -287,6 +327,8 @@ def configure(
         settings: the exporter's settings whole (an
             :class:`~otel_experiments.settings.ExporterSettings`); or some of them as
             ``endpoint`` / ``api_key`` / ``headers`` / ``timeout`` / ``compression``.
+        shutdown_timeout: seconds ``handle.shutdown()`` and the exit flush may take
+            (``OTEL_EXPERIMENTS_SHUTDOWN_TIMEOUT``, default 5), whatever the backend does.
         export: false to only stamp spans (another exporter ships them).
         batch: wrap the exporter in a ``BatchSpanProcessor`` (default) rather than a
             ``SimpleSpanProcessor``.
@@ -301,7 +343,7 @@ def configure(
     """
     exporter_arguments: dict[str, Any] = {
         "endpoint": endpoint, "api_key": api_key, "headers": headers, "timeout": timeout,
-        "compression": compression,
+        "shutdown_timeout": shutdown_timeout, "compression": compression,
     }
     requested: dict[str, object] = {
         key: value for key, value in (
@@ -350,17 +392,23 @@ def configure(
             )
 
         used_exporter: SpanExporter | None = None
+        reporting: tuple[SpanExporter, ...] = ()
+        if settings is None:
+            settings = ExporterSettings.resolve(**exporter_arguments)
+        elif shutdown_timeout is not None:
+            settings = dataclasses.replace(settings, shutdown_timeout=shutdown_timeout)
         if export:
             present = _find_export_processor(provider, exporter)
             if present is not None:
+                found = _exporter_of(present)
+                if isinstance(found, ExperimentEventsExporter):
+                    reporting = (found,)
                 logger.debug(
                     "otel-experiments: the provider already exports experiment events; "
                     "configure() adds no second exporter"
                 )
             else:
                 if exporter is None:
-                    if settings is None:
-                        settings = ExporterSettings.resolve(**exporter_arguments)
                     exporter = ExperimentEventsExporter(settings=settings)
                 used_exporter = exporter
                 export_processor: SpanProcessor = (
@@ -369,7 +417,10 @@ def configure(
                 provider.add_span_processor(export_processor)
                 owned.append(export_processor)
 
-        handle = ExperimentsHandle(provider, processor, used_exporter, tuple(owned))
+        handle = ExperimentsHandle(
+            provider, processor, used_exporter, tuple(owned),
+            shutdown_timeout=settings.shutdown_timeout, reporting=reporting,
+        )
         handle.requested = requested
         _handles[provider] = handle
     # Flush at exit even when the provider was built with shutdown_on_exit=False.
