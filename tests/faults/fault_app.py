@@ -26,6 +26,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import otel_experiments
@@ -35,19 +36,20 @@ logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def report_of(handle: Any) -> Any:
+def report_of(handle: Any) -> dict[str, Any] | None:
     """The delivery report of the handle or its exporter, as plain data (None if absent)."""
     for owner in (handle, getattr(handle, "exporter", None)):
         method = getattr(owner, "delivery_report", None)
         if callable(method):
             report = method()
-            if dataclasses.is_dataclass(report) and not isinstance(report, type):
-                return dataclasses.asdict(report)
-            if hasattr(report, "_asdict"):
-                return report._asdict()
-            if isinstance(report, dict):
-                return report
-            return {k: v for k, v in vars(report).items() if not k.startswith("_")}
+            names = ([f.name for f in dataclasses.fields(report)]
+                     if dataclasses.is_dataclass(report) else
+                     [k for k in vars(report) if not k.startswith("_")])
+            out = {}
+            for name in names:
+                value = getattr(report, name)
+                out[name] = dict(value) if isinstance(value, Mapping) else value
+            return out
     return None
 
 

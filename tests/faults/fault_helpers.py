@@ -3,6 +3,7 @@ and reading back what the server stored."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -130,6 +131,19 @@ class App:
         assert self.proc.stdin is not None
         self.proc.stdin.write((command + "\n").encode())
         self.proc.stdin.flush()
+
+    def report(self, timeout: float = 15.0) -> dict[str, Any] | None:
+        """The app's delivery report (``then="stdin"`` apps), as parsed JSON."""
+        before = self.output().count("report ")
+        self.send("report")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = [line for line in self.output().splitlines() if line.startswith("report ")]
+            if len(lines) > before:
+                parsed: dict[str, Any] | None = json.loads(lines[-1][len("report "):])
+                return parsed
+            time.sleep(0.05)
+        raise AssertionError(f"no report from the app:\n{self.errors()}")
 
     def produced_ids(self) -> list[str]:
         try:

@@ -104,6 +104,7 @@ class FaultProxy:
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._stopping = asyncio.Event()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name="fault-proxy")
 
@@ -195,11 +196,11 @@ class FaultProxy:
 
     async def _cancel_tasks(self) -> None:
         await self._close_all()
+        self._stopping.set()  # held and delayed requests end; aborted reads fail
         current = asyncio.current_task()
         tasks = [t for t in asyncio.all_tasks() if t is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
 
     async def _close_all(self) -> None:
         server, self._server = self._server, None
@@ -208,6 +209,11 @@ class FaultProxy:
         for writer in list(self._writers):
             _abort(writer)
         self._writers.clear()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, cut short when the proxy stops."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     def _next_action(self) -> Action:
         with self._lock:
@@ -243,10 +249,10 @@ class FaultProxy:
             await _write_response(writer, action.status, list(action.headers), body)
             return True
         if action.kind == "delay_drop":
-            await asyncio.sleep(action.seconds)
+            await self._sleep(action.seconds)
             return False
         if action.kind == "delay_forward":
-            await asyncio.sleep(action.seconds)
+            await self._sleep(action.seconds)
         answer = await self._forward(request)
         if answer is None:  # the server is gone: so is the connection
             return False
@@ -255,7 +261,7 @@ class FaultProxy:
         if action.kind == "lose":
             return False
         if action.kind == "hold":
-            await asyncio.sleep(3600)
+            await self._sleep(3600)
             return False
         record.answered = answer.status
         await _write_response(writer, answer.status, answer.headers, answer.body)

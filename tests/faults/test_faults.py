@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fault_helpers import (
@@ -32,22 +33,29 @@ SPANS = 40  # 4+ bodies of 10 spans: a fault hits one body, not the whole batch
 #: how long a scenario waits for delivery once the fault is over and the app is idle
 DELIVERY_WAIT_S = 15.0
 
-NEEDS_BACKGROUND_REPLAY = pytest.mark.xfail(
-    strict=True,
-    reason="needs background spool replay without traffic (issue 12; export branch): "
-           "today the spool is replayed only by a later export() or the exporter's force_flush()",
-)
-
-
-def _report(name: str, produced: int, got_ids: list[str], proxy: FaultProxy | None) -> None:
+def _report(name: str, produced: int, got_ids: list[str], proxy: FaultProxy | None,
+            app: App | None = None) -> dict[str, Any] | None:
+    """Print the scenario's counts; the app's own delivery report, when it has one."""
+    report = app.report() if app is not None else None
     extra = proxy.summary() if proxy is not None else {}
     print(f"\nSCENARIO {name}: produced={produced} stored={len(set(got_ids))} "
-          f"stored_duplicates={len(got_ids) - len(set(got_ids))} {extra}")
+          f"stored_duplicates={len(got_ids) - len(set(got_ids))} {extra} report={report}")
+    return report
+
+
+def _assert_report(report: dict[str, Any] | None, *, delivered: int, replayed: int | None = None,
+                   ) -> None:
+    """The app's delivery report agrees with what the server stored; nothing dropped."""
+    assert report is not None, "the exporter has no delivery_report()"
+    assert report["delivered"] == delivered and report["dropped"] == 0, report
+    if replayed is not None:
+        assert report["replayed"] == replayed, report
 
 
 def _run_idle(start_app: Callable[..., App], endpoint: str, *, spans: int = SPANS,
               **env: str) -> App:
-    app = start_app(endpoint, new_experiment(), spans=spans, then="idle", env=app_env(**env))
+    """The app produces ``spans`` spans, then stays idle (it only answers ``report``)."""
+    app = start_app(endpoint, new_experiment(), spans=spans, then="stdin", env=app_env(**env))
     app.wait_output(f"produced {spans}")
     return app
 
@@ -57,9 +65,11 @@ def test_503_burst(fault_server: ServerProcess, proxy: FaultProxy,
     proxy.plan(*[Action.reply(503)] * 3, default=Action.forward())
     app = _run_idle(start_app, proxy.url, OTEL_EXPERIMENTS_TIMEOUT="15")
     got = wait_stored(fault_server.base_url, app.experiment, SPANS, DELIVERY_WAIT_S)
-    _report("503-burst", SPANS, got.span_ids, proxy)
+    report = _report("503-burst", SPANS, got.span_ids, proxy, app)
     assert [r.answered for r in proxy.events()[:3]] == [503, 503, 503]
     assert_exactly_once(got, app.produced_ids())
+    _assert_report(report, delivered=SPANS)
+    assert report is not None and report["retried"] >= 3 * len(proxy.events()[0].span_ids)
 
 
 def test_429_with_retry_after_is_honoured(fault_server: ServerProcess, proxy: FaultProxy,
@@ -67,13 +77,14 @@ def test_429_with_retry_after_is_honoured(fault_server: ServerProcess, proxy: Fa
     proxy.plan(*[Action.reply(429, [("Retry-After", "2")])] * 2, default=Action.forward())
     app = _run_idle(start_app, proxy.url, OTEL_EXPERIMENTS_TIMEOUT="15")
     got = wait_stored(fault_server.base_url, app.experiment, SPANS, DELIVERY_WAIT_S)
-    _report("429-retry-after", SPANS, got.span_ids, proxy)
+    report = _report("429-retry-after", SPANS, got.span_ids, proxy, app)
     events = proxy.events()
     assert [r.answered for r in events[:2]] == [429, 429]
     # the same body comes back no sooner than the server asked
     assert events[1].at - events[0].at >= 1.9 and events[2].at - events[1].at >= 1.9
     assert events[1].span_ids == events[0].span_ids == events[2].span_ids
     assert_exactly_once(got, app.produced_ids())
+    _assert_report(report, delivered=SPANS)
 
 
 def test_response_lost_after_the_server_stored_the_body(
@@ -81,7 +92,7 @@ def test_response_lost_after_the_server_stored_the_body(
     proxy.plan(Action.lose(), Action.lose(), default=Action.forward())
     app = _run_idle(start_app, proxy.url, OTEL_EXPERIMENTS_TIMEOUT="15")
     got = wait_stored(fault_server.base_url, app.experiment, SPANS, DELIVERY_WAIT_S)
-    _report("answer-lost", SPANS, got.span_ids, proxy)
+    report = _report("answer-lost", SPANS, got.span_ids, proxy, app)
     events = proxy.events()
     lost = [r for r in events if r.action == "lose"]
     assert len(lost) == 2
@@ -91,10 +102,10 @@ def test_response_lost_after_the_server_stored_the_body(
     again = [r for r in events[1:] if set(lost[0].span_ids) <= set(r.span_ids)]
     assert again and sum(r.duplicate_spans or 0 for r in again) >= len(lost[0].span_ids)
     assert_exactly_once(got, app.produced_ids())
+    _assert_report(report, delivered=SPANS)
 
 
 @pytest.mark.parametrize("then", ["drop", "forward"])
-@NEEDS_BACKGROUND_REPLAY
 def test_responses_slower_than_the_timeout(fault_server: ServerProcess, proxy: FaultProxy,
                                            start_app: Callable[..., App], then: str) -> None:
     """The first request outlives the export timeout: dropped unanswered (never stored)
@@ -103,12 +114,21 @@ def test_responses_slower_than_the_timeout(fault_server: ServerProcess, proxy: F
     proxy.plan(slow, default=Action.forward())
     app = _run_idle(start_app, proxy.url, OTEL_EXPERIMENTS_TIMEOUT="2")
     got = wait_stored(fault_server.base_url, app.experiment, SPANS, DELIVERY_WAIT_S)
-    _report(f"slow-{then}", SPANS, got.span_ids, proxy)
-    assert proxy.events()[0].action == slow.kind
+    first = proxy.events()[0]
+    assert first.action == slow.kind
+    if then == "forward":  # the late copy reaches the server too: stored once, not twice
+        assert proxy.wait_for(lambda rs: rs[0].upstream_status is not None, 10)
+        copies = [r for r in proxy.events() if set(first.span_ids) <= set(r.span_ids)]
+        assert len(copies) >= 2 and first.upstream_status == 202
+        assert sum(r.accepted_spans or 0 for r in copies) == len(first.span_ids)
+        assert sum(r.duplicate_spans or 0 for r in copies) >= len(first.span_ids)
+        got = wait_stored(fault_server.base_url, app.experiment, SPANS, 1)
+    report = _report(f"slow-{then}", SPANS, got.span_ids, proxy, app)
     assert_exactly_once(got, app.produced_ids())
+    _assert_report(report, delivered=SPANS)
+    assert report is not None and report["replayed"] > 0  # not by a later export: none came
 
 
-@NEEDS_BACKGROUND_REPLAY
 def test_connection_refused_for_a_while(fault_server: ServerProcess, proxy: FaultProxy,
                                         start_app: Callable[..., App], spool_dir: Path) -> None:
     proxy.refusing()
@@ -120,9 +140,10 @@ def test_connection_refused_for_a_while(fault_server: ServerProcess, proxy: Faul
     time.sleep(1.0)
     proxy.listen()
     got = wait_stored(fault_server.base_url, app.experiment, SPANS, DELIVERY_WAIT_S)
-    _report("refused-for-a-while", SPANS, got.span_ids, proxy)
+    report = _report("refused-for-a-while", SPANS, got.span_ids, proxy, app)
     assert_exactly_once(got, app.produced_ids())
     assert spooled_spans(spool_dir) == 0
+    _assert_report(report, delivered=SPANS, replayed=SPANS)
 
 
 def test_server_killed_and_restarted_mid_stream(tmp_path: Path,
@@ -132,7 +153,7 @@ def test_server_killed_and_restarted_mid_stream(tmp_path: Path,
     stop = tmp_path / "stop-producing"
     with PinnedServer(f"sqlite:///{tmp_path / 'restart.db'}", tmp_path) as server:
         app = start_app(server.base_url, new_experiment(), spans=10_000, rate=25.0,
-                        then="idle", args=("--until", str(stop)),
+                        then="stdin", args=("--until", str(stop)),
                         env=app_env(OTEL_EXPERIMENTS_TIMEOUT="3"))
         _wait_count(app, 25)
         server.kill()
@@ -145,9 +166,10 @@ def test_server_killed_and_restarted_mid_stream(tmp_path: Path,
         app.wait_output("produced ")
         produced = app.produced_ids()
         got = wait_stored(server.base_url, app.experiment, len(produced), DELIVERY_WAIT_S)
-        _report("server-killed-restarted", len(produced), got.span_ids, None)
+        report = _report("server-killed-restarted", len(produced), got.span_ids, None, app)
         assert restarted_at - killed_at >= 10, "no spans were produced during the outage"
         assert_exactly_once(got, produced)
+        _assert_report(report, delivered=len(produced))
 
 
 def _wait_count(app: App, count: int, timeout: float = 30.0) -> None:
@@ -157,7 +179,6 @@ def _wait_count(app: App, count: int, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-@NEEDS_BACKGROUND_REPLAY
 def test_app_sigkilled_mid_export_then_restarted(
         fault_server: ServerProcess, proxy: FaultProxy, start_app: Callable[..., App],
         spool_dir: Path) -> None:
@@ -180,10 +201,12 @@ def test_app_sigkilled_mid_export_then_restarted(
     first.sigkill()
     produced = first.produced_ids()
 
-    second = start_app(proxy.url, experiment, spans=0, then="idle",
+    second = start_app(proxy.url, experiment, spans=0, then="stdin",
                        env=app_env(OTEL_EXPERIMENTS_TIMEOUT="5"))
     second.wait_output("produced 0")
     got = wait_stored(fault_server.base_url, experiment, SPANS, DELIVERY_WAIT_S)
-    _report("app-sigkilled-restarted", SPANS, got.span_ids, proxy)
+    report = _report("app-sigkilled-restarted", SPANS, got.span_ids, proxy, second)
     assert_exactly_once(got, produced)
     assert spooled_spans(spool_dir) == 0
+    # the second process replayed every spooled body, the one stored before the kill too
+    _assert_report(report, delivered=SPANS, replayed=SPANS)
