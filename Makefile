@@ -1,5 +1,7 @@
 # Two commands from a fresh clone: `make demo` and `make test`. Both create .venv on first use.
 PY ?= python3
+# make bench LOAD_ARGS=--quick: 10 s load runs instead of 60 s
+LOAD_ARGS ?=
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
@@ -24,6 +26,7 @@ bench: $(STAMP)
 	$(PYTHON) benchmarks/bench_processor.py
 	@if [ -f benchmarks/bench_exporter.py ]; then echo; $(PYTHON) benchmarks/bench_exporter.py; fi
 	@if [ -f benchmarks/bench_server.py ]; then echo; $(PYTHON) benchmarks/bench_server.py --quick; fi
+	@echo; $(PYTHON) benchmarks/bench_load.py $(LOAD_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

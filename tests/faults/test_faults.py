@@ -35,8 +35,19 @@ DELIVERY_WAIT_S = 15.0
 
 def _report(name: str, produced: int, got_ids: list[str], proxy: FaultProxy | None,
             app: App | None = None) -> dict[str, Any] | None:
-    """Print the scenario's counts; the app's own delivery report, when it has one."""
-    report = app.report() if app is not None else None
+    """Print the scenario's counts; return the app's own delivery report, when it has one.
+
+    The server stores a body before its answer reaches the app, so the report is read
+    until it has caught up with what was stored (or for a few seconds).
+    """
+    report = None
+    if app is not None:
+        deadline = time.monotonic() + 5
+        report = app.report()
+        while (report is not None and report["delivered"] < len(set(got_ids))
+               and time.monotonic() < deadline):
+            time.sleep(0.1)
+            report = app.report()
     extra = proxy.summary() if proxy is not None else {}
     print(f"\nSCENARIO {name}: produced={produced} stored={len(set(got_ids))} "
           f"stored_duplicates={len(got_ids) - len(set(got_ids))} {extra} report={report}")
