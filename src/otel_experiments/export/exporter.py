@@ -173,6 +173,10 @@ class ExperimentEventsExporter(SpanExporter):
             )
             return SpanExportResult.FAILURE
 
+    def record_dropped(self, count: int, reason: str) -> None:
+        """Count spans lost before they reached :meth:`export` (a full queue, a shutdown)."""
+        self._stats.dropped(count, reason)
+
     def spool_spans(self, spans: Sequence[ReadableSpan], reason: str = "queue_full") -> None:
         """Keep spans for later without touching the network (the batch processor's
         overflow); counted as dropped for ``reason`` when the spool is off. Never raises."""
@@ -197,9 +201,9 @@ class ExperimentEventsExporter(SpanExporter):
         try:
             if not self._shutdown and self._enabled and self._replayer is not None:
                 budget = max(0.0, timeout_millis / 1000.0)
-                deadline = min(time.monotonic() + min(self.settings.timeout, budget),
-                               self._send_until)
-                ok = self._replayer.replay(deadline, wait=True)
+                now = time.monotonic()
+                deadline = min(now + min(self.settings.timeout, budget), self._send_until)
+                ok = self._replay_now(now, deadline)
         except Exception:
             ok = False
             self._warn_once(
@@ -236,7 +240,7 @@ class ExperimentEventsExporter(SpanExporter):
         if self._replayer is None or not self._enabled or self._shutdown:
             return True
         try:
-            return self._replayer.replay(min(deadline, self._send_until), wait=True)
+            return self._replay_now(time.monotonic(), min(deadline, self._send_until))
         except Exception:
             self._warn_once("unexpected-replay", "otel-experiments: unexpected error "
                             "replaying the spool", exc_info=True)
@@ -255,6 +259,13 @@ class ExperimentEventsExporter(SpanExporter):
             self._stats.log_summary(redact_url(self.settings.endpoint))
 
     # ------------------------------------------------------------------ internals
+
+    def _replay_now(self, now: float, deadline: float) -> bool:
+        assert self._replayer is not None
+        if self._send_until != float("inf"):
+            # shutting down: a backend that just failed gets no second wait of the budget
+            return self._replayer.maybe_replay(now, deadline, flush=True)
+        return self._replayer.replay(deadline, wait=True)
 
     def _stop_sending(self) -> None:
         """Wake every request being waited for (its body goes to the spool), send no more."""
