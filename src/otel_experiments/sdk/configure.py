@@ -37,6 +37,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 
 from .. import settings as settings_module
 from .._compat import span_processors
+from ..events.redact import RedactHook
 from ..export.exporter import ExperimentEventsExporter
 from ..export.report import DeliveryReport
 from ..models import ExperimentLike
@@ -317,6 +318,7 @@ def configure(
     compression: str | None = None,
     trust_baggage: bool | None = None,
     default_experiment: ExperimentLike | object | None = FROM_ENV,
+    redact: RedactHook | None = None,
 ) -> ExperimentsHandle:
     """Stamp spans with their experiment and export them as experiment events.
 
@@ -339,6 +341,8 @@ def configure(
             ``SimpleSpanProcessor``.
         trust_baggage, default_experiment: passed to
             :class:`~otel_experiments.ExperimentSpanProcessor` when one is added.
+        redact: a hook over each event about to be sent (returns the event, or ``None``
+            to drop it); ``OTEL_EXPERIMENTS_REDACT`` masks keys and JSON paths.
 
     Returns:
         An :class:`ExperimentsHandle`; the same one on repeated calls for the same
@@ -353,6 +357,7 @@ def configure(
     requested: dict[str, object] = {
         key: value for key, value in (
             ("exporter", exporter), ("settings", settings), ("trust_baggage", trust_baggage),
+            ("redact", redact),
             *exporter_arguments.items(),
         ) if value is not None
     }
@@ -414,7 +419,7 @@ def configure(
                 )
             else:
                 if exporter is None:
-                    exporter = ExperimentEventsExporter(settings=settings)
+                    exporter = ExperimentEventsExporter(settings=settings, redact=redact)
                 used_exporter = exporter
                 export_processor: SpanProcessor
                 if not batch:
