@@ -140,6 +140,8 @@ def exporter(endpoint: str, **kwargs: Any) -> ExperimentEventsExporter:
     kwargs.setdefault("timeout", 5.0)
     kwargs.setdefault("backoff_initial", 0.01)
     kwargs.setdefault("backoff_max", 0.05)
+    # scripted answers are consumed in order: no background replay (tests/test_replay.py)
+    kwargs.setdefault("background_replay", False)
     return ExperimentEventsExporter(endpoint=endpoint, **kwargs)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -48,6 +48,8 @@ OTEL_EXPERIMENTS_MAX_BODY_BYTES: Final = "OTEL_EXPERIMENTS_MAX_BODY_BYTES"
 OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST: Final = "OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST"
 OTEL_EXPERIMENTS_SPOOL_DIR: Final = "OTEL_EXPERIMENTS_SPOOL_DIR"
 OTEL_EXPERIMENTS_SPOOL_MAX_BYTES: Final = "OTEL_EXPERIMENTS_SPOOL_MAX_BYTES"
+OTEL_EXPERIMENTS_REDACT: Final = "OTEL_EXPERIMENTS_REDACT"
+OTEL_EXPERIMENTS_HASH_USER_IDS_KEY: Final = "OTEL_EXPERIMENTS_HASH_USER_IDS_KEY"
 OTEL_EXPERIMENTS_TRUST_BAGGAGE: Final = "OTEL_EXPERIMENTS_TRUST_BAGGAGE"
 OTEL_EXPERIMENTS_PROPAGATE_IDENTITY_NAMES: Final = "OTEL_EXPERIMENTS_PROPAGATE_IDENTITY_NAMES"
 OTEL_EXPERIMENTS_MAX_PAYLOAD_CHARS: Final = "OTEL_EXPERIMENTS_MAX_PAYLOAD_CHARS"
@@ -78,6 +80,8 @@ ALL_VARIABLES: Final = (
     OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST,
     OTEL_EXPERIMENTS_SPOOL_DIR,
     OTEL_EXPERIMENTS_SPOOL_MAX_BYTES,
+    OTEL_EXPERIMENTS_REDACT,
+    OTEL_EXPERIMENTS_HASH_USER_IDS_KEY,
     OTEL_EXPERIMENTS_TRUST_BAGGAGE,
     OTEL_EXPERIMENTS_PROPAGATE_IDENTITY_NAMES,
     OTEL_EXPERIMENTS_MAX_PAYLOAD_CHARS,
@@ -85,6 +89,12 @@ ALL_VARIABLES: Final = (
     OTEL_EXPERIMENTS_NAME,
     OTEL_EXPERIMENTS_FEATURE_SLUG,
 )
+
+def parse_rules(raw: str | Iterable[str]) -> tuple[str, ...]:
+    """``OTEL_EXPERIMENTS_REDACT``: ``"a, $.b"`` (or an iterable) -> ``("a", "$.b")``."""
+    items = raw.split(",") if isinstance(raw, str) else raw
+    return tuple(item.strip() for item in items if item and item.strip())
+
 
 #: Accepted values of ``OTEL_EXPERIMENTS_COMPRESSION``.
 COMPRESSIONS: Final = frozenset({"gzip", "none"})
@@ -157,6 +167,8 @@ class ScopeSettings:
     propagate_identity_names: bool = False
     #: cap on one recorded input/output/metadata value (``OTEL_EXPERIMENTS_MAX_PAYLOAD_CHARS``)
     max_payload_chars: int = DEFAULT_MAX_PAYLOAD_CHARS
+    #: attribute keys never put in outgoing baggage (the keys of ``OTEL_EXPERIMENTS_REDACT``)
+    redact: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ScopeSettings:
@@ -165,6 +177,10 @@ class ScopeSettings:
             propagate_identity_names=env_bool(OTEL_EXPERIMENTS_PROPAGATE_IDENTITY_NAMES, False, env),
             max_payload_chars=env_int(
                 OTEL_EXPERIMENTS_MAX_PAYLOAD_CHARS, DEFAULT_MAX_PAYLOAD_CHARS, env, minimum=64
+            ),
+            redact=frozenset(
+                rule for rule in parse_rules(env_str(OTEL_EXPERIMENTS_REDACT, "", env) or "")
+                if not rule.startswith("$")
             ),
         )
 
@@ -233,6 +249,18 @@ def _int_arg(name: str, minimum: int) -> Callable[[object], int]:
     return check
 
 
+def _redact_arg(value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not all(isinstance(v, str) for v in value):  # type: ignore[attr-defined]
+        raise ValueError(f"redact must be a sequence of keys / JSON paths, got {value!r}")
+    return parse_rules(value)  # type: ignore[arg-type]
+
+
+def _hash_key_arg(value: object) -> str:
+    if not isinstance(value, str) or len(value) < 16:
+        raise ValueError("hash_user_ids_key must be a str of at least 16 characters")
+    return value
+
+
 def _spool_dir_arg(value: object) -> str:
     if not isinstance(value, (str, os.PathLike)) or not str(os.fspath(value)).strip():
         raise ValueError(f"spool_dir must be a non-empty path, got {value!r}")
@@ -279,6 +307,14 @@ _EXPORTER_FIELDS: Final[dict[str, tuple[Callable[[Any], Any], Callable[[Env], An
         _int_arg("spool_max_bytes", 0),
         lambda env: env_int(OTEL_EXPERIMENTS_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_BYTES, env, minimum=0),
     ),
+    "redact": (
+        _redact_arg,
+        lambda env: parse_rules(env_str(OTEL_EXPERIMENTS_REDACT, "", env) or ""),
+    ),
+    "hash_user_ids_key": (
+        _hash_key_arg,
+        lambda env: env_str(OTEL_EXPERIMENTS_HASH_USER_IDS_KEY, None, env),
+    ),
 }
 
 
@@ -301,6 +337,10 @@ class ExporterSettings:
     spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
     #: bound on shutting down, flushes at exit included (``OTEL_EXPERIMENTS_SHUTDOWN_TIMEOUT``)
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT_S
+    #: attribute keys / JSON paths masked before export (``OTEL_EXPERIMENTS_REDACT``)
+    redact: tuple[str, ...] = ()
+    #: send HMAC-SHA256(key, user id) instead of user ids (secret, never in repr)
+    hash_user_ids_key: str | None = None
 
     @classmethod
     def resolve(cls, *, env: Env = None, **arguments: Any) -> ExporterSettings:
@@ -330,7 +370,8 @@ class ExporterSettings:
             f"compression={self.compression!r}, max_body_bytes={self.max_body_bytes!r}, "
             f"max_spans_per_request={self.max_spans_per_request!r}, "
             f"spool_dir={self.spool_dir!r}, spool_max_bytes={self.spool_max_bytes!r}, "
-            f"shutdown_timeout={self.shutdown_timeout!r})"
+            f"shutdown_timeout={self.shutdown_timeout!r}, redact={list(self.redact)!r}, "
+            f"hash_user_ids_key={'<redacted>' if self.hash_user_ids_key else None})"
         )
 
     @property

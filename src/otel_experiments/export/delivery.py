@@ -255,7 +255,10 @@ class HttpDelivery:
                 return Verdict.KEEP
             result = self._attempt(client, url, content, deadline)
             if result is None:
-                return Verdict.KEEP if self._closed else self._deadline_reached(count)
+                if self._closed:  # shutting down: the request was given up on
+                    self._stats.error("request abandoned at shutdown")
+                    return Verdict.KEEP
+                return self._deadline_reached(count)
             retry_after: float | None = None
             exc = result.error
             if isinstance(exc, httpx.TransportError):

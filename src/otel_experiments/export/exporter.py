@@ -33,6 +33,7 @@ from .._runtime.env import redact_url
 from .._runtime.logs import WarnOnce
 from ..events.bodies import Item, encode_bodies
 from ..events.convert import iter_span_events
+from ..events.redact import RedactHook, Redactor
 from ..models import validate_id
 from ..settings import ExporterSettings
 from .delivery import HttpDelivery
@@ -60,7 +61,8 @@ class ExperimentEventsExporter(SpanExporter):
     ``spool_max_bytes=0`` turns the spool off (undelivered bodies are dropped, counted).
     ``backoff_initial`` / ``backoff_max`` (seconds) shape the retry backoff;
     ``meter_provider`` receives the exporter's counters (default: the global one);
-    ``background_replay=False`` leaves spooled bodies to ``export()`` / ``force_flush()``.
+    ``background_replay=False`` leaves spooled bodies to ``export()`` / ``force_flush()``;
+    ``redact`` is a hook over each event about to be sent (:mod:`otel_experiments.events.redact`).
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class ExperimentEventsExporter(SpanExporter):
         backoff_max: float = 8.0,
         meter_provider: Any = None,
         background_replay: bool = True,
+        redact: RedactHook | None = None,
     ) -> None:
         if settings is None:
             settings = ExporterSettings.resolve(
@@ -97,6 +100,13 @@ class ExperimentEventsExporter(SpanExporter):
         self._enabled = _settings.enabled()
         self._shutdown = False
         self._warn_once = WarnOnce()
+        # masking happens before encoding: nothing unmasked reaches the wire or the spool
+        self._redactor = Redactor(settings.redact, hash_key=settings.hash_user_ids_key,
+                                  hook=redact)
+        for rule in self._redactor.invalid:
+            self._warn_once(f"redact:{rule}", "otel-experiments: %s: %r is not a JSON path "
+                            "this package understands; ignored", _settings.OTEL_EXPERIMENTS_REDACT,
+                            rule[:100])
         self._stats = DeliveryStats(
             meter_provider=meter_provider, server=urlsplit(settings.endpoint).hostname or ""
         )
@@ -173,6 +183,10 @@ class ExperimentEventsExporter(SpanExporter):
             )
             return SpanExportResult.FAILURE
 
+    def record_dropped(self, count: int, reason: str) -> None:
+        """Count spans lost before they reached :meth:`export` (a full queue, a shutdown)."""
+        self._stats.dropped(count, reason)
+
     def spool_spans(self, spans: Sequence[ReadableSpan], reason: str = "queue_full") -> None:
         """Keep spans for later without touching the network (the batch processor's
         overflow); counted as dropped for ``reason`` when the spool is off. Never raises."""
@@ -197,9 +211,9 @@ class ExperimentEventsExporter(SpanExporter):
         try:
             if not self._shutdown and self._enabled and self._replayer is not None:
                 budget = max(0.0, timeout_millis / 1000.0)
-                deadline = min(time.monotonic() + min(self.settings.timeout, budget),
-                               self._send_until)
-                ok = self._replayer.replay(deadline, wait=True)
+                now = time.monotonic()
+                deadline = min(now + min(self.settings.timeout, budget), self._send_until)
+                ok = self._replay_now(now, deadline)
         except Exception:
             ok = False
             self._warn_once(
@@ -236,7 +250,7 @@ class ExperimentEventsExporter(SpanExporter):
         if self._replayer is None or not self._enabled or self._shutdown:
             return True
         try:
-            return self._replayer.replay(min(deadline, self._send_until), wait=True)
+            return self._replay_now(time.monotonic(), min(deadline, self._send_until))
         except Exception:
             self._warn_once("unexpected-replay", "otel-experiments: unexpected error "
                             "replaying the spool", exc_info=True)
@@ -255,6 +269,27 @@ class ExperimentEventsExporter(SpanExporter):
             self._stats.log_summary(redact_url(self.settings.endpoint))
 
     # ------------------------------------------------------------------ internals
+
+    def _replay_now(self, now: float, deadline: float) -> bool:
+        assert self._replayer is not None
+        if self._send_until != float("inf"):
+            # shutting down: a backend that just failed gets no second wait of the budget
+            return self._replayer.maybe_replay(now, deadline, flush=True)
+        return self._replayer.replay(deadline, wait=True)
+
+    def _redact(self, redactor: Redactor, event: dict[str, Any],
+                metrics: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """The masked event, or ``None`` (counted): dropped by the hook, or the hook failed
+        (fail closed: a broken redaction never sends the unmasked span)."""
+        try:
+            masked = redactor(event, metrics)
+        except Exception:
+            self._warn_once("redact-hook", "otel-experiments: the redaction hook failed; "
+                            "the span is dropped, not sent unmasked", exc_info=True)
+            masked = None
+        if masked is None:
+            self._stats.dropped(1, "redacted")
+        return masked
 
     def _stop_sending(self) -> None:
         """Wake every request being waited for (its body goes to the spool), send no more."""
@@ -281,7 +316,13 @@ class ExperimentEventsExporter(SpanExporter):
                     exc_info=True,
                 )
         groups: dict[str, list[tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
+        redactor = self._redactor if self._redactor else None
         for experiment_id, event, metrics in iter_span_events(spans):
+            if redactor is not None:
+                masked = self._redact(redactor, event, metrics)
+                if masked is None:
+                    continue
+                event = masked
             group = groups.get(experiment_id)
             if group is None:
                 group = groups[experiment_id] = []

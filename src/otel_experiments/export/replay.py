@@ -146,11 +146,15 @@ class SpoolReplayer:
         if not ok:
             self.last_attempt = started
 
-    def maybe_replay(self, now: float, deadline: float) -> bool:
-        """:meth:`replay`, unless the last pass failed less than ``REPLAY_INTERVAL_S`` ago."""
+    def maybe_replay(self, now: float, deadline: float, *, flush: bool = False) -> bool:
+        """:meth:`replay`, unless the last pass failed less than ``REPLAY_INTERVAL_S`` ago.
+
+        Skipped, it is ``True`` for ``export()`` (its own spans decide its result) and,
+        for a ``flush``, whether the spool is empty.
+        """
         if not self.last_ok and now - self.last_attempt < REPLAY_INTERVAL_S:
-            return True
-        return self.replay(deadline)
+            return not self.spool.pending() if flush else True
+        return self.replay(deadline, wait=flush)
 
     def _pass(self, deadline: float) -> bool:
         delivered = 0

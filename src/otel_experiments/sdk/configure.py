@@ -8,9 +8,10 @@ set) and adds to it:
 * an :class:`~otel_experiments.ExperimentSpanProcessor`, unless the provider already
   has one (added by hand, by the ``opentelemetry-instrument`` instrumentor or by an
   earlier call);
-* a ``BatchSpanProcessor`` around an
-  :class:`~otel_experiments.ExperimentEventsExporter`, unless the provider
-  already exports to one (for example through ``OTEL_TRACES_EXPORTER=experiments``).
+* an :class:`~otel_experiments.sdk.batch.ExperimentBatchSpanProcessor` around an
+  :class:`~otel_experiments.ExperimentEventsExporter` (bounded queue, flush and
+  shutdown), unless the provider already exports to one (for example through
+  ``OTEL_TRACES_EXPORTER=experiments``).
 
 It is idempotent: calling it again returns the same :class:`ExperimentsHandle`, so
 every span is exported once. :meth:`ExperimentsHandle.shutdown` flushes and shuts down
@@ -36,10 +37,12 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 
 from .. import settings as settings_module
 from .._compat import span_processors
+from ..events.redact import RedactHook
 from ..export.exporter import ExperimentEventsExporter
 from ..export.report import DeliveryReport
 from ..models import ExperimentLike
 from ..settings import ExporterSettings
+from .batch import ExperimentBatchSpanProcessor
 from .processor import FROM_ENV, ExperimentSpanProcessor
 
 if TYPE_CHECKING:
@@ -234,8 +237,10 @@ class ExperimentsHandle:
             except Exception:
                 ok = False
                 logger.warning("otel-experiments: force_flush failed", exc_info=True)
-        for exporter in self._reporting:
-            if isinstance(exporter, ExperimentEventsExporter):
+        flushed = {id(proc.span_exporter) for proc in self.span_processors
+                   if isinstance(proc, ExperimentBatchSpanProcessor)}
+        for exporter in self._reporting:  # replay the spool (our batch processor did)
+            if isinstance(exporter, ExperimentEventsExporter) and id(exporter) not in flushed:
                 ok = exporter.force_flush(_millis_left(deadline)) and ok
         return ok
 
@@ -313,6 +318,7 @@ def configure(
     compression: str | None = None,
     trust_baggage: bool | None = None,
     default_experiment: ExperimentLike | object | None = FROM_ENV,
+    redact: RedactHook | None = None,
 ) -> ExperimentsHandle:
     """Stamp spans with their experiment and export them as experiment events.
 
@@ -330,10 +336,13 @@ def configure(
         shutdown_timeout: seconds ``handle.shutdown()`` and the exit flush may take
             (``OTEL_EXPERIMENTS_SHUTDOWN_TIMEOUT``, default 5), whatever the backend does.
         export: false to only stamp spans (another exporter ships them).
-        batch: wrap the exporter in a ``BatchSpanProcessor`` (default) rather than a
+        batch: wrap the exporter in an ``ExperimentBatchSpanProcessor`` (default; the
+            SDK's ``BatchSpanProcessor`` for another exporter) rather than a
             ``SimpleSpanProcessor``.
         trust_baggage, default_experiment: passed to
             :class:`~otel_experiments.ExperimentSpanProcessor` when one is added.
+        redact: a hook over each event about to be sent (returns the event, or ``None``
+            to drop it); ``OTEL_EXPERIMENTS_REDACT`` masks keys and JSON paths.
 
     Returns:
         An :class:`ExperimentsHandle`; the same one on repeated calls for the same
@@ -348,6 +357,7 @@ def configure(
     requested: dict[str, object] = {
         key: value for key, value in (
             ("exporter", exporter), ("settings", settings), ("trust_baggage", trust_baggage),
+            ("redact", redact),
             *exporter_arguments.items(),
         ) if value is not None
     }
@@ -409,11 +419,16 @@ def configure(
                 )
             else:
                 if exporter is None:
-                    exporter = ExperimentEventsExporter(settings=settings)
+                    exporter = ExperimentEventsExporter(settings=settings, redact=redact)
                 used_exporter = exporter
-                export_processor: SpanProcessor = (
-                    BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
-                )
+                export_processor: SpanProcessor
+                if not batch:
+                    export_processor = SimpleSpanProcessor(exporter)
+                elif isinstance(exporter, ExperimentEventsExporter):
+                    # bounded queue (overflow spooled), flush and shutdown
+                    export_processor = ExperimentBatchSpanProcessor(exporter)
+                else:
+                    export_processor = BatchSpanProcessor(exporter)
                 provider.add_span_processor(export_processor)
                 owned.append(export_processor)
 
