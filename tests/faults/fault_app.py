@@ -5,7 +5,8 @@ Usage: fault_app.py ENDPOINT EXPERIMENT --spans N --ids FILE [--rate R] [--then 
 Produces N ``start_observe`` spans (each with one ``score`` metric) under EXPERIMENT,
 ``--rate`` per second (0: as fast as it can; ``--until FILE``: stop early once FILE
 exists), writing each span id to FILE as soon as
-the span has ended, then prints ``produced <count>``. Then, by MODE:
+the span has ended, then prints ``produced <count> in <seconds>s slowest <seconds>s`` (the slowest
+span, ``span.end()`` included). Then, by MODE:
 
 * ``idle``: no further traffic at all (no span, no flush): sleeps until killed;
 * ``exit``: returns from the script (the interpreter's exit flushes);
@@ -68,20 +69,25 @@ def main() -> None:
     print(f"configured exporter={type(handle.exporter).__name__}", flush=True)
     pause = 1.0 / args.rate if args.rate > 0 else 0.0
     produced = 0
+    slowest = 0.0
+    started = time.perf_counter()
     with open(args.ids, "a", encoding="ascii") as ids:
         for i in range(args.spans):
             if args.until is not None and os.path.exists(args.until):
                 break
+            begin = time.perf_counter()
             with start_observe("faults", "unit", experiment=args.experiment) as span:
                 span.set_input({"i": i})
                 span.set_output(f"out-{i}")
                 span.add_metric("score", i / max(1, args.spans))
+            slowest = max(slowest, time.perf_counter() - begin)  # span.end() included
             ids.write(span.span_id + "\n")
             ids.flush()
             produced += 1
             if pause:
                 time.sleep(pause)
-    print(f"produced {produced}", flush=True)
+    print(f"produced {produced} in {time.perf_counter() - started:.3f}s "
+          f"slowest {slowest:.3f}s", flush=True)
 
     if args.then == "idle":
         while True:

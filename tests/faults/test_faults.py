@@ -140,6 +140,28 @@ def test_responses_slower_than_the_timeout(fault_server: ServerProcess, proxy: F
     assert report is not None and report["replayed"] > 0  # not by a later export: none came
 
 
+def test_queue_overflow_under_a_slow_backend_is_spooled_not_lost(
+        fault_server: ServerProcess, proxy: FaultProxy, start_app: Callable[..., App]) -> None:
+    """Back-pressure: spans come faster than a stalled backend takes them and overflow
+    the queue (2,048); the overflow goes to the spool (never dropped) and span.end() never
+    waits for the network."""
+    spans = 5000
+    proxy.plan(*[Action.delay_forward(2.0)] * 4, default=Action.forward())
+    # a steady 1,500 spans/s: faster than the stalled backend, well within what the spill
+    # thread writes to disk (benchmarks/bench_load.py measures the as-fast-as-it-can case)
+    app = start_app(proxy.url, new_experiment(), spans=spans, rate=1500, then="stdin", env=app_env(
+        OTEL_EXPERIMENTS_TIMEOUT="5", OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST="500"))
+    out = app.wait_output(f"produced {spans} ")
+    slowest = float(out.split("slowest ")[1].split("s")[0])
+    got = wait_stored(fault_server.base_url, app.experiment, spans, DELIVERY_WAIT_S + 15)
+    report = _report("queue-overflow", spans, got.span_ids, proxy, app)
+    assert_exactly_once(got, app.produced_ids())
+    _assert_report(report, delivered=spans)
+    assert report is not None and report["spooled"] > 0  # the queue did overflow
+    # requests were held 2 s each: a span.end() waiting on the network would show
+    assert slowest < 1.0, slowest
+
+
 def test_connection_refused_for_a_while(fault_server: ServerProcess, proxy: FaultProxy,
                                         start_app: Callable[..., App], spool_dir: Path) -> None:
     proxy.refusing()
