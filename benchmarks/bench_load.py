@@ -11,8 +11,8 @@ with one input and one metric each, through the SDK ``BatchSpanProcessor`` (defa
 settings) and ``ExperimentEventsExporter``. Two runs:
 
 * ``steady``: the server up all along;
-* ``outage``: the server stopped (and the endpoint refusing connections) for
-  ``--outage`` seconds in the middle of the run, then started again.
+* ``outage``: the endpoint refuses connections for ``--outage`` seconds in the middle
+  of the run; the server is stopped at its start and started again during it.
 
 After the production phase the application goes idle (no flush, no shutdown) and the
 benchmark waits until the server holds everything or stops making progress. Reported per
@@ -131,8 +131,11 @@ def one_run(name: str, duration: float, outage: float, work: Path) -> dict[str, 
             down = time.monotonic() - started
             proxy.refusing()
             server.stop()
-            time.sleep(outage)
+            # the server starts again during the outage (it takes a few seconds); the
+            # endpoint refuses connections for exactly ``outage`` seconds
+            time.sleep(outage / 2)
             server.start()
+            time.sleep(max(0.0, down + outage - (time.monotonic() - started)))
             proxy.listen()
             outage_at = (down, time.monotonic() - started)
         line = app.stdout.readline().split()
