@@ -95,7 +95,7 @@ def exporter_path(exporter: ExperimentEventsExporter, spans: Sequence[ReadableSp
     groups: dict[str, list[tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
     for experiment_id, event, metrics in iter_span_events(spans):
         groups.setdefault(experiment_id, []).append((event, metrics))
-    limits = (exporter.max_body_bytes, exporter.max_spans_per_request)
+    limits = (exporter.settings.max_body_bytes, exporter.settings.max_spans_per_request)
     return [body for items in groups.values() for body, _ in encode_bodies(items, *limits)[0]]
 
 

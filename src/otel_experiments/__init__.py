@@ -14,6 +14,12 @@ __version__ = "0.1.0"
 
 #: public name -> the module defining it
 _EXPORTS: dict[str, str] = {
+    "AsyncExperimentsClient": ".client",
+    "ExperimentsClient": ".client",
+    "Metric": ".runner",
+    "eval_dataset": ".runner",
+    "experiment": ".runner",
+    "run_experiment": ".runner",
     "ContextExecutor": ".context.threads",
     "DeliveryReport": ".export.report",
     "Experiment": ".models",
@@ -37,15 +43,18 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "AsyncExperimentsClient",
     "ContextExecutor",
     "DeliveryReport",
     "Experiment",
     "ExperimentEventsExporter",
     "ExperimentScope",
     "ExperimentSpanProcessor",
+    "ExperimentsClient",
     "ExperimentsHandle",
     "ExporterSettings",
     "Identity",
+    "Metric",
     "ObservedSpan",
     "Organization",
     "TraceExperiment",
@@ -55,12 +64,16 @@ __all__ = [
     "configure",
     "current_experiment",
     "current_identity",
+    "eval_dataset",
+    "experiment",
     "experiment_context",
     "observe",
+    "run_experiment",
     "start_observe",
 ]
 
 if TYPE_CHECKING:
+    from .client import AsyncExperimentsClient, ExperimentsClient
     from .context.active import current_experiment, current_identity
     from .context.experiment_context import experiment_context
     from .context.scope import ExperimentScope
@@ -70,6 +83,7 @@ if TYPE_CHECKING:
     from .models import Experiment, Identity, Organization, TraceExperiment, User
     from .observation.span import ObservedSpan, observe
     from .observation.start import start_observe
+    from .runner import Metric, eval_dataset, experiment, run_experiment
     from .sdk.configure import ExperimentsHandle, configure
     from .sdk.processor import ExperimentSpanProcessor
     from .settings import ExporterSettings

@@ -125,7 +125,7 @@ class ExperimentEventsExporter(SpanExporter):
             Spool(settings.spool_dir, settings.endpoint, settings.spool_max_bytes,
                   credentials=settings.credentials, warn_once=self._warn_once,
                   on_loss=self._stats.dropped)
-            if settings.spool_max_bytes > 0
+            if settings.spool_max_bytes > 0 and settings.endpoint
             else None
         )
         self._replayer = (
@@ -300,6 +300,15 @@ class ExperimentEventsExporter(SpanExporter):
     def _export(self, spans: Sequence[ReadableSpan], send: bool = True) -> SpanExportResult:
         if not self._enabled:
             return SpanExportResult.SUCCESS
+        if not self.settings.endpoint:  # refused at configuration (already logged)
+            self._stats.dropped(len(spans), "no_endpoint")
+            self._warn_once(
+                "no-endpoint",
+                "otel-experiments: %d span(s) dropped: no usable endpoint is configured "
+                "(see the earlier warning about %s)",
+                len(spans), _settings.OTEL_EXPERIMENTS_ENDPOINT,
+            )
+            return SpanExportResult.FAILURE
         start = time.monotonic()
         deadline = min(start + self.settings.timeout, self._send_until) if send else start
         replayed = True

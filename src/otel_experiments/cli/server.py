@@ -1,10 +1,12 @@
-"""``otel-experiments`` command line. Each subcommand is a small function over the library."""
+"""``otel-experiments serve`` and ``otel-experiments migrate``: the local server."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from typing import Any
+
+from ._common import command
 
 
 def _add_database_url(parser: argparse.ArgumentParser) -> None:
@@ -23,8 +25,8 @@ def _serve(args: argparse.Namespace) -> int:
         import uvicorn
         from sqlalchemy.exc import SQLAlchemyError
 
-        from .server import ServerSettings, create_app
-        from .server.settings import (
+        from ..server import ServerSettings, create_app
+        from ..server.settings import (
             LOOPBACK_HOSTS,
             api_keys_from_env,
             default_database_url,
@@ -62,8 +64,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from .server.db import create_engine, current_revision, migrate
-    from .server.settings import default_database_url
+    from ..server.db import create_engine, current_revision, migrate
+    from ..server.settings import default_database_url
 
     engine = create_engine(args.database_url or default_database_url())
     try:
@@ -74,13 +76,14 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .server.settings import DEFAULT_HOST, DEFAULT_PORT  # no server extra needed
+def add_parsers(sub: Any) -> None:
+    from ..server.settings import DEFAULT_HOST, DEFAULT_PORT  # no server extra needed
 
-    parser = argparse.ArgumentParser(prog="otel-experiments")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    serve = sub.add_parser("serve", help="run the local experiments server")
+    serve = command(sub, "serve", "run the local experiments server", [
+        "otel-experiments serve",
+        "otel-experiments serve --port 9000 --database-url sqlite:///experiments.db",
+        "otel-experiments serve --host 0.0.0.0 --api-key \"$KEY\"",
+    ])
     serve.add_argument("--host", default=DEFAULT_HOST,
                        help=f"address to listen on (default: {DEFAULT_HOST}; a non-loopback "
                        "address needs --api-key or --insecure)")
@@ -102,18 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="log one line per request (the default; undoes --no-access-log)")
     serve.set_defaults(func=_serve)
 
-    mig = sub.add_parser("migrate", help="upgrade the server database schema")
+    mig = command(sub, "migrate", "upgrade the server database schema", [
+        "otel-experiments migrate --database-url postgresql+psycopg://u:p@db/experiments",
+    ])
     _add_database_url(mig)
     mig.add_argument("--revision", default="head")
     mig.set_defaults(func=_migrate)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    result: int = args.func(args)
-    return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())
