@@ -4,6 +4,7 @@
 module            concept
 ================  ===============================================================
 :mod:`.exporter`  ``ExperimentEventsExporter`` (the SDK ``SpanExporter``)
+:mod:`.sending`   ``GroupSender``: one experiment's bodies sent, split or kept
 :mod:`.rules`     the delivery rules: ``classify()`` of an answer (stated once)
 :mod:`.delivery`  ``HttpDelivery``: pooled httpx client, gzip, retries in a deadline
 :mod:`.posting`   one POST as a thread target, response read with a bound

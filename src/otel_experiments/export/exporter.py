@@ -31,7 +31,6 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from .. import settings as _settings
 from .._runtime.env import redact_url
 from .._runtime.logs import WarnOnce
-from ..events.bodies import Item, encode_bodies
 from ..events.convert import iter_span_events
 from ..events.redact import RedactHook, Redactor
 from ..models import validate_id
@@ -39,7 +38,7 @@ from ..settings import ExporterSettings
 from .delivery import HttpDelivery
 from .replay import REPLAY_INTERVAL_S, SpoolReplayer
 from .report import DeliveryReport, DeliveryStats
-from .rules import Verdict
+from .sending import GroupSender
 from .spool import Spool
 
 __all__ = ["EVENTS_PATH", "REPLAY_INTERVAL_S", "ExperimentEventsExporter"]
@@ -128,6 +127,8 @@ class ExperimentEventsExporter(SpanExporter):
             if settings.spool_max_bytes > 0 and settings.endpoint
             else None
         )
+        self._sender = GroupSender(settings, self._delivery, self._spool, self._stats,
+                                   self._warn_once, _events_path)
         self._replayer = (
             SpoolReplayer(self._spool, self._delivery, settings.endpoint, self._stats,
                           timeout=settings.timeout, background=background_replay and self._enabled)
@@ -301,6 +302,7 @@ class ExperimentEventsExporter(SpanExporter):
         if not self._enabled:
             return SpanExportResult.SUCCESS
         if not self.settings.endpoint:  # refused at configuration (already logged)
+            self._stats.dropped(len(spans), "no_endpoint")
             self._warn_once(
                 "no-endpoint",
                 "otel-experiments: %d span(s) dropped: no usable endpoint is configured "
@@ -351,7 +353,9 @@ class ExperimentEventsExporter(SpanExporter):
                 )
                 continue
             try:
-                group_ok, group_spooled = self._export_group(experiment_id, items, deadline, send)
+                group_ok, group_spooled = self._sender.send_group(
+                    experiment_id, items, deadline, send
+                )
             except Exception:  # this experiment only: the others still go out
                 group_ok, group_spooled = False, 0
                 self._stats.dropped(len(items), "unexpected")
@@ -378,102 +382,6 @@ class ExperimentEventsExporter(SpanExporter):
         if self._replayer is not None and send:
             self._replayer.note_export(start, ok and replayed)
         return SpanExportResult.SUCCESS if ok and replayed else SpanExportResult.FAILURE
-
-    def _export_group(
-        self, experiment_id: str, items: list[Item], deadline: float, send: bool = True
-    ) -> tuple[bool, int]:
-        """Encode and send one experiment's spans; ``(all delivered, spans spooled)``.
-
-        A body the server rejects for its content (400/413/422) is split in halves and
-        each half sent on its own, so one span the server refuses costs only itself,
-        not the batch it travelled in.
-        """
-        ok = True
-        spooled = 0
-        refused = 0
-        bodies, dropped = self._encode(items)
-        path = _events_path(experiment_id)
-        url = self.settings.endpoint + path
-        pending = list(reversed(bodies))  # a stack: halves go next, in order
-        while pending:
-            body, held = pending.pop()
-            content = self._delivery.encode(body)
-            if not send:  # straight to the spool (overflow)
-                spooled += self._keep(path, content, len(held))
-                ok = False
-                continue
-            try:
-                verdict = self._delivery.send_encoded(url, content, len(held), deadline)
-            except Exception:
-                self._warn_once(
-                    "unexpected-send",
-                    "otel-experiments: unexpected error sending %d span(s) of experiment %r; "
-                    "kept for later",
-                    len(held),
-                    experiment_id[:80],
-                    exc_info=True,
-                )
-                # keep this body and the ones not tried yet
-                spooled += self._keep(path, content, len(held))
-                for rest_body, rest in reversed(pending):
-                    spooled += self._keep(path, self._delivery.encode(rest_body), len(rest))
-                return False, spooled
-            if verdict is Verdict.DELIVERED:
-                self._stats.delivered(len(held))
-                continue
-            ok = False
-            if verdict is Verdict.KEEP:
-                spooled += self._keep(path, content, len(held))
-            elif verdict is Verdict.SPLIT and len(held) > 1:
-                half = len(held) // 2
-                for part in (held[half:], held[:half]):
-                    parts, lost = self._encode(part)
-                    dropped += lost
-                    pending.extend(reversed(parts))
-            else:
-                refused += len(held)
-        if refused:
-            self._stats.dropped(refused, "rejected")
-        if dropped:
-            self._stats.dropped(dropped, "encoding")
-            self._warn_once(
-                "encode", "otel-experiments: %d span(s) could not be JSON-encoded", dropped
-            )
-        if refused and refused < len(items):
-            self._warn_once(
-                "refused",
-                "otel-experiments: the server refused %d span(s) of a batch of %d; the "
-                "others were sent on their own",
-                refused,
-                len(items),
-            )
-        return ok and not dropped, spooled
-
-    def _encode(self, items: list[Item]) -> tuple[list[tuple[bytes, list[Item]]], int]:
-        return encode_bodies(
-            items, self.settings.max_body_bytes, self.settings.max_spans_per_request, self._warn_oversize
-        )
-
-    def _keep(self, path: str, content: bytes, count: int) -> int:
-        """Spool one undelivered body; the number of spans kept (0: dropped, logged)."""
-        if self._spool is None:
-            self._stats.dropped(
-                count, "spool_off", f"{_settings.OTEL_EXPERIMENTS_SPOOL_MAX_BYTES}=0"
-            )
-            return 0
-        # a failed put is counted by the spool (spool_full / spool_error)
-        if not self._spool.put(path, content, count, self._delivery.content_encoding):
-            return 0
-        self._stats.spooled(count)
-        return count
-
-    def _warn_oversize(self, size: int) -> None:
-        self._warn_once(
-            "oversize",
-            "otel-experiments: one span is %d bytes, over max_body_bytes=%d; sending it alone",
-            size,
-            self.settings.max_body_bytes,
-        )
 
 
 def _events_path(experiment_id: str) -> str:

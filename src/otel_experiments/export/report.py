@@ -48,6 +48,7 @@ DROP_REASONS: Final = (
     "queue_full",             # the batch processor's queue was full and no spool
     "shutdown",               # handed over after shutdown, or left when its budget ran out
     "redacted",               # the redaction hook returned None, or failed (fail closed)
+    "no_endpoint",            # no usable endpoint was configured
     "unexpected",             # a bug: logged with its traceback
 )
 
