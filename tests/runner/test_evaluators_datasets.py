@@ -116,3 +116,16 @@ def test_datasets_from_lists_jsonl_csv_json(tmp_path: Path) -> None:
         load_dataset(tmp_path / "d.txt")
     with pytest.raises(DatasetError, match="metadata must be an object"):
         load_dataset([{"input": 1, "metadata": [1]}])
+
+
+def test_progress_bar_on_and_off(capsys: pytest.CaptureFixture[str]) -> None:
+    from otel_experiments.runner.progress import Progress
+
+    with Progress(3, "run", enabled=True) as bar:
+        assert bar._bar is not None  # rich is installed with the [runner] extra
+        for failed in (False, True, False):
+            bar.advance(failed=failed)
+    assert bar.failed == 1
+    with Progress(3, "run", enabled=False) as quiet:
+        quiet.advance()
+    assert quiet._bar is None and capsys.readouterr().out == ""

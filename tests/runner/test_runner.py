@@ -61,7 +61,9 @@ def test_sync_run_with_failure_read_back(client: ExperimentsClient, provider: An
     assert stored.status == "COMPLETED" and stored.name == name
     assert stored.config == {"model": "adder", "temperature": 0}
     assert stored.dataset_id == ds.id and stored.dataset_version == 1
-    assert stored.metadata["reproducibility"]["python"]
+    repro = stored.metadata["reproducibility"]
+    assert repro["python"] and repro["packages"]["opentelemetry-sdk"]
+    assert len(repro["git"]["commit"]) == 40 and isinstance(repro["git"]["dirty"], bool)
     assert stored.metadata["dataset"]["record_count"] == 6
     assert stored.metadata["summary"]["evaluations"]["accuracy"] == 4 / 6
 
