@@ -49,6 +49,7 @@ from .render import (
 from .routes import records as records_routes
 from .settings import ServerSettings
 from .store import Store, new_id
+from .ui import install as install_ui
 from .validation import (
     attributes,
     document_data,
@@ -396,6 +397,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             receive_otlp, store, body, content_type, settings.max_items_per_request)
         return otlp_response(result, content_type)
 
+    install_ui(app)
     if settings.api_keys:
         app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
     if settings.allowed_hosts is not None:
