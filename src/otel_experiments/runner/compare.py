@@ -66,7 +66,9 @@ def _winner(label: str, a: float | None, b: float | None, eps: float = 1e-12) ->
     return "B" if better_b else "A"
 
 
-def _headline(result: ExperimentResult, label: str) -> float | None:
+def headline(result: ExperimentResult, label: str) -> float | None:
+    """A run's number for ``label``: a metric's pass rate / mean, a summary evaluation,
+    ``error_rate``, ``latency_p50_ms`` or ``latency_p95_ms``."""
     if label == "error_rate":
         value = result.summary.get("error_rate")
     elif label.startswith("latency_"):
@@ -117,7 +119,7 @@ def compare(a: ExperimentResult, b: ExperimentResult) -> Comparison:
     out = Comparison(a, b)
     labels = list(dict.fromkeys([*a.labels(), *b.labels()]))
     for label in [*labels, "error_rate", "latency_p50_ms", "latency_p95_ms"]:
-        va, vb = _headline(a, label), _headline(b, label)
+        va, vb = headline(a, label), headline(b, label)
         out.metrics.append(MetricDelta(label, va, vb, _winner(label, va, vb)))
     by_id = {r.record_id: r for r in a.records}
     for rb in b.records:
@@ -133,4 +135,4 @@ def compare(a: ExperimentResult, b: ExperimentResult) -> Comparison:
     return out
 
 
-__all__ = ["Comparison", "MetricDelta", "RecordChange", "compare"]
+__all__ = ["LOWER_IS_BETTER", "Comparison", "MetricDelta", "RecordChange", "compare", "headline"]
