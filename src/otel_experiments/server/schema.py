@@ -123,7 +123,8 @@ metrics = sa.Table(
     sa.Column("categorical_value", sa.Text, nullable=True),
     sa.Column("boolean_value", sa.Boolean, nullable=True),
     sa.Column("timestamp_ms", sa.BigInteger, nullable=True),
-    sa.Column("doc", sa.Text, nullable=False),
+    #: The metric as sent; NULL (revision 0006) when the columns above hold it exactly.
+    sa.Column("doc", sa.Text, nullable=True),
     sa.UniqueConstraint(
         "experiment_id", "span_id", "metric_type", "label", name="uq_metrics_experiment_span_label"
     ),

@@ -56,6 +56,15 @@ def is_root_parent(parent_id: str | None) -> bool:
     return parent_id is None or parent_id in _ROOT_PARENTS
 
 
+def _metric_from_columns(row: Any) -> dict[str, Any]:
+    """A metric stored without ``doc`` (its columns hold it exactly: ``ingest._metric_doc``),
+    rebuilt with the members in the order the exporter sends them."""
+    value_key = f"{row.metric_type}_value"
+    return {"span_id": row.span_id, "trace_id": row.trace_id, "metric_type": row.metric_type,
+            "label": row.label, value_key: row._mapping[value_key],
+            "timestamp_ms": row.timestamp_ms}
+
+
 def _experiment_hints(experiment_id: str, span_rows: list[SpanRow]) -> tuple[str, str | None]:
     """Name and feature slug for an auto-created experiment: the first valid ones sent."""
     name, slug = experiment_id, None
@@ -229,12 +238,16 @@ class EventQueries(StoreBase):
             by_span: dict[str, list[Any]] = {}
             ids = [r["span_id"] for r in page.rows]
             if ids:
-                for span_id, doc in conn.execute(
-                    sa.select(metrics.c.span_id, metrics.c.doc)
-                    .where(metrics.c.experiment_id == experiment_id, metrics.c.span_id.in_(ids))
-                    .order_by(metrics.c.seq)
+                m = metrics.c
+                for row in conn.execute(
+                    sa.select(m.doc, m.span_id, m.trace_id, m.metric_type, m.label,
+                              m.score_value, m.categorical_value, m.boolean_value,
+                              m.timestamp_ms)
+                    .where(m.experiment_id == experiment_id, m.span_id.in_(ids))
+                    .order_by(m.seq)
                 ):
-                    by_span.setdefault(span_id, []).append(loads(doc))
+                    by_span.setdefault(row.span_id, []).append(
+                        _metric_from_columns(row) if row.doc is None else loads(row.doc))
         out = []
         for r in page.rows:
             doc = loads(r["doc"])
