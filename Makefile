@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test bench lint install clean
+.PHONY: demo test bench bench-server-full lint install clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,10 @@ bench: $(STAMP)
 	$(PYTHON) benchmarks/bench_processor.py
 	@if [ -f benchmarks/bench_exporter.py ]; then echo; $(PYTHON) benchmarks/bench_exporter.py; fi
 	@if [ -f benchmarks/bench_server.py ]; then echo; $(PYTHON) benchmarks/bench_server.py --quick; fi
+
+# The server benchmark at full size (300k-span growth, summary at 100k and 1M spans): ~30 min.
+bench-server-full: $(STAMP)
+	$(PYTHON) benchmarks/bench_server.py --million
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

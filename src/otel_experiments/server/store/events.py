@@ -24,6 +24,8 @@ SPAN_COLUMNS = ("span_id", "trace_id", "parent_id", "name", "start_ns", "duratio
 METRIC_COLUMNS = ("span_id", "trace_id", "metric_type", "label", "score_value",
                   "categorical_value", "boolean_value", "timestamp_ms", "doc")
 MetricRow = tuple[Any, ...]
+_EXPERIMENT_COLUMNS = ("id", "name", "description", "feature_slug", "status", "config",
+                       "metadata", "created_at", "updated_at")
 #: Per table: the inserted columns (a full row's order) and the unique key deduplicating it.
 _INSERTS = {
     "spans": (("experiment_id", "received_at", *SPAN_COLUMNS), ("experiment_id", "span_id")),
@@ -168,13 +170,13 @@ class EventQueries(StoreBase):
                 metric_rows: list[MetricRow]) -> IngestResult:
         name, slug = _experiment_hints(experiment_id, span_rows)
         now = now_iso()
-        created = conn.execute(
-            self._insert(experiments)
-            .values(id=experiment_id, name=name, description="", feature_slug=slug,
-                    status="RUNNING", config="{}", metadata="{}", created_at=now,
-                    updated_at=now)
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(experiments.c.seq)
+        # Driver-level SQL: building the Core statement cost more than running it.
+        mark = "?" if self.sqlite else "%s"
+        created = conn.exec_driver_sql(
+            f"INSERT INTO experiments ({', '.join(_EXPERIMENT_COLUMNS)}) VALUES "
+            f"({', '.join([mark] * len(_EXPERIMENT_COLUMNS))}) ON CONFLICT (id) DO NOTHING "
+            "RETURNING seq",
+            (experiment_id, name, "", slug, "RUNNING", "{}", "{}", now, now),
         ).first() is not None
         accepted_spans = accepted_metrics = 0
         if span_rows:
