@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PYTHON) examples/demo.py
+	$(VENV)/bin/otel-experiments demo
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -q
@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(PYTHON) benchmarks/bench_processor.py
 	@if [ -f benchmarks/bench_exporter.py ]; then echo; $(PYTHON) benchmarks/bench_exporter.py; fi
 	@if [ -f benchmarks/bench_server.py ]; then echo; $(PYTHON) benchmarks/bench_server.py --quick; fi
+	@echo; $(PYTHON) benchmarks/bench_runner.py
 
 # The server benchmark at full size (300k-span growth, summary at 100k and 1M spans): ~30 min.
 bench-server-full: $(STAMP)

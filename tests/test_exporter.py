@@ -29,10 +29,12 @@ from werkzeug import Request, Response
 
 from helpers import free_port
 from otel_experiments import attributes as A
-from otel_experiments import config
+from otel_experiments import settings as config
+from otel_experiments._runtime.env import redact_url
 from otel_experiments.events import dumps, load_events_schema, spans_to_event_bodies
-from otel_experiments.exporter import ExperimentEventsExporter, parse_retry_after, redact_url
-from otel_experiments.metrics import record_metric
+from otel_experiments.export.exporter import ExperimentEventsExporter
+from otel_experiments.export.rules import parse_retry_after
+from otel_experiments.observation.metrics import record_metric
 
 VALIDATOR = jsonschema.Draft202012Validator(load_events_schema())
 SECRET_KEY = "sk-super-secret-0123456789"
@@ -152,26 +154,26 @@ def flatten(bodies: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[di
 
 def test_constructible_with_no_arguments_and_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     exp = ExperimentEventsExporter()
-    assert exp.endpoint == config.DEFAULT_ENDPOINT
-    assert exp.compression == "gzip"
-    assert exp.max_body_bytes == 4 * 1024 * 1024
+    assert exp.settings.endpoint == config.DEFAULT_ENDPOINT
+    assert exp.settings.compression == "gzip"
+    assert exp.settings.max_body_bytes == 4 * 1024 * 1024
     exp.shutdown()
     monkeypatch.setenv(config.OTEL_EXPERIMENTS_ENDPOINT, "http://127.0.0.1:9/base/")
     monkeypatch.setenv(config.OTEL_EXPERIMENTS_COMPRESSION, "none")
     monkeypatch.setenv(config.OTEL_EXPERIMENTS_TIMEOUT, "2.5")
     monkeypatch.setenv(config.OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST, "7")
     exp = ExperimentEventsExporter()
-    assert exp.endpoint == "http://127.0.0.1:9/base"
-    assert exp.compression == "none" and exp.timeout == 2.5 and exp.max_spans_per_request == 7
+    assert exp.settings.endpoint == "http://127.0.0.1:9/base"
+    assert exp.settings.compression == "none" and exp.settings.timeout == 2.5 and exp.settings.max_spans_per_request == 7
     assert exp.events_url("a/b c") == (
         "http://127.0.0.1:9/base/api/v2/llm-obs/v1/experiments/a%2Fb%20c/events"
     )
     from opentelemetry.exporter.otlp.proto.http import Compression
 
-    assert ExperimentEventsExporter(compression=Compression.NoCompression).compression == "none"  # type: ignore[arg-type]
+    assert ExperimentEventsExporter(compression=Compression.NoCompression).settings.compression == "none"  # type: ignore[arg-type]
     # constructor arguments win over the environment
     exp = ExperimentEventsExporter(compression="gzip", timeout=1, max_spans_per_request=3)
-    assert exp.compression == "gzip" and exp.timeout == 1 and exp.max_spans_per_request == 3
+    assert exp.settings.compression == "gzip" and exp.settings.timeout == 1 and exp.settings.max_spans_per_request == 3
     exp.shutdown()
 
 
@@ -213,8 +215,8 @@ def test_bad_env_values_warn_and_fall_back(
     monkeypatch.setenv("OTEL_EXPERIMENTS_ENDPOINT", "ftp://nope-env")
     monkeypatch.setenv("OTEL_EXPERIMENTS_COMPRESSION", "brotli-env")
     exp = ExperimentEventsExporter()
-    assert exp.endpoint == config.DEFAULT_ENDPOINT
-    assert exp.compression == "gzip"
+    assert exp.settings.endpoint == ""  # refused: never the default server instead
+    assert exp.settings.compression == "gzip"
     text = caplog.text
     assert "OTEL_EXPERIMENTS_ENDPOINT" in text and "OTEL_EXPERIMENTS_COMPRESSION" in text
 
@@ -461,7 +463,7 @@ def test_dead_endpoint_never_raises(tracer: Tracer, mem: InMemorySpanExporter) -
     exp = exporter(f"http://127.0.0.1:{free_port()}", timeout=0.3)
     start = time.monotonic()
     assert exp.export(make_spans(tracer, mem, 3)) is SpanExportResult.FAILURE
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 2.0  # 0.3 s of timeout, plus spooling on a loaded machine
     exp.shutdown()
 
 
@@ -690,4 +692,18 @@ def test_nothing_listening_gives_up_fast_within_a_long_timeout(
     assert time.monotonic() - start < 2.0
     assert "unreachable (ConnectError) after 3 attempts" in caplog.text
     assert "spooled 3 span(s)" in caplog.text
+    exp.shutdown()
+
+
+def test_https_to_a_plain_http_server_is_hinted_and_names_the_url(
+    tracer: Tracer, mem: InMemorySpanExporter, caplog: pytest.LogCaptureFixture,
+    endpoint: str,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="otel_experiments")
+    tls_endpoint = endpoint.replace("http://", "https://")
+    exp = ExperimentEventsExporter(endpoint=tls_endpoint, timeout=5.0, backoff_initial=0.05)
+    assert exp.export(make_spans(tracer, mem, 2)) is SpanExportResult.FAILURE
+    assert f"POST {tls_endpoint}/api/v2/llm-obs/v1/experiments/" in caplog.text
+    assert "does the server speak plain http://?" in caplog.text
+    assert "spooled 2 span(s)" in caplog.text
     exp.shutdown()

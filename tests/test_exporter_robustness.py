@@ -30,9 +30,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from helpers import warnings_of
+from otel_experiments import ExperimentEventsExporter
 from otel_experiments import attributes as A
-from otel_experiments.exporter import ExperimentEventsExporter
-from otel_experiments.spool import Spool, endpoint_key
+from otel_experiments.export.spool import Spool, endpoint_key
 
 SLACK = 0.35  # seconds allowed past the export timeout
 SECRET_KEY = "sk-robust-secret-0123456789"

@@ -27,12 +27,12 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from helpers import free_port, warnings_of
+from otel_experiments import ExperimentEventsExporter
 from otel_experiments import attributes as A
-from otel_experiments import config
-from otel_experiments import exporter as exporter_mod
-from otel_experiments.config import ExporterSettings
-from otel_experiments.exporter import ExperimentEventsExporter
-from otel_experiments.spool import Spool, endpoint_key
+from otel_experiments import settings as config
+from otel_experiments.export import exporter as exporter_mod
+from otel_experiments.export.spool import Spool, endpoint_key
+from otel_experiments.settings import ExporterSettings
 
 SECRET_KEY = "sk-spool-secret-0123456789"
 SECRET_HEADER = "hdr-spool-secret-abcdef"
@@ -322,7 +322,7 @@ def test_spool_max_bytes_zero_keeps_nothing_on_disk(
     assert exp.force_flush() is True
     monkeypatch.setenv(config.OTEL_EXPERIMENTS_SPOOL_MAX_BYTES, "0")
     from_env = exporter(dead, timeout=0.2)
-    assert from_env.spool_max_bytes == 0
+    assert from_env.settings.spool_max_bytes == 0
     assert from_env.export(make_spans(1, "z")) is SpanExportResult.FAILURE
     assert not spool_dir.exists()
     assert any("2 span(s) dropped (spooling is off" in w for w in warnings_of(caplog))
@@ -359,7 +359,7 @@ import logging, resource, signal, sys
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from otel_experiments.exporter import ExperimentEventsExporter
+from otel_experiments import ExperimentEventsExporter
 
 logging.basicConfig(level=logging.WARNING)
 mem = InMemorySpanExporter()
@@ -397,7 +397,7 @@ def test_disk_full_while_spooling_warns_and_leaves_no_partial_file(
 _SENDER = """
 import logging, sys, time
 from pathlib import Path
-from otel_experiments.exporter import ExperimentEventsExporter
+from otel_experiments import ExperimentEventsExporter
 
 logging.basicConfig(level=logging.INFO)  # "delivered N spooled span(s)" tells who sent what
 exp = ExperimentEventsExporter(endpoint=sys.argv[1], timeout=20)
@@ -475,7 +475,7 @@ def test_claims_stale_ones_are_reclaimed_and_endpoints_are_separate(
     assert spool.pending() == [first, second, third]
     # another endpoint has its own directory: nothing of this one is replayed there
     other = ExperimentEventsExporter(endpoint=f"http://127.0.0.1:{free_port()}", spool_dir=tmp_path)
-    assert Spool(tmp_path, other.endpoint, 1 << 20).pending() == []
+    assert Spool(tmp_path, other.settings.endpoint, 1 << 20).pending() == []
     assert endpoint_key("http://u:pw@h:1/x/") == endpoint_key("http://h:1/x")
     other.shutdown()
 
@@ -512,7 +512,7 @@ def test_spool_settings_argument_env_default(
         with pytest.raises(ValueError, match="spool"):
             ExporterSettings.resolve(env={}, **kwargs)  # type: ignore[arg-type]
     exp = ExperimentEventsExporter(spool_dir=tmp_path / "x", spool_max_bytes=123)
-    assert (exp.spool_dir, exp.spool_max_bytes) == (str(tmp_path / "x"), 123)
+    assert (exp.settings.spool_dir, exp.settings.spool_max_bytes) == (str(tmp_path / "x"), 123)
     exp.shutdown()
 
 
@@ -592,3 +592,23 @@ def test_one_span_the_server_refuses_costs_only_itself(
     assert requests <= 1 + 2 * 3  # halving down to the one span: O(log n) requests
     assert "refused 1 span(s) of a batch of 8" in caplog.text
     assert spool_files(spool_dir, endpoint) == []  # a refused span is not spooled
+
+
+def test_an_unexpected_send_error_keeps_every_body_and_counts_them(
+    spool_dir: Path, backend: Backend, endpoint: str, make_spans: SpanFactory,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An internal error cannot be produced through the network: the one patched part.
+    caplog.set_level(logging.WARNING, logger="otel_experiments")
+    exp = exporter(endpoint, max_spans_per_request=2)
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(exp._delivery, "send_encoded", broken)
+    assert exp.export(make_spans(6, "u")) is SpanExportResult.FAILURE
+    assert any("spooled 6 span(s)" in w for w in warnings_of(caplog))  # not 4: none discarded
+    monkeypatch.undo()
+    assert exp.force_flush() is True
+    assert sorted(backend.span_names()) == sorted(f"u-{i}" for i in range(6))
+    exp.shutdown()

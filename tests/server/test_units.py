@@ -163,7 +163,7 @@ def test_otlp_rejects_an_unconvertible_span_alone(monkeypatch: pytest.MonkeyPatc
 
 
 def test_server_events_route_is_the_exporters_path() -> None:
-    from otel_experiments.exporter import EVENTS_PATH
+    from otel_experiments.export import EVENTS_PATH
     from otel_experiments.server.app import API_PREFIX, EVENTS_ROUTE
 
     assert API_PREFIX + EVENTS_ROUTE == EVENTS_PATH

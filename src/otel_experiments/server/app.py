@@ -46,6 +46,7 @@ from .render import (
     record_resource,
     request_body,
 )
+from .routes import records as records_routes
 from .settings import ServerSettings
 from .store import Store, new_id
 from .validation import (
@@ -381,6 +382,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         return JsonApiResponse({"data": resource("experiment_summaries", experiment_id, attrs)})
 
     app.include_router(api)
+    app.include_router(records_routes.router, prefix=API_PREFIX)
 
     # OTLP -------------------------------------------------------------------------------------
 
