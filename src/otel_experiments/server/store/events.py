@@ -67,6 +67,24 @@ def _metric_from_columns(row: Any) -> dict[str, Any]:
             "timestamp_ms": row.timestamp_ms}
 
 
+def metric_docs(conn: sa.Connection, experiment_id: str,
+                span_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The metric documents of ``span_ids`` (in the order stored), by span id."""
+    by_span: dict[str, list[dict[str, Any]]] = {}
+    if not span_ids:
+        return by_span
+    m = metrics.c
+    for row in conn.execute(
+        sa.select(m.doc, m.span_id, m.trace_id, m.metric_type, m.label, m.score_value,
+                  m.categorical_value, m.boolean_value, m.timestamp_ms)
+        .where(m.experiment_id == experiment_id, m.span_id.in_(span_ids))
+        .order_by(m.seq)
+    ):
+        by_span.setdefault(row.span_id, []).append(
+            _metric_from_columns(row) if row.doc is None else loads(row.doc))
+    return by_span
+
+
 def _experiment_hints(experiment_id: str, span_rows: list[SpanRow]) -> tuple[str, str | None]:
     """Name and feature slug for an auto-created experiment: the first valid ones sent."""
     name, slug = experiment_id, None
@@ -237,19 +255,7 @@ class EventQueries(StoreBase):
             self._require(conn, experiments, experiment_id, "experiment")
             rows = conn.execute(query.order_by(s.seq).limit(size + 1)).all()
             page = self._page(rows, size)
-            by_span: dict[str, list[Any]] = {}
-            ids = [r["span_id"] for r in page.rows]
-            if ids:
-                m = metrics.c
-                for row in conn.execute(
-                    sa.select(m.doc, m.span_id, m.trace_id, m.metric_type, m.label,
-                              m.score_value, m.categorical_value, m.boolean_value,
-                              m.timestamp_ms)
-                    .where(m.experiment_id == experiment_id, m.span_id.in_(ids))
-                    .order_by(m.seq)
-                ):
-                    by_span.setdefault(row.span_id, []).append(
-                        _metric_from_columns(row) if row.doc is None else loads(row.doc))
+            by_span = metric_docs(conn, experiment_id, [r["span_id"] for r in page.rows])
         out = []
         for r in page.rows:
             doc = loads(r["doc"])
