@@ -6,7 +6,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test bench lint install clean
+.PHONY: demo test bench bench-server-full lint install clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,10 @@ bench: $(STAMP)
 	@echo; $(PYTHON) benchmarks/bench_runner.py
 	@echo; $(PYTHON) benchmarks/bench_ui.py
 	@echo; $(PYTHON) benchmarks/bench_load.py $(LOAD_ARGS)
+
+# The server benchmark at full size (300k-span growth, summary at 100k and 1M spans): ~30 min.
+bench-server-full: $(STAMP)
+	$(PYTHON) benchmarks/bench_server.py --million
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

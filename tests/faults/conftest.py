@@ -11,7 +11,7 @@ import pytest
 from fault_helpers import App
 from fault_proxy import FaultProxy
 
-from otel_experiments.server.testing import ServerProcess
+from server_process import ServerProcess
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from apps.recorder import clean_env
-from otel_experiments.server.testing import free_port
+from server_process import free_port
 
 HERE = Path(__file__).resolve().parent
 API = "/api/v2/llm-obs/v1"

@@ -25,7 +25,7 @@ from fault_helpers import (
 )
 from fault_proxy import Action, FaultProxy
 
-from otel_experiments.server.testing import ServerProcess
+from server_process import ServerProcess
 
 pytestmark = pytest.mark.timeout(120)
 

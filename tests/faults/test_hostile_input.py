@@ -26,7 +26,7 @@ from fault_helpers import API, HERE, new_experiment
 
 from apps.recorder import clean_env
 from otel_experiments import attributes as A
-from otel_experiments.server.testing import ServerProcess
+from server_process import ServerProcess
 
 pytestmark = pytest.mark.timeout(120)
 

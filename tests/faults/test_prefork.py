@@ -26,7 +26,7 @@ from fault_helpers import (
 from fault_proxy import Action, FaultProxy
 
 from apps.recorder import clean_env
-from otel_experiments.server.testing import ServerProcess, free_port
+from server_process import ServerProcess, free_port
 
 pytestmark = pytest.mark.timeout(150)
 
