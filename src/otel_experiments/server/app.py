@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from . import ddtrace
 from .auth import ApiKeyMiddleware, HostCheckMiddleware
 from .db import create_engine, current_revision, migrate
 from .ingest import parse_events, schema_validator
@@ -337,6 +338,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def push_events(experiment_id: str, request: Request) -> Response:
         experiment_id = path_id(experiment_id, "experiment_id")
         body = await body_json(request)
+        if ddtrace.dialects.is_ddtrace_events(body):  # ddtrace's dialect: its own handler
+            return await ddtrace.push_ddtrace_events(request, experiment_id, body)
 
         def work() -> Any:
             span_rows, metric_rows = parse_events(body, settings.max_items_per_request)
@@ -383,6 +386,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     app.include_router(api)
     app.include_router(records_routes.router, prefix=API_PREFIX)
+    app.include_router(ddtrace.router)  # ddtrace's own paths (server/ddtrace/)
 
     # OTLP -------------------------------------------------------------------------------------
 
@@ -396,6 +400,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             receive_otlp, store, body, content_type, settings.max_items_per_request)
         return otlp_response(result, content_type)
 
+    app.add_middleware(ddtrace.DdtraceQueryDispatch)
     if settings.api_keys:
         app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
     if settings.allowed_hosts is not None:
