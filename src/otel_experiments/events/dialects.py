@@ -31,7 +31,6 @@ from typing import Any, Final
 __all__ = [
     "DDTRACE",
     "DDTRACE_EVENTS_TYPE",
-    "DIALECTS",
     "DdtraceEvents",
     "ddtrace_envelope",
     "ddtrace_items",
@@ -47,10 +46,8 @@ __all__ = [
     "trace_id_from_ddtrace",
 ]
 
-#: Dialect names (``OTEL_EXPERIMENTS_DIALECT``): ours, and ddtrace's.
-OTEL: Final = "otel"
+#: The exporter's ``dialect`` naming this one (``OTEL_EXPERIMENTS_DIALECT``; ours is "otel").
 DDTRACE: Final = "ddtrace"
-DIALECTS: Final = (OTEL, DDTRACE)
 #: ``data.type`` of ddtrace's experiment events body (ours is ``experiment_events``).
 DDTRACE_EVENTS_TYPE: Final = "experiments"
 #: The members of a metric our format has; everything else moves to ``metadata._dd``.
@@ -332,13 +329,14 @@ _OUR_PREFIX: Final = b'{"data":{"type":"experiment_events","attributes":{"spans"
 _OUR_SUFFIX: Final = b"]}}}"
 
 
-def ddtrace_envelope(body: bytes, experiment_id: str) -> bytes:
-    """An encoded ``experiment_events`` body re-wrapped as ddtrace's ``experiments`` body
-    (the span and metric fragments stay byte for byte; ``scope`` and the experiment tag
-    are what ddtrace sends around them)."""
+_DDTRACE_PREFIX: Final = (b'{"data":{"type":"experiments","attributes":{"scope":"experiments",'
+                           b'"spans":[')
+
+
+def ddtrace_envelope(body: bytes) -> bytes:
+    """An encoded ``experiment_events`` body re-wrapped as ddtrace's ``experiments`` body:
+    the span and metric fragments stay byte for byte (each span carries its experiment's
+    tags, so the body-level ``tags`` ddtrace may add are left out)."""
     if not (body.startswith(_OUR_PREFIX) and body.endswith(_OUR_SUFFIX)):
         raise ValueError("not an encoded experiment_events body")
-    tags = json.dumps([f"experiment_id:{experiment_id}"], ensure_ascii=False).encode()
-    return b"".join((b'{"data":{"type":"experiments","attributes":{"scope":"experiments",'
-                     b'"spans":[', body[len(_OUR_PREFIX):-len(_OUR_SUFFIX)],
-                     b'],"tags":', tags, b"}}}"))
+    return _DDTRACE_PREFIX + body[len(_OUR_PREFIX):]

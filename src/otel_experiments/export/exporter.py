@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -33,6 +34,7 @@ from .._runtime.forksafe import reinit_after_fork
 from .._runtime.logs import WarnOnce
 from ..events.bodies import Item, encode_bodies
 from ..events.convert import iter_span_events
+from ..events.dialects import DDTRACE, ddtrace_envelope, ddtrace_items
 from ..models import validate_id
 from ..settings import ExporterSettings
 from .delivery import HttpDelivery
@@ -45,6 +47,8 @@ logger = logging.getLogger("otel_experiments")
 
 #: Path template of the events endpoint, relative to the configured endpoint.
 EVENTS_PATH: Final = "/api/v2/llm-obs/v1/experiments/{experiment_id}/events"
+#: Where ddtrace posts an experiment's events (``dialect="ddtrace"``).
+DDTRACE_EVENTS_PATH: Final = "/api/unstable/llm-obs/v1/experiments/{experiment_id}/events"
 
 #: After a failed export, spooled bodies are retried at most this often.
 REPLAY_INTERVAL_S: Final = 5.0
@@ -59,6 +63,8 @@ class ExperimentEventsExporter(SpanExporter):
     no arguments. ``timeout`` (seconds) bounds one whole :meth:`export` call, retries
     included; ``spool_max_bytes=0`` turns the spool off (undelivered bodies are dropped).
     ``backoff_initial`` / ``backoff_max`` (seconds) shape the retry backoff.
+    ``dialect="ddtrace"`` speaks Datadog's SDK's dialect (``events/dialects.py``), to
+    Datadog itself.
     """
 
     def __init__(
@@ -72,6 +78,7 @@ class ExperimentEventsExporter(SpanExporter):
         compression: str | None = None,
         max_body_bytes: int | None = None,
         max_spans_per_request: int | None = None,
+        dialect: str | None = None,
         spool_dir: str | None = None,
         spool_max_bytes: int | None = None,
         backoff_initial: float = 0.5,
@@ -86,6 +93,8 @@ class ExperimentEventsExporter(SpanExporter):
             )
         elif not isinstance(settings, ExporterSettings):
             raise TypeError(f"settings must be ExporterSettings, got {type(settings).__name__}")
+        if dialect is not None:  # the argument wins over OTEL_EXPERIMENTS_DIALECT
+            settings = replace(settings, dialect=_settings.dialect_arg(dialect))
         #: what this exporter delivers with (read once, when it was built)
         self.settings = settings
         # OTEL_SDK_DISABLED / OTEL_EXPERIMENTS_ENABLED=false: accept spans, send nothing.
@@ -255,8 +264,10 @@ class ExperimentEventsExporter(SpanExporter):
         ok = True
         spooled = 0
         refused = 0
+        if self.settings.dialect == DDTRACE:  # ddtrace's ids and spellings, once per span
+            items = ddtrace_items(experiment_id, items)
         bodies, dropped = self._encode(items)
-        path = _events_path(experiment_id)
+        path = _events_path(experiment_id, self.settings.dialect)
         url = self.settings.endpoint + path
         pending = list(reversed(bodies))  # a stack: halves go next, in order
         while pending:
@@ -306,9 +317,12 @@ class ExperimentEventsExporter(SpanExporter):
         return ok and not dropped, spooled
 
     def _encode(self, items: list[Item]) -> tuple[list[tuple[bytes, list[Item]]], int]:
-        return encode_bodies(
+        bodies, dropped = encode_bodies(
             items, self.settings.max_body_bytes, self.settings.max_spans_per_request, self._warn_oversize
         )
+        if self.settings.dialect == DDTRACE:
+            bodies = [(ddtrace_envelope(body), held) for body, held in bodies]
+        return bodies, dropped
 
     def _keep(self, path: str, content: bytes, count: int) -> int:
         """Spool one undelivered body; the number of spans kept (0: dropped, logged)."""
@@ -391,5 +405,6 @@ class ExperimentEventsExporter(SpanExporter):
             return gzip.decompress(entry.content)
         return self._delivery.encode(entry.content)
 
-def _events_path(experiment_id: str) -> str:
-    return EVENTS_PATH.format(experiment_id=quote(experiment_id, safe=""))
+def _events_path(experiment_id: str, dialect: str = "otel") -> str:
+    template = DDTRACE_EVENTS_PATH if dialect == DDTRACE else EVENTS_PATH
+    return template.format(experiment_id=quote(experiment_id, safe=""))
