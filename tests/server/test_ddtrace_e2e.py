@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -38,13 +39,11 @@ def ddtrace_env(server: ServerProcess, api_key: str = KEY) -> dict[str, str]:
     env.update({
         "DD_LLMOBS_OVERRIDE_ORIGIN": server.base_url,
         "DD_API_KEY": api_key,
-        "DD_APP_KEY": "any-app-key",
-        # offline: no agent (LLM Observability agentless, straight to the origin), no APM
-        # traces, no telemetry or remote configuration; anything left over would go to a
-        # closed loopback port, never out
+        # offline, as the README says: no agent (LLM Observability agentless, straight to
+        # the origin), no APM traces, no telemetry or remote configuration; and in case
+        # anything is left over, it would go to a closed loopback port, never out
         "DD_LLMOBS_AGENTLESS_ENABLED": "true",
         "DD_TRACE_ENABLED": "false",
-        "DD_APM_TRACING_ENABLED": "false",
         "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false",
         "DD_REMOTE_CONFIGURATION_ENABLED": "false",
         "DD_TRACE_AGENT_URL": "http://127.0.0.1:9",
@@ -215,3 +214,13 @@ def test_a_wrong_api_key_stores_nothing(dd_server: ServerProcess, api: httpx.Cli
     assert done.returncode != 0
     assert "401" in done.stderr
     assert experiments_named(api, "calc-unauthorized") == []
+
+
+def test_the_readme_section_sets_what_the_test_sets(dd_server: ServerProcess) -> None:
+    text = (HERE.parents[1] / "README.md").read_text()
+    section = text[text.index("## Run your ddtrace experiments locally"):
+                   text.index("## Data flow")]
+    written = set(re.findall(r"\b(DD_[A-Z_]+)=", section))
+    assert {"DD_LLMOBS_OVERRIDE_ORIGIN", "DD_API_KEY"} <= written
+    guards = {"DD_TRACE_AGENT_URL", "DD_DOGSTATSD_URL"}  # the test's loopback-only safety net
+    assert written == {k for k in ddtrace_env(dd_server) if k.startswith("DD_")} - guards
