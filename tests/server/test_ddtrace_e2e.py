@@ -224,3 +224,30 @@ def test_the_readme_section_sets_what_the_test_sets(dd_server: ServerProcess) ->
     assert {"DD_LLMOBS_OVERRIDE_ORIGIN", "DD_API_KEY"} <= written
     guards = {"DD_TRACE_AGENT_URL", "DD_DOGSTATSD_URL"}  # the test's loopback-only safety net
     assert written == {k for k in ddtrace_env(dd_server) if k.startswith("DD_")} - guards
+
+
+def test_a_dataset_uploaded_from_csv(dd_server: ServerProcess, api: httpx.Client,
+                                     tmp_path: Path) -> None:
+    csv_path = tmp_path / "words.csv"
+    csv_path.write_text("word,upper,lang\nhello,HELLO,en\nhallo,HALLO,de\n")
+    for _ in range(2):  # the second upload of the same file adds nothing
+        outputs = ok_json(run_ddtrace(dd_server, "ddtrace_csv.py", str(csv_path)))
+        assert outputs == [{"upper": "HELLO"}, {"upper": "HALLO"}]
+    (project,) = [p for p in get(api, "/projects")["data"]
+                  if p["attributes"]["name"] == "csv-project"]
+    (dataset,) = get(api, "/datasets", **{"filter[project_id]": project["id"]})["data"]
+    stored = get(api, f"/datasets/{dataset['id']}/records")["data"]
+    assert sorted(((r["attributes"]["input"], r["attributes"]["expected_output"],
+                    r["attributes"]["metadata"]) for r in stored), key=json.dumps) == [
+        ({"word": "hallo"}, {"upper": "HALLO"}, {"lang": "de"}),
+        ({"word": "hello"}, {"upper": "HELLO"}, {"lang": "en"})]
+    runs = get(api, "/experiments", **{"filter[project_id]": project["id"]})["data"]
+    assert [r["attributes"]["status"] for r in runs] == ["COMPLETED", "COMPLETED"]
+    for run in runs:  # version 0 from ddtrace means the current one: records join
+        records = records_of_any(api, run["id"])
+        assert all(r["record"] is not None for r in records) and len(records) == 2
+        assert all(metrics_by_label(r)["same"]["value"] is True for r in records)
+
+
+def records_of_any(api: httpx.Client, experiment_id: str) -> list[dict[str, Any]]:
+    return [r["attributes"] for r in get(api, f"/experiments/{experiment_id}/records")["data"]]

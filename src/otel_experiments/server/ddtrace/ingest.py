@@ -14,7 +14,7 @@ from ...events.dialects import from_ddtrace_events, from_ddtrace_intake
 from ..ingest import parse_events
 from ..jsonapi import ApiError
 from ..store import Store
-from ..store.ddtrace import merge_experiment
+from ..store.ddtrace import merge_experiment, stored_record_ids
 from ..validation import id_value
 
 #: Span and trace id that stand in for "no span" while a summary metric is validated
@@ -25,6 +25,25 @@ _NO_SPAN = {"span_id": "0" * 16, "trace_id": "0" * 32}
 def _body(spans: list[Any], metrics: list[Any]) -> dict[str, Any]:
     return {"data": {"type": "experiment_events",
                      "attributes": {"spans": spans, "metrics": metrics}}}
+
+
+def _name_stored_records(store: Store, spans: list[Any]) -> None:
+    """Point each span's ``dataset_record_id`` at the stored record it ran (in place)."""
+    by_dataset: dict[str, dict[str, tuple[Any, Any]]] = {}
+    for s in spans:
+        if isinstance(s, dict) and isinstance(s.get("dataset_record_id"), str):
+            dataset_id = next((t[len("dataset_id:"):] for t in s["tags"]
+                               if t.startswith("dataset_id:")), None)
+            if dataset_id:
+                meta = s["meta"]
+                by_dataset.setdefault(dataset_id, {})[s["dataset_record_id"]] = (
+                    meta.get("input"), meta.get("expected_output"))
+    for dataset_id, records in by_dataset.items():
+        found = stored_record_ids(store, dataset_id, records)
+        for s in spans:
+            if isinstance(s, dict) and s.get("dataset_record_id") in found and any(
+                    t == f"dataset_id:{dataset_id}" for t in s["tags"]):
+                s["dataset_record_id"] = found[s["dataset_record_id"]]
 
 
 def ingest_ddtrace_events(store: Store, experiment_id: str, body: Any,
@@ -40,6 +59,8 @@ def ingest_ddtrace_events(store: Store, experiment_id: str, body: Any,
             parse_events(_body([], [{**_NO_SPAN, **m} for m in summary]), max_items)
         except ApiError as exc:
             raise ApiError(exc.status, f"summary metric: {exc.detail}", exc.pointer) from None
+    if isinstance(attrs["spans"], list):
+        _name_stored_records(store, attrs["spans"])
     span_rows, metric_rows = parse_events(events.body, max_items)
     # (stored even with no span or metric: that auto-creates the experiment, as ours does)
     result = store.ingest(experiment_id, span_rows, metric_rows)
@@ -62,6 +83,8 @@ def ingest_intake(store: Store, payload: Any, max_items: int) -> dict[str, Any]:
     if not isinstance(payload, (list, dict)):
         raise ApiError(400, "must be an array of span envelopes", "")
     by_experiment, ignored = from_ddtrace_intake(payload)
+    for spans in by_experiment.values():
+        _name_stored_records(store, spans)
     checked = [(id_value(experiment_id, "/spans/tags/experiment_id"), spans)
                for experiment_id, spans in by_experiment.items()]
     parsed = [(experiment_id, parse_events(_body(spans, []), max_items))

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ..jsonapi import ApiError, JsonApiResponse, resource
+from ..jsonapi import ApiError, JsonApiResponse, read_body, resource
 from ..parsing import DATASET_TYPES, EXPERIMENT_TYPES, PROJECT_TYPES, optional, status_value
 from ..render import project_resource
 from ..store import MAX_PAGE_SIZE, Store, decode_cursor, new_id
@@ -39,6 +39,7 @@ from .shapes import (
     experiment_events,
     record_doc,
 )
+from .upload import csv_records
 
 #: ddtrace's prefixes: "unstable" for writes, v2 for dataset reads and its span intake.
 UNSTABLE = "/api/unstable/llm-obs/v1"
@@ -126,6 +127,24 @@ async def update_records(project_id: str, dataset_id: str, request: Request) -> 
         for item in items]})
 
 
+@router.post(f"{UNSTABLE}/datasets/{{dataset_id}}/records/upload")
+async def upload_records(dataset_id: str, request: Request,
+                         deduplicate: str = Query("True")) -> Response:
+    """``create_dataset_from_csv`` / ``bulk_upload``: the CSV's records as one version."""
+    store = _store(request)
+    dataset_id = path_id(dataset_id, "dataset_id")
+    settings = request.app.state.settings
+    body = await read_body(request, settings.max_body_bytes, settings.max_decompressed_bytes)
+    records = csv_records(request.headers.get("content-type", ""), body, _max_items(request))
+    items = await run_in_threadpool(
+        lambda: batch_update(store, dataset_id, records, [], [],
+                             deduplicate=deduplicate.lower() != "false", new_version=True))
+    return JsonApiResponse({"data": [
+        resource("dataset_records", item["id"], {"version": item["version"],
+                                                 "canonical_id": item["record_id"]})
+        for item in items]})
+
+
 @router.get(f"{V2}/{{project_id}}/datasets/{{dataset_id}}/records")
 async def pull_records(
     project_id: str, dataset_id: str, request: Request,
@@ -164,7 +183,9 @@ async def create_experiment(request: Request) -> Response:
         "description": optional(attrs, "description", text_value) or "",
         "project_id": optional(attrs, "project_id", id_value),
         "dataset_id": optional(attrs, "dataset_id", id_value),
-        "dataset_version": optional(attrs, "dataset_version", int32_value),
+        # version 0 of a dataset is empty: ddtrace sends 0 when it does not know the
+        # version (after a bulk upload), so 0 means the current one, as no version does
+        "dataset_version": optional(attrs, "dataset_version", int32_value) or None,
         "feature_slug": None, "status": "PENDING",
         "config": optional(attrs, "config", object_value) or {},
         "metadata": {**metadata, "_dd": extras},

@@ -9,6 +9,9 @@ what ddtrace creates is listed by our API like anything else.
   ``deduplicate`` skips an insert whose input and expected output a live record already
   has (or whose id it already has: a retried request), answering with that record's id as
   the ``canonical_id``, so spans of a rerun still name the stored record;
+* a span naming a record id the dataset does not have (ddtrace's own id for a record the
+  upload deduplicated) is matched to the live record with the same input and expected
+  output (:func:`stored_record_ids`);
 * an experiment's summary metrics go where our runner keeps its summary evaluators'
   values (``metadata.summary.evaluations``), the metrics as sent under
   ``metadata._dd.summary_metrics``; ddtrace's experiment-level extras (``error``,
@@ -154,6 +157,34 @@ def batch_update(store: StoreBase, dataset_id: str, inserts: list[dict[str, Any]
     return result
 
 
+def stored_record_ids(store: StoreBase, dataset_id: str,
+                      records: Mapping[str, tuple[Any, Any]]) -> dict[str, str]:
+    """``{record id a span names: the live record it is}`` for ``records`` (record id ->
+    (input, expected output) the span ran): the id itself when the dataset has it, else
+    the live record with the same content (a deduplicated upload: ddtrace does not learn
+    the stored id and names its own), else nothing."""
+    r = dataset_records.c
+    with store._read() as conn:
+        known = set(conn.execute(sa.select(r.record_id).where(
+            r.dataset_id == dataset_id, r.version_removed.is_(None),
+            r.record_id.in_(list(records)))).scalars())
+        out = {rid: rid for rid in known}
+        if len(known) == len(records):
+            return out
+        by_content: dict[tuple[str, str], str] = {}
+        for rid, inp, expected in conn.execute(
+                sa.select(r.record_id, r.input, r.expected_output)
+                .where(r.dataset_id == dataset_id, r.version_removed.is_(None))
+                .order_by(r.seq)):
+            by_content.setdefault((_canonical(loads(inp)), _canonical(loads(expected))), rid)
+    for rid, (inp, expected) in records.items():
+        if rid not in out:
+            found = by_content.get((_canonical(inp), _canonical(expected)))
+            if found is not None:
+                out[rid] = found
+    return out
+
+
 def merge_experiment(store: StoreBase, experiment_id: str, *, status: str | None = None,
                      dd: Mapping[str, Any] | None = None,
                      summary_metrics: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -199,4 +230,4 @@ def merge_experiment(store: StoreBase, experiment_id: str, *, status: str | None
 
 
 __all__ = ["DD_KEY", "batch_update", "find_datasets", "get_or_create_dataset",
-           "merge_experiment"]
+           "merge_experiment", "stored_record_ids"]
