@@ -196,7 +196,7 @@ def test_a_rerun_does_not_duplicate_records(dd_server: ServerProcess, api: httpx
     assert {r["record"]["id"] for r in records} == stored
 
 
-def test_ddtrace_reads_back_what_it_stored(dd_server: ServerProcess,
+def test_ddtrace_reads_back_what_it_stored(dd_server: ServerProcess, api: httpx.Client,
                                            first_run: dict[str, Any]) -> None:
     pulled = ok_json(run_ddtrace(dd_server, "ddtrace_pull.py", first_run["experiment"]["id"]))
     assert sorted(r["expected_output"] for r in pulled["records"]) == [4, 6, 16]
@@ -207,6 +207,14 @@ def test_ddtrace_reads_back_what_it_stored(dd_server: ServerProcess,
     assert pulled["summary"] == {"accuracy": pytest.approx(2 / 3), "worst": 1}
     listed = {e["id"]: e for e in pulled["listed"]}
     assert listed[first_run["experiment"]["id"]]["status"] == "completed"
+    # rerun_evaluators: a new experiment, linked, its spans posted inside the events body
+    rerun = get(api, f"/experiments/{pulled['rerun']['id']}")["data"]["attributes"]
+    assert rerun["metadata"]["_dd"]["parent_experiment_id"] == first_run["experiment"]["id"]
+    assert rerun["status"] == "COMPLETED"
+    records = records_of(api, pulled["rerun"]["id"])
+    assert [(r["output"], metrics_by_label(r)["close_enough"]["value"]) for r in records] == [
+        (4, True), (6, True), (15, True)]
+    assert all(r["record"] is not None for r in records)
 
 
 def test_a_wrong_api_key_stores_nothing(dd_server: ServerProcess, api: httpx.Client) -> None:
