@@ -228,3 +228,41 @@ def test_ddtrace_queries_on_our_experiments_list(client: httpx.Client, query: st
     ours = client.get(f"{API}/experiments?filter[project_id]={project}").json()
     assert ours["meta"]["page"]["size"] == 100  # our own query keeps our answer
     assert ours["data"][0]["attributes"]["status"] == "RUNNING"
+
+
+def test_ddtrace_list_is_newest_first_with_its_filters(client: httpx.Client) -> None:
+    project = client.post(f"{UNSTABLE}/projects", json={"data": {"type": "projects",
+                          "attributes": {"name": uid("proj")}}}).json()["data"]["id"]
+
+    def make(name: str, tags: list[str], parent: str | None = None) -> str:
+        attrs: dict[str, Any] = {"name": name, "project_id": project,
+                                 "metadata": {"tags": tags}}
+        if parent:
+            attrs["parent_experiment_id"] = parent
+        made = client.post(f"{UNSTABLE}/experiments",
+                           json={"data": {"type": "experiments", "attributes": attrs}})
+        assert made.status_code == 200, made.text
+        return str(made.json()["data"]["id"])
+
+    first = make("a", ["git.commit.sha:1"])
+    second = make("a", ["git.commit.sha:2"], parent=first)
+    third = make("b", ["git.commit.sha:1"])
+
+    def listed(**params: str) -> list[str]:
+        ids: list[str] = []
+        cursor = None
+        while True:  # one per page: the paging is walked too
+            query = {"filter[project_id]": project, "page[limit]": "1", **params}
+            if cursor:
+                query["page[cursor]"] = cursor
+            body = client.get(f"{API}/experiments", params=query).json()
+            ids += [d["id"] for d in body["data"]]
+            cursor = body["meta"]["after"]
+            if not cursor:
+                return ids
+
+    assert listed() == [third, second, first]
+    assert listed(**{"filter[experiment]": "a"}) == [second, first]
+    assert listed(**{"filter[metadata]": '{"tags": ["git.commit.sha:1"]}'}) == [third, first]
+    assert listed(**{"filter[parent_experiment_id]": first}) == [second]
+    assert listed(**{"filter[is_deleted]": "true"}) == []

@@ -8,17 +8,26 @@ listed by ``/api/v2/llm-obs/v1/...`` (and the other way round).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ..jsonapi import ApiError, JsonApiResponse, read_body, resource
+from ..jsonapi import ApiError, JsonApiResponse, loads, read_body, resource
 from ..parsing import DATASET_TYPES, EXPERIMENT_TYPES, PROJECT_TYPES, optional, status_value
 from ..render import project_resource
 from ..store import MAX_PAGE_SIZE, Store, decode_cursor, new_id
-from ..store.ddtrace import batch_update, find_datasets, get_or_create_dataset, merge_experiment
+from ..store.ddtrace import (
+    DD_KEY,
+    batch_update,
+    contains,
+    find_datasets,
+    get_or_create_dataset,
+    merge_experiment,
+    newest_experiments,
+)
 from ..store.records import experiment_records
 from ..validation import (
     attributes,
@@ -278,18 +287,41 @@ async def list_experiments(
     name: str | None = Query(None, alias="filter[experiment]"),
     project_id: str | None = Query(None, alias="filter[project_id]"),
     dataset_id: str | None = Query(None, alias="filter[dataset_id]"),
+    metadata: str | None = Query(None, alias="filter[metadata]"),
+    deleted: str | None = Query(None, alias="filter[is_deleted]"),
     limit: int = Query(100, alias="page[limit]", ge=1, le=MAX_PAGE_SIZE),
     cursor: str | None = Query(None, alias="page[cursor]"),
 ) -> Response:
     """ddtrace's ``GET /api/v2/llm-obs/v1/experiments?filter[id]=...`` / ``?page[limit]=``
-    (routed here by :class:`~.dispatch.DdtraceQueryDispatch`), ``meta.after`` paging."""
+    (routed here by :class:`~.dispatch.DdtraceQueryDispatch`): newest first, ``meta.after``
+    paging; ``filter[metadata]`` is JSON containment, ``filter[parent_experiment_id]``
+    (repeatable) matches any; nothing is ever soft-deleted here."""
     filters = {column: path_id(value, f"filter[{column}]") for column, value in (
         ("id", experiment_id), ("project_id", project_id), ("dataset_id", dataset_id))
         if value is not None}
     if name is not None:
         filters["name"] = name
-    page = await run_in_threadpool(_store(request).list_experiments, filters, limit,
-                                   decode_cursor(cursor))
+    wanted: Any = None
+    if metadata is not None:
+        try:
+            wanted = json.loads(metadata)
+        except ValueError:
+            raise ApiError(400, "must be JSON", parameter="filter[metadata]") from None
+    parents = set(request.query_params.getlist("filter[parent_experiment_id]"))
+    if deleted is not None and deleted.lower() == "true":
+        return JsonApiResponse({"data": [], "meta": {"after": None}})
+
+    def keep(row: dict[str, Any]) -> bool:
+        stored = loads(row["metadata"])
+        if wanted is not None and not contains(stored, wanted):
+            return False
+        extras = stored.get(DD_KEY) if isinstance(stored, dict) else None
+        parent = extras.get("parent_experiment_id") if isinstance(extras, dict) else None
+        return not parents or parent in parents
+
+    page = await run_in_threadpool(
+        newest_experiments, _store(request), filters, limit, decode_cursor(cursor),
+        keep if wanted is not None or parents else None)
     return JsonApiResponse({"data": [experiment_doc(r) for r in page.rows],
                             "meta": {"after": page.next_cursor}})
 

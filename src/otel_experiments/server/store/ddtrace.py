@@ -21,7 +21,7 @@ what ddtrace creates is listed by our API like anything else.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from ...events.dialects import metric_value
 from ..jsonapi import ApiError, dumps_str, loads
 from ..schema import dataset_records, datasets, experiments
-from .base import StoreBase, new_id, now_iso
+from .base import Page, StoreBase, encode_cursor, new_id, now_iso
 
 #: Key under an experiment's (or metric's) metadata for what only ddtrace sends.
 DD_KEY = "_dd"
@@ -185,6 +185,43 @@ def stored_record_ids(store: StoreBase, dataset_id: str,
     return out
 
 
+def newest_experiments(store: StoreBase, filters: Mapping[str, str], size: int, before: int,
+                       keep: Callable[[dict[str, Any]], bool] | None = None) -> Page:
+    """Experiments newest first (ddtrace's ``list_experiments`` order), equal to ``filters``
+    (column -> value) and passing ``keep`` (for what only the metadata holds); ``before``
+    is the cursor (a ``seq``; 0: from the newest)."""
+    e = experiments.c
+    query = sa.select(experiments).where(*(e[k] == v for k, v in filters.items()))
+    found: list[dict[str, Any]] = []
+    more = True
+    with store._read() as conn:
+        while len(found) <= size and more:
+            q = query if not before else query.where(e.seq < before)
+            rows = conn.execute(q.order_by(e.seq.desc()).limit(max(size, 100))).all()
+            more = bool(rows)
+            for row in rows:
+                before = row.seq
+                item = dict(row._mapping)
+                if keep is None or keep(item):
+                    found.append(item)
+                    if len(found) > size:
+                        break
+    page = found[:size]
+    return Page(page, encode_cursor(page[-1]["seq"]) if len(found) > size else None)
+
+
+def contains(value: Any, wanted: Any) -> bool:
+    """JSON containment (PostgreSQL's ``@>``): every member / item of ``wanted`` is in
+    ``value``, recursively."""
+    if isinstance(wanted, dict):
+        return isinstance(value, dict) and all(
+            k in value and contains(value[k], v) for k, v in wanted.items())
+    if isinstance(wanted, list):
+        return isinstance(value, list) and all(
+            any(contains(item, w) for item in value) for w in wanted)
+    return bool(value == wanted)
+
+
 def merge_experiment(store: StoreBase, experiment_id: str, *, status: str | None = None,
                      dd: Mapping[str, Any] | None = None,
                      summary_metrics: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -230,4 +267,4 @@ def merge_experiment(store: StoreBase, experiment_id: str, *, status: str | None
 
 
 __all__ = ["DD_KEY", "batch_update", "find_datasets", "get_or_create_dataset",
-           "merge_experiment", "stored_record_ids"]
+           "merge_experiment", "newest_experiments", "stored_record_ids"]
