@@ -259,3 +259,21 @@ def test_a_dataset_uploaded_from_csv(dd_server: ServerProcess, api: httpx.Client
 
 def records_of_any(api: httpx.Client, experiment_id: str) -> list[dict[str, Any]]:
     return [r["attributes"] for r in get(api, f"/experiments/{experiment_id}/records")["data"]]
+
+
+def test_our_client_and_gate_read_a_ddtrace_experiment(dd_server: ServerProcess,
+                                                       first_run: dict[str, Any],
+                                                       tmp_path: Path) -> None:
+    from otel_experiments import ExperimentsClient
+    from otel_experiments.runner.results import ExperimentResult
+
+    with ExperimentsClient(endpoint=dd_server.base_url, api_key=KEY) as client:
+        result = ExperimentResult.from_server(client, first_run["experiment"]["id"])
+    assert result.status == "COMPLETED" and len(result.records) == 3
+    assert result.summary["evaluations"] == {"accuracy": pytest.approx(2 / 3), "worst": 1}
+    assert result.summary["metrics"]["exact_match"]["mean"] == pytest.approx(2 / 3)
+    result.to_json(tmp_path / "dd.json")
+    gate = subprocess.run([sys.executable, "-m", "otel_experiments.cli", "gate",
+                           str(tmp_path / "dd.json"), "--min", "exact_match=0.9"],
+                          capture_output=True, text=True, timeout=60)
+    assert gate.returncode == 1, gate.stdout + gate.stderr  # 2/3 < 0.9: the gate fails
