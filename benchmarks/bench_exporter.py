@@ -32,12 +32,12 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from otel_experiments import ExperimentEventsExporter
 from otel_experiments import attributes as A
 from otel_experiments.events import _json, spans_to_event_bodies
 from otel_experiments.events.bodies import encode_bodies
 from otel_experiments.events.convert import iter_span_events
-from otel_experiments.exporter import ExperimentEventsExporter
-from otel_experiments.metrics import record_metric
+from otel_experiments.observation.metrics import record_metric
 
 TARGET_RATIO = 5.0
 
@@ -95,7 +95,7 @@ def exporter_path(exporter: ExperimentEventsExporter, spans: Sequence[ReadableSp
     groups: dict[str, list[tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
     for experiment_id, event, metrics in iter_span_events(spans):
         groups.setdefault(experiment_id, []).append((event, metrics))
-    limits = (exporter.max_body_bytes, exporter.max_spans_per_request)
+    limits = (exporter.settings.max_body_bytes, exporter.settings.max_spans_per_request)
     return [body for items in groups.values() for body, _ in encode_bodies(items, *limits)[0]]
 
 

@@ -3,7 +3,7 @@
 Two variants of the classifier run as two experiments over the same tickets; every
 ticket is one ``start_observe`` unit of work with nested spans from other "libraries"
 (a retriever and an LLM client), and evaluations recorded with ``observe.add_metric``.
-Used by ``examples/demo.py`` (``make demo``).
+Run ``run_experiment(experiment, classify)`` for each of ``VARIANTS``.
 """
 
 from __future__ import annotations
@@ -118,3 +118,14 @@ def run_experiment(experiment: TraceExperiment, classify: Callable[[str], str]) 
         except ValueError:
             pass  # recorded on the span as an error; the run goes on
     return correct
+
+
+if __name__ == "__main__":
+    import otel_experiments
+
+    # Against the local server (`otel-experiments serve`) or $OTEL_EXPERIMENTS_ENDPOINT.
+    handle = otel_experiments.configure()
+    for experiment, classify in VARIANTS.items():
+        correct = run_experiment(experiment, classify)
+        print(f"ran {experiment.id}: {correct}/{len(TICKETS)} tickets correct")
+    handle.shutdown()

@@ -79,3 +79,12 @@ def recorder() -> Iterator[SpanRecorder]:
 @pytest.fixture
 def tracer() -> trace.Tracer:
     return trace.get_tracer("some.other.library")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_scope_settings() -> Iterator[None]:
+    """A test that changes OTEL_EXPERIMENTS_* and reloads leaves no settings behind."""
+    yield
+    from otel_experiments import settings
+
+    settings.reload()

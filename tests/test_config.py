@@ -9,18 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from otel_experiments import config
-from otel_experiments.config import ExporterSettings
+from otel_experiments import settings as config
+from otel_experiments._runtime import env as env_rules
 from otel_experiments.models import TraceExperiment
+from otel_experiments.settings import ExporterSettings
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
 
 @pytest.fixture(autouse=True)
 def _fresh_warnings() -> Iterator[None]:
-    config._warn_once.clear()
+    env_rules._warn_once.clear()
     yield
-    config._warn_once.clear()
+    env_rules._warn_once.clear()
 
 
 @pytest.fixture
@@ -34,13 +35,13 @@ def _messages(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def test_defaults_without_environment() -> None:
-    s = ExporterSettings.from_env({})
+    s = ExporterSettings.resolve(env={})
     assert s == ExporterSettings()
     assert s.endpoint == config.DEFAULT_ENDPOINT and s.compression == "gzip"
-    assert config.enabled({}) and config.trust_baggage({})
-    assert not config.propagate_identity_names({})
+    assert config.enabled({}) and config.ScopeSettings.from_env({}).trust_baggage
+    assert not config.ScopeSettings.from_env({}).propagate_identity_names
     assert config.default_experiment({}) is None
-    assert config.max_payload_chars({}) == config.DEFAULT_MAX_PAYLOAD_CHARS
+    assert config.ScopeSettings.from_env({}).max_payload_chars == config.DEFAULT_MAX_PAYLOAD_CHARS
 
 
 def test_environment_values_are_parsed() -> None:
@@ -53,7 +54,7 @@ def test_environment_values_are_parsed() -> None:
         "OTEL_EXPERIMENTS_MAX_BODY_BYTES": "65536",
         "OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST": "50",
     }
-    s = ExporterSettings.from_env(env)
+    s = ExporterSettings.resolve(env=env)
     assert s.endpoint == "https://events.example.test:8443/base"
     assert s.api_key == "key-1"
     assert dict(s.headers) == {"x-team": "ml ops", "x-env": "ci"}
@@ -96,18 +97,13 @@ def test_precedence_argument_beats_env_beats_default(warnings: pytest.LogCapture
             config.DEFAULT_MAX_SPANS_PER_REQUEST,
         ),
         ("OTEL_EXPERIMENTS_COMPRESSION", "brotli", "compression", "gzip"),
-        ("OTEL_EXPERIMENTS_ENDPOINT", "ftp://host", "endpoint", config.DEFAULT_ENDPOINT),
-        ("OTEL_EXPERIMENTS_ENDPOINT", "localhost:8642", "endpoint", config.DEFAULT_ENDPOINT),
-        ("OTEL_EXPERIMENTS_ENDPOINT", "http://", "endpoint", config.DEFAULT_ENDPOINT),
-        ("OTEL_EXPERIMENTS_ENDPOINT", "http://h:99999", "endpoint", config.DEFAULT_ENDPOINT),
-        ("OTEL_EXPERIMENTS_ENDPOINT", "http://h:port", "endpoint", config.DEFAULT_ENDPOINT),
     ],
 )
 def test_bad_value_warns_once_and_falls_back(
     warnings: pytest.LogCaptureFixture, name: str, value: str, field: str, default: object
 ) -> None:
     for _ in range(3):
-        s = ExporterSettings.from_env({name: value})
+        s = ExporterSettings.resolve(env={name: value})
         assert getattr(s, field) == default
     (message,) = _messages(warnings)
     assert f"{name}={value!r}" in message
@@ -127,15 +123,15 @@ def test_bad_value_warns_once_and_falls_back(
 def test_malformed_headers_warn_without_the_secret(
     warnings: pytest.LogCaptureFixture, raw: str
 ) -> None:
-    assert ExporterSettings.from_env({"OTEL_EXPERIMENTS_HEADERS": raw}).headers == {}
+    assert ExporterSettings.resolve(env={"OTEL_EXPERIMENTS_HEADERS": raw}).headers == {}
     (message,) = _messages(warnings)
     assert "OTEL_EXPERIMENTS_HEADERS=<redacted>" in message
     assert "s3cr3t" not in message and raw not in message
 
 
 def test_headers_accept_empty_members_and_encoded_values() -> None:
-    assert config.parse_headers("a=1,,b=x%3Dy") == {"a": "1", "b": "x=y"}
-    assert config.parse_headers("") == {}
+    assert env_rules.parse_headers("a=1,,b=x%3Dy") == {"a": "1", "b": "x=y"}
+    assert env_rules.parse_headers("") == {}
 
 
 @pytest.mark.parametrize(
@@ -144,12 +140,12 @@ def test_headers_accept_empty_members_and_encoded_values() -> None:
      ("false", False), ("0", False), ("No", False), ("off", False)],
 )
 def test_booleans(raw: str, expected: bool) -> None:
-    assert config.env_bool("X", not expected, {"X": raw}) is expected
+    assert env_rules.env_bool("X", not expected, {"X": raw}) is expected
 
 
 def test_unknown_boolean_warns_and_uses_default(warnings: pytest.LogCaptureFixture) -> None:
     env = {"OTEL_EXPERIMENTS_TRUST_BAGGAGE": "maybe", "OTEL_EXPERIMENTS_ENABLED": "perhaps"}
-    assert config.trust_baggage(env) is True
+    assert config.ScopeSettings.from_env(env).trust_baggage is True
     assert config.enabled(env) is True
     assert config.enabled(env) is True
     messages = _messages(warnings)
@@ -160,7 +156,7 @@ def test_unknown_boolean_warns_and_uses_default(warnings: pytest.LogCaptureFixtu
 
 def test_empty_values_mean_unset(warnings: pytest.LogCaptureFixture) -> None:
     env = {name: "  " for name in config.ALL_VARIABLES}
-    assert ExporterSettings.from_env(env) == ExporterSettings()
+    assert ExporterSettings.resolve(env=env) == ExporterSettings()
     assert config.enabled(env) and config.default_experiment(env) is None
     assert _messages(warnings) == []
 
@@ -215,7 +211,8 @@ def test_name_without_id_warns(warnings: pytest.LogCaptureFixture) -> None:
 
 def test_resolve_rejects_bad_arguments_without_echoing_secrets() -> None:
     for kwargs in (
-        {"endpoint": "nope"},
+        {"endpoint": "ftp://nope"},
+        {"endpoint": "http://h:port"},
         {"timeout": 0},
         {"timeout": True},
         {"compression": "zstd"},
@@ -234,13 +231,13 @@ def test_resolve_rejects_bad_arguments_without_echoing_secrets() -> None:
 
 
 def test_secret_bad_value_is_redacted(warnings: pytest.LogCaptureFixture) -> None:
-    config._warn_invalid("OTEL_EXPERIMENTS_API_KEY", "hunter2", "something", "also-secret")
+    env_rules.warn_invalid("OTEL_EXPERIMENTS_API_KEY", "hunter2", "something", "also-secret")
     (message,) = _messages(warnings)
     assert "hunter2" not in message and "also-secret" not in message
 
 
 def test_processor_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from otel_experiments.processor import ExperimentSpanProcessor
+    from otel_experiments import ExperimentSpanProcessor
 
     monkeypatch.setenv("OTEL_EXPERIMENTS_ID", "exp-env")
     monkeypatch.setenv("OTEL_EXPERIMENTS_TRUST_BAGGAGE", "false")
@@ -265,3 +262,25 @@ def test_every_variable_is_declared_and_documented() -> None:
     assert not missing, f"not in the docs/configuration.md table: {sorted(missing)}"
     for server_var in ("OTEL_EXPERIMENTS_SERVER_API_KEYS", "OTEL_EXPERIMENTS_DATA_DIR"):
         assert server_var in text
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("localhost:8642", "http://localhost:8642"),  # no scheme: http://, with a note
+        ("127.0.0.1:9/base/", "http://127.0.0.1:9/base"),
+        ("https://h.example/api/v2/llm-obs/v1", "https://h.example"),  # API path cut back
+        ("http://h:1/prefix/api/v2/llm-obs/v1/", "http://h:1/prefix"),
+        ("ftp://host", ""), ("http://", ""), ("http://h:99999", ""), ("http://h:port", ""),
+    ],
+)
+def test_an_endpoint_is_never_replaced_by_the_default(
+    raw: str, expected: str, warnings: pytest.LogCaptureFixture
+) -> None:
+    """Data goes to the server named, or nowhere (``""``: the exporter sends nothing)."""
+    settings = ExporterSettings.resolve(env={"OTEL_EXPERIMENTS_ENDPOINT": raw})
+    assert settings.endpoint == expected
+    assert settings.endpoint != config.DEFAULT_ENDPOINT
+    assert any("OTEL_EXPERIMENTS_ENDPOINT" in m for m in _messages(warnings))
+    if expected:
+        assert ExporterSettings.resolve(env={}, endpoint=raw).endpoint == expected

@@ -12,10 +12,13 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from apps.recorder import Recorder, clean_env, recording, run_app, tags_of
-from otel_experiments import experiment_context
-from otel_experiments.exporter import ExperimentEventsExporter
-from otel_experiments.processor import ExperimentSpanProcessor
-from otel_experiments.setup import ExperimentsHandle, configure
+from otel_experiments import (
+    ExperimentEventsExporter,
+    ExperimentsHandle,
+    ExperimentSpanProcessor,
+    configure,
+    experiment_context,
+)
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -15,6 +15,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import StatusCode
 
 from otel_experiments import (
+    ContextExecutor,
     Experiment,
     Identity,
     TraceExperiment,
@@ -23,8 +24,8 @@ from otel_experiments import (
     current_identity,
     experiment_context,
     observe,
+    settings,
     start_observe,
-    wrap_executor,
 )
 
 EXP_KEYS = ("experiment.id", "experiment.name", "experiment.feature_slug")
@@ -194,7 +195,7 @@ def test_threads_need_the_helper(recorder, tracer) -> None:
     with start_observe("f", "threads", experiment="exp-t"):
         plain = ThreadPoolExecutor(max_workers=2)
         assert plain.submit(work, "plain-thread").result() is None  # documented: not carried
-        with wrap_executor(ThreadPoolExecutor(max_workers=2)) as pool:
+        with ContextExecutor(ThreadPoolExecutor(max_workers=2)) as pool:
             assert pool.submit(work, "pool-submit").result() == "exp-t"
             assert list(pool.map(work, ["pool-map-1", "pool-map-2"])) == ["exp-t", "exp-t"]
         result: list[str | None] = []
@@ -293,6 +294,7 @@ def test_identity_names_stay_out_of_baggage_unless_enabled(monkeypatch) -> None:
     with experiment_context("e", identity=IDENTITY, propagate_identity_names=True):
         assert baggage.get_all()["user.name"] == "Jane"
     monkeypatch.setenv("OTEL_EXPERIMENTS_PROPAGATE_IDENTITY_NAMES", "true")
+    settings.reload()  # the process's scope settings are read once
     with experiment_context("e", identity=IDENTITY):
         assert baggage.get_all()["organization.name"] == "Acme"
 
@@ -366,7 +368,7 @@ def test_default_experiment_for_spans_outside_any_scope() -> None:
 def test_random_inbound_baggage_never_raises_and_only_valid_values_pass() -> None:
     import random
 
-    from otel_experiments.context import scope_from_baggage
+    from otel_experiments.context.baggage import scope_from_baggage
 
     rng = random.Random(1234)
     alphabet = "ab-_.:/@ \t\n\r\x00\x7f\u202e\u00e9\U0001f600%=,;"
@@ -582,3 +584,29 @@ def test_a_local_experiment_replaces_the_whole_upstream_experiment_in_baggage() 
     finally:
         otel_context.detach(token)
     assert outgoing == {"experiment.id": "local-exp"}
+
+
+def test_entering_an_experiment_stamps_the_current_span_as_the_entry(recorder, tracer) -> None:
+    # the server span starts before any experiment is known
+    with (tracer.start_as_current_span("server-span"),
+          experiment_context("exp-web", identity={"user": {"id": "u-1"}}),
+          tracer.start_as_current_span("inner")):
+        pass
+    server = recorder.attrs("server-span")
+    assert server["experiment.id"] == "exp-web" and server["user.id"] == "u-1"
+    assert server["experiment.entry"] == "true"
+    assert "experiment.entry" not in recorder.attrs("inner")
+
+
+def test_an_inner_experiment_does_not_restamp_the_outer_unit(recorder, tracer) -> None:
+    with experiment_context("exp-outer"), tracer.start_as_current_span("outer-span"):
+        with experiment_context("exp-inner"):
+            pass
+        with start_observe("f", "nested-observe"):
+            pass
+    assert recorder.attrs("outer-span")["experiment.id"] == "exp-outer"
+    assert "experiment.entry" not in recorder.attrs("outer-span")
+    assert "experiment.entry" not in recorder.attrs("nested-observe")
+    with start_observe("f", "top-observe", experiment="exp-top"):
+        pass
+    assert recorder.attrs("top-observe")["experiment.entry"] == "true"

@@ -23,7 +23,7 @@ from otel_experiments.events import (
     loads,
     spans_to_event_bodies,
 )
-from otel_experiments.metrics import record_metric
+from otel_experiments.observation.metrics import record_metric
 
 VALIDATOR = jsonschema.Draft202012Validator(load_events_schema())
 
@@ -363,7 +363,7 @@ def test_hand_built_readable_spans_with_plain_dicts() -> None:
 
 @pytest.mark.parametrize("value", [4, "4", [1, 2], {"a": None}, True])
 def test_expected_output_round_trips_its_type(value: Any) -> None:
-    from otel_experiments.observed import ObservedSpan
+    from otel_experiments import ObservedSpan
 
     provider, memory = TracerProvider(), InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(memory))

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import INVALID_SPAN, Tracer
 
 from otel_experiments import attributes as A
-from otel_experiments.metrics import record_metric
+from otel_experiments.observation.metrics import record_metric
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def test_non_recording_span_is_a_no_op() -> None:
 def test_metric_sizes_are_bounded() -> None:
     from opentelemetry.sdk.trace import TracerProvider
 
-    from otel_experiments.metrics import record_metric
+    from otel_experiments.observation.metrics import record_metric
 
     span = TracerProvider().get_tracer("t").start_span("s")
     with pytest.raises(ValueError, match="limit is 256"):
@@ -145,7 +145,7 @@ def test_label_byte_limit_matches_the_server() -> None:
     from opentelemetry.sdk.trace import TracerProvider
 
     from otel_experiments.events.metrics import MAX_LABEL_BYTES
-    from otel_experiments.metrics import record_metric
+    from otel_experiments.observation.metrics import record_metric
     from otel_experiments.server.schema import LABEL_MAX_BYTES
 
     assert MAX_LABEL_BYTES == LABEL_MAX_BYTES
@@ -154,3 +154,22 @@ def test_label_byte_limit_matches_the_server() -> None:
         record_metric(span, "\U0001f600" * 200, 1.0)  # 200 characters, 800 bytes
     record_metric(span, "\U0001f600" * 128, 1.0)  # exactly 512 bytes
     span.end()
+
+
+def test_a_metric_no_experiment_will_carry_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    from opentelemetry import trace
+
+    from otel_experiments import experiment_context, observe
+    from otel_experiments.observation import metrics as metrics_module
+
+    metrics_module._warn_unattributed = metrics_module.RateLimitedWarning()  # fresh limiter
+    caplog.set_level("WARNING", logger="otel_experiments")
+    tracer = trace.get_tracer("t")  # the global provider of tests/conftest.py (stamps)
+    with tracer.start_as_current_span("no-experiment"):
+        observe.add_metric("orphan", 1.0)
+    assert any("metric 'orphan'" in r.getMessage() and "no-experiment" in r.getMessage()
+               for r in caplog.records)
+    caplog.clear()
+    with tracer.start_as_current_span("server-span"), experiment_context("exp-web"):
+        observe.add_metric("kept", 1.0)  # the entered span was stamped: attributable
+    assert not [r for r in caplog.records if "kept" in r.getMessage()]

@@ -27,12 +27,14 @@ from opentelemetry.trace import Tracer
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from helpers import free_port
+from helpers import cause_warnings, free_port, warnings_of
 from otel_experiments import attributes as A
-from otel_experiments import config
+from otel_experiments import settings as config
+from otel_experiments._runtime.env import redact_url
 from otel_experiments.events import dumps, load_events_schema, spans_to_event_bodies
-from otel_experiments.exporter import ExperimentEventsExporter, parse_retry_after, redact_url
-from otel_experiments.metrics import record_metric
+from otel_experiments.export.exporter import ExperimentEventsExporter
+from otel_experiments.export.rules import parse_retry_after
+from otel_experiments.observation.metrics import record_metric
 
 VALIDATOR = jsonschema.Draft202012Validator(load_events_schema())
 SECRET_KEY = "sk-super-secret-0123456789"
@@ -138,6 +140,8 @@ def exporter(endpoint: str, **kwargs: Any) -> ExperimentEventsExporter:
     kwargs.setdefault("timeout", 5.0)
     kwargs.setdefault("backoff_initial", 0.01)
     kwargs.setdefault("backoff_max", 0.05)
+    # scripted answers are consumed in order: no background replay (tests/test_replay.py)
+    kwargs.setdefault("background_replay", False)
     return ExperimentEventsExporter(endpoint=endpoint, **kwargs)
 
 
@@ -152,26 +156,26 @@ def flatten(bodies: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[di
 
 def test_constructible_with_no_arguments_and_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     exp = ExperimentEventsExporter()
-    assert exp.endpoint == config.DEFAULT_ENDPOINT
-    assert exp.compression == "gzip"
-    assert exp.max_body_bytes == 4 * 1024 * 1024
+    assert exp.settings.endpoint == config.DEFAULT_ENDPOINT
+    assert exp.settings.compression == "gzip"
+    assert exp.settings.max_body_bytes == 4 * 1024 * 1024
     exp.shutdown()
     monkeypatch.setenv(config.OTEL_EXPERIMENTS_ENDPOINT, "http://127.0.0.1:9/base/")
     monkeypatch.setenv(config.OTEL_EXPERIMENTS_COMPRESSION, "none")
     monkeypatch.setenv(config.OTEL_EXPERIMENTS_TIMEOUT, "2.5")
     monkeypatch.setenv(config.OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST, "7")
     exp = ExperimentEventsExporter()
-    assert exp.endpoint == "http://127.0.0.1:9/base"
-    assert exp.compression == "none" and exp.timeout == 2.5 and exp.max_spans_per_request == 7
+    assert exp.settings.endpoint == "http://127.0.0.1:9/base"
+    assert exp.settings.compression == "none" and exp.settings.timeout == 2.5 and exp.settings.max_spans_per_request == 7
     assert exp.events_url("a/b c") == (
         "http://127.0.0.1:9/base/api/v2/llm-obs/v1/experiments/a%2Fb%20c/events"
     )
     from opentelemetry.exporter.otlp.proto.http import Compression
 
-    assert ExperimentEventsExporter(compression=Compression.NoCompression).compression == "none"  # type: ignore[arg-type]
+    assert ExperimentEventsExporter(compression=Compression.NoCompression).settings.compression == "none"  # type: ignore[arg-type]
     # constructor arguments win over the environment
     exp = ExperimentEventsExporter(compression="gzip", timeout=1, max_spans_per_request=3)
-    assert exp.compression == "gzip" and exp.timeout == 1 and exp.max_spans_per_request == 3
+    assert exp.settings.compression == "gzip" and exp.settings.timeout == 1 and exp.settings.max_spans_per_request == 3
     exp.shutdown()
 
 
@@ -213,8 +217,8 @@ def test_bad_env_values_warn_and_fall_back(
     monkeypatch.setenv("OTEL_EXPERIMENTS_ENDPOINT", "ftp://nope-env")
     monkeypatch.setenv("OTEL_EXPERIMENTS_COMPRESSION", "brotli-env")
     exp = ExperimentEventsExporter()
-    assert exp.endpoint == config.DEFAULT_ENDPOINT
-    assert exp.compression == "gzip"
+    assert exp.settings.endpoint == ""  # refused: never the default server instead
+    assert exp.settings.compression == "gzip"
     text = caplog.text
     assert "OTEL_EXPERIMENTS_ENDPOINT" in text and "OTEL_EXPERIMENTS_COMPRESSION" in text
 
@@ -450,8 +454,13 @@ def test_4xx_not_retried_and_logged_once_per_status(
         assert exp.export(spans) is SpanExportResult.FAILURE
     assert exp.export(spans) is SpanExportResult.FAILURE
     assert len(rec.requests) == 4
-    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    warnings = cause_warnings(caplog)
     assert len(warnings) == 2
+    # and the tally of what was lost, rate-limited: once in these milliseconds
+    assert [m for m in warnings_of(caplog) if "dropped in all" in m] == [
+        "otel-experiments: 1 span(s) dropped (rejected); 1 dropped in all"
+    ]
+    assert exp.delivery_report().dropped_by_reason == {"rejected": 4}
     assert "HTTP 400" in warnings[0] and "spans[0].trace_id is invalid" in warnings[0]
     assert "HTTP 404" in warnings[1] and "gone" in warnings[1]
     exp.shutdown()
@@ -461,7 +470,7 @@ def test_dead_endpoint_never_raises(tracer: Tracer, mem: InMemorySpanExporter) -
     exp = exporter(f"http://127.0.0.1:{free_port()}", timeout=0.3)
     start = time.monotonic()
     assert exp.export(make_spans(tracer, mem, 3)) is SpanExportResult.FAILURE
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 2.0  # 0.3 s of timeout, plus spooling on a loaded machine
     exp.shutdown()
 
 
@@ -506,7 +515,9 @@ def test_shutdown_is_idempotent_and_export_after_fails_with_one_warning(
     assert len(rec.requests) == 1
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "after shutdown" in warnings[0].getMessage()
-    assert exp.force_flush(timeout_millis=10) is True
+    # spans were dropped since the last flush: not everything was delivered
+    assert exp.force_flush(timeout_millis=10) is False
+    assert exp.delivery_report().dropped_by_reason == {"shutdown": 2}
 
 
 def test_shutdown_interrupts_a_retry_wait(
@@ -690,4 +701,18 @@ def test_nothing_listening_gives_up_fast_within_a_long_timeout(
     assert time.monotonic() - start < 2.0
     assert "unreachable (ConnectError) after 3 attempts" in caplog.text
     assert "spooled 3 span(s)" in caplog.text
+    exp.shutdown()
+
+
+def test_https_to_a_plain_http_server_is_hinted_and_names_the_url(
+    tracer: Tracer, mem: InMemorySpanExporter, caplog: pytest.LogCaptureFixture,
+    endpoint: str,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="otel_experiments")
+    tls_endpoint = endpoint.replace("http://", "https://")
+    exp = ExperimentEventsExporter(endpoint=tls_endpoint, timeout=5.0, backoff_initial=0.05)
+    assert exp.export(make_spans(tracer, mem, 2)) is SpanExportResult.FAILURE
+    assert f"POST {tls_endpoint}/api/v2/llm-obs/v1/experiments/" in caplog.text
+    assert "does the server speak plain http://?" in caplog.text
+    assert "spooled 2 span(s)" in caplog.text
     exp.shutdown()

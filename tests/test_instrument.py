@@ -27,10 +27,9 @@ from apps.recorder import (
     run_app,
     tags_of,
 )
-from otel_experiments.exporter import ExperimentEventsExporter
-from otel_experiments.instrument import ExperimentsInstrumentor
-from otel_experiments.processor import ExperimentSpanProcessor
-from otel_experiments.setup import find_experiment_processor
+from otel_experiments import ExperimentEventsExporter, ExperimentSpanProcessor
+from otel_experiments.sdk.configure import find_experiment_processor
+from otel_experiments.sdk.instrument import ExperimentsInstrumentor
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -15,7 +15,7 @@ from server_helpers import API, uid
 from otel_experiments import attributes as A
 from server_process import ServerProcess
 
-exporter_mod = pytest.importorskip("otel_experiments.exporter")
+exporter_mod = pytest.importorskip("otel_experiments.export.exporter")
 
 
 def _spans(exp_id: str, n: int) -> list:

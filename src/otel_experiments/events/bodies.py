@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from ..payload import clean_text
+from .._runtime.text import clean_text
 from ._json import dumps, stdlib_dumps
 from .convert import make_body
 

@@ -1,7 +1,7 @@
 """Evaluation metrics on the wire: validation and ``experiment.metric`` span events to entries.
 
 :func:`check_metric` is the one rule for what a metric may be (used when recording, by
-:func:`otel_experiments.metrics.record_metric`, and when converting);
+:func:`otel_experiments.observation.metrics.record_metric`, and when converting);
 :func:`metric_from_event` turns one span event into one ``metrics`` entry of a body.
 """
 
@@ -103,7 +103,7 @@ def metric_from_event(
 ) -> dict[str, Any] | None:
     """One ``metrics`` entry from an ``experiment.metric`` span event, or ``None`` if invalid.
 
-    Invalid events (which :func:`otel_experiments.metrics.record_metric` never writes, but a
+    Invalid events (which :func:`otel_experiments.observation.metrics.record_metric` never writes, but a
     hand-made event or a foreign OTLP client might) are dropped rather than raising, so a
     body always validates against the schema.
     """

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from ..config import env_str, xdg_dir
+from .._runtime.env import env_str, xdg_dir
 
 OTEL_EXPERIMENTS_DATA_DIR: Final = "OTEL_EXPERIMENTS_DATA_DIR"
 OTEL_EXPERIMENTS_DATABASE_URL: Final = "OTEL_EXPERIMENTS_DATABASE_URL"

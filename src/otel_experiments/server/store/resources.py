@@ -11,7 +11,7 @@ from ..schema import dataset_records, datasets, experiments, projects
 from .base import Page, StoreBase, new_id, now_iso
 
 EXPERIMENT_STATUSES = frozenset(
-    {"PENDING", "RUNNING", "EVALUATING", "COMPLETED", "FAILED", "CANCELLED"}
+    {"PENDING", "RUNNING", "EVALUATING", "COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED"}
 )
 
 

@@ -1,0 +1,147 @@
+"""Every access to a private OpenTelemetry name, in one place, each with a public fallback.
+
+The private names save work on hot paths (a call per span, a copy per span) or reach
+what the API does not expose. Each one is looked up once, here; when an SDK release
+moves it, the public fallback takes over, and ``tests/test_compat.py`` fails so we know
+(every fallback is exercised there too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Final
+
+from opentelemetry import baggage as _otel_baggage
+from opentelemetry import context as _otel_context
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
+
+__all__ = [
+    "BAGGAGE_KEY",
+    "SPAN_FIELDS",
+    "SUPPRESS_INSTRUMENTATION_KEY",
+    "attribute_dict",
+    "baggage_of",
+    "event_fields",
+    "events_of",
+    "get_current_context",
+    "span_fields",
+    "span_processors",
+]
+
+_EMPTY: Final[Mapping[str, Any]] = {}
+
+# -- the current Context ----------------------------------------------------------------
+# ``context.get_current()`` is a thin wrapper over the runtime context: the processor
+# calls it once per span, so it skips the wrapper.
+_runtime = getattr(_otel_context, "_RUNTIME_CONTEXT", None)
+get_current_context: Callable[[], Context] = (
+    _runtime.get_current if _runtime is not None and hasattr(_runtime, "get_current")
+    else _otel_context.get_current
+)
+
+# -- baggage ----------------------------------------------------------------------------
+# ``baggage.get_all()`` copies the baggage into a MappingProxy on every call; the
+# processor reads it per span, so it reads the dict stored under the API's key.
+BAGGAGE_KEY: Final[str | None] = getattr(_otel_baggage, "_BAGGAGE_KEY", None)
+
+
+def _baggage_via_key(ctx: Context) -> Mapping[str, object]:
+    bag = ctx.get(BAGGAGE_KEY) if BAGGAGE_KEY is not None else None
+    return bag if isinstance(bag, Mapping) else _EMPTY
+
+
+def _baggage_public(ctx: Context) -> Mapping[str, object]:
+    return _otel_baggage.get_all(ctx)
+
+
+baggage_of: Callable[[Context], Mapping[str, object]] = (
+    _baggage_via_key if BAGGAGE_KEY is not None else _baggage_public
+)
+
+# -- suppressing instrumentation --------------------------------------------------------
+# Our own POSTs must never be traced (an HTTP client instrumentation would make spans of
+# the export, exported in turn). The SDK sets this key around ``export()``; the API has
+# no public name for it, and a key cannot be rebuilt from its name (``create_key``
+# appends a uuid), so without it there is nothing to set: ``None``.
+SUPPRESS_INSTRUMENTATION_KEY: Final[str | None] = getattr(
+    _otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", None
+)
+
+# -- a provider's processors ------------------------------------------------------------
+# The SDK exposes no list of a provider's span processors; ``configure()`` needs it to
+# stay idempotent (not add a second processor or exporter).
+
+
+def span_processors(provider: TracerProvider) -> Iterator[SpanProcessor]:
+    """The processors registered on ``provider``, nested multi-processors flattened.
+
+    Yields nothing when the SDK's private names are gone (``configure()`` then adds its
+    processors without checking for existing ones: spans may be stamped twice, harmlessly).
+    """
+    stack: list[object] = [getattr(provider, "_active_span_processor", None)]
+    while stack:
+        proc = stack.pop()
+        if proc is None:
+            continue
+        children = getattr(proc, "_span_processors", None)
+        if isinstance(children, tuple):
+            stack.extend(reversed(children))
+        elif isinstance(proc, SpanProcessor):
+            yield proc
+
+
+# -- a finished span's attributes and events --------------------------------------------
+# ``span.attributes`` of the SDK returns a MappingProxy over ``BoundedAttributes``, whose
+# ``.get`` is a Python method; its inner dict's ``.get`` runs at C speed. A finished span
+# is immutable, so reading the inner dict is safe. The converter reads ~12 keys per span.
+
+
+def attribute_dict(attributes: Any) -> Mapping[str, Any]:
+    """The plain dict behind the SDK's ``BoundedAttributes``, else the mapping itself."""
+    inner = getattr(attributes, "_dict", None)
+    if isinstance(inner, dict):
+        return inner
+    return attributes if attributes is not None else _EMPTY
+
+
+#: The ``ReadableSpan`` fields the converter reads, by the SDK's private names.
+SPAN_FIELDS: Final = (
+    "_name", "_context", "_parent", "_start_time", "_end_time", "_status", "_kind",
+    "_resource", "_attributes", "_events",
+)
+
+
+def _span_fields_public(span: ReadableSpan) -> Mapping[str, Any]:
+    return {
+        "_name": span.name, "_context": span.context, "_parent": span.parent,
+        "_start_time": span.start_time, "_end_time": span.end_time, "_status": span.status,
+        "_kind": span.kind, "_resource": span.resource, "_attributes": span.attributes,
+        "_events": span.events,
+    }
+
+
+def span_fields(span: ReadableSpan) -> Mapping[str, Any]:
+    """A finished span's fields in one mapping (keys :data:`SPAN_FIELDS`).
+
+    The SDK's ``ReadableSpan`` keeps them in its ``__dict__``: one lookup instead of ten
+    property calls per span. Another span class gets the public properties.
+    """
+    fields = getattr(span, "__dict__", None)
+    if fields is not None and "_events" in fields and "_status" in fields:
+        return fields  # type: ignore[no-any-return]
+    return _span_fields_public(span)
+
+
+def event_fields(event: Any) -> tuple[str, Mapping[str, Any], int | None]:
+    """``(name, attributes as a plain dict, timestamp)`` of a span event."""
+    fields = getattr(event, "__dict__", None)
+    if fields is not None and "_attributes" in fields:
+        return fields["_name"], attribute_dict(fields["_attributes"]), fields.get("_timestamp")
+    return event.name, attribute_dict(event.attributes), event.timestamp
+
+
+def events_of(raw_events: Any) -> Sequence[Event]:
+    """The events behind a span's ``_events`` (the SDK's ``BoundedList``: its deque)."""
+    inner = getattr(raw_events, "_dq", None)
+    return inner if inner is not None else (raw_events or ())

@@ -1,0 +1,7 @@
+"""``python -m otel_experiments.cli``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

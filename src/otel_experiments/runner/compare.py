@@ -1,0 +1,138 @@
+"""Comparing two runs: per-metric deltas, the winner, and the records that changed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .results import ExperimentResult, RecordOutcome
+
+#: Lower is better for these; every other metric is "higher is better".
+LOWER_IS_BETTER = frozenset({"error_rate", "latency_p50_ms", "latency_p95_ms"})
+
+
+@dataclass(frozen=True)
+class MetricDelta:
+    label: str
+    a: float | None
+    b: float | None
+    #: ``"A"``, ``"B"`` or ``"tie"`` (``None`` when one side lacks the metric)
+    winner: str | None
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.a is None or self.b is None else self.b - self.a
+
+
+@dataclass(frozen=True)
+class RecordChange:
+    record_id: str
+    #: ``"regression"`` (worse in B), ``"improvement"`` or ``"changed"``
+    kind: str
+    what: str
+    input: Any = None
+
+
+@dataclass
+class Comparison:
+    a: ExperimentResult
+    b: ExperimentResult
+    metrics: list[MetricDelta] = field(default_factory=list)
+    changes: list[RecordChange] = field(default_factory=list)
+    common_records: int = 0
+
+    @property
+    def winner(self) -> str:
+        """``"A"``, ``"B"`` or ``"tie"``: who wins more metrics (quality metrics only)."""
+        wins = {"A": 0, "B": 0}
+        for m in self.metrics:
+            if m.winner in wins and not m.label.startswith("latency"):
+                wins[m.winner] += 1
+        if wins["A"] == wins["B"]:
+            return "tie"
+        return "A" if wins["A"] > wins["B"] else "B"
+
+    @property
+    def regressions(self) -> list[RecordChange]:
+        return [c for c in self.changes if c.kind == "regression"]
+
+
+def _winner(label: str, a: float | None, b: float | None, eps: float = 1e-12) -> str | None:
+    if a is None or b is None:
+        return None
+    if abs(a - b) <= eps:
+        return "tie"
+    better_b = b < a if label in LOWER_IS_BETTER else b > a
+    return "B" if better_b else "A"
+
+
+def headline(result: ExperimentResult, label: str) -> float | None:
+    """A run's number for ``label``: a metric's pass rate / mean, a summary evaluation,
+    ``error_rate``, ``latency_p50_ms`` or ``latency_p95_ms``."""
+    if label == "error_rate":
+        value = result.summary.get("error_rate")
+    elif label.startswith("latency_"):
+        value = (result.summary.get("latency_ms") or {}).get(label.split("_")[1])
+    else:
+        return result.value(label)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _score(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)):
+        return float(value)
+    return None
+
+
+def _change(a: RecordOutcome, b: RecordOutcome) -> RecordChange | None:
+    if a.failed != b.failed:
+        if b.failed:
+            return RecordChange(a.record_id, "regression",
+                                f"task now fails ({(b.error or {}).get('message')})", a.input)
+        return RecordChange(a.record_id, "improvement", "task no longer fails", a.input)
+    worse, better, other = [], [], []
+    for label in sorted(set(a.metrics) | set(b.metrics)):
+        va, vb = a.metrics.get(label), b.metrics.get(label)
+        if va == vb:
+            continue
+        sa, sb = _score(va), _score(vb)
+        text = f"{label}: {va!r} -> {vb!r}"
+        if sa is None or sb is None:
+            other.append(text)
+        elif sb < sa:
+            worse.append(text)
+        else:
+            better.append(text)
+    if worse:
+        return RecordChange(a.record_id, "regression", "; ".join(worse + better + other), a.input)
+    if better:
+        return RecordChange(a.record_id, "improvement", "; ".join(better + other), a.input)
+    if other:
+        return RecordChange(a.record_id, "changed", "; ".join(other), a.input)
+    return None
+
+
+def compare(a: ExperimentResult, b: ExperimentResult) -> Comparison:
+    """Compare run ``b`` against run ``a`` (records paired by dataset record id)."""
+    out = Comparison(a, b)
+    labels = list(dict.fromkeys([*a.labels(), *b.labels()]))
+    for label in [*labels, "error_rate", "latency_p50_ms", "latency_p95_ms"]:
+        va, vb = headline(a, label), headline(b, label)
+        out.metrics.append(MetricDelta(label, va, vb, _winner(label, va, vb)))
+    by_id = {r.record_id: r for r in a.records}
+    for rb in b.records:
+        ra = by_id.get(rb.record_id)
+        if ra is None:
+            continue
+        out.common_records += 1
+        change = _change(ra, rb)
+        if change is not None:
+            out.changes.append(change)
+    order = {"regression": 0, "improvement": 1, "changed": 2}
+    out.changes.sort(key=lambda c: order[c.kind])
+    return out
+
+
+__all__ = ["LOWER_IS_BETTER", "Comparison", "MetricDelta", "RecordChange", "compare", "headline"]

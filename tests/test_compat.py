@@ -1,0 +1,102 @@
+"""Every private OpenTelemetry name we use still exists, and every public fallback works.
+
+When one of the first tests fails after an SDK upgrade, ``_compat`` already runs on the
+fallback (exercised by the second kind of test): decide whether to follow the new
+private name or live with the fallback's cost.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from opentelemetry import baggage, context, trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_experiments import _compat
+
+
+def test_private_names_still_exist() -> None:
+    from opentelemetry.context import _RUNTIME_CONTEXT  # noqa: F401
+
+    assert _compat.get_current_context != context.get_current  # the fast path is in use
+    assert _compat.BAGGAGE_KEY is not None and _compat.baggage_of == _compat._baggage_via_key
+    assert _compat.SUPPRESS_INSTRUMENTATION_KEY is not None
+    provider = TracerProvider()
+    assert hasattr(provider, "_active_span_processor")
+    assert hasattr(provider._active_span_processor, "_span_processors")
+
+
+def test_current_context_fast_path_equals_the_public_one() -> None:
+    token = context.attach(context.set_value("k", "v"))
+    try:
+        assert _compat.get_current_context() == context.get_current()
+        assert _compat.get_current_context().get("k") == "v"
+    finally:
+        context.detach(token)
+
+
+def test_baggage_fast_path_equals_the_public_fallback() -> None:
+    ctx = baggage.set_baggage("experiment.id", "e1", baggage.set_baggage("user.id", "u"))
+    assert dict(_compat._baggage_via_key(ctx)) == dict(_compat._baggage_public(ctx))
+    assert dict(_compat._baggage_public(ctx)) == {"experiment.id": "e1", "user.id": "u"}
+    assert dict(_compat._baggage_via_key(context.Context())) == {}
+
+
+def test_suppression_key_is_the_one_the_sdk_honours() -> None:
+    # The SDK's exporters and instrumentations check exactly this key.
+    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+
+    assert _compat.SUPPRESS_INSTRUMENTATION_KEY == _SUPPRESS_INSTRUMENTATION_KEY
+
+
+def test_span_processors_finds_what_was_added() -> None:
+    provider = TracerProvider()
+    first, second = SimpleSpanProcessor(InMemorySpanExporter()), SimpleSpanProcessor(
+        InMemorySpanExporter())
+    provider.add_span_processor(first)
+    provider.add_span_processor(second)
+    assert list(_compat.span_processors(provider)) == [first, second]
+
+    class NotAnSdkProvider:  # the fallback: nothing found, nothing raised
+        pass
+
+    assert list(_compat.span_processors(NotAnSdkProvider())) == []  # type: ignore[arg-type]
+
+
+def test_span_field_fast_paths_equal_the_public_properties() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("t").start_as_current_span("s", attributes={"a": 1}) as span:
+        span.add_event("ev", {"x": "y"}, timestamp=7)
+    (finished,) = exporter.get_finished_spans()
+    fast = _compat.span_fields(finished)
+    assert fast is vars(finished)  # the SDK's own dict: no copy, no property calls
+    public = _compat._span_fields_public(finished)
+    assert set(public) == set(_compat.SPAN_FIELDS) <= set(fast)
+    for key in _compat.SPAN_FIELDS:
+        if key in ("_attributes", "_events"):
+            continue
+        assert fast[key] == public[key], key
+    assert dict(_compat.attribute_dict(fast["_attributes"])) == dict(public["_attributes"])
+    events = _compat.events_of(fast["_events"])
+    assert [e.name for e in events] == [e.name for e in public["_events"]] == ["ev"]
+    assert _compat.event_fields(events[0]) == ("ev", {"x": "y"}, 7)
+    assert type(_compat.event_fields(events[0])[1]) is dict
+
+    class PlainEvent:  # another SDK's event: the public properties are used
+        name, attributes, timestamp = "ev", {"x": "z"}, 9
+
+    class PlainSpan:  # another SDK's span: the public properties are used
+        name, context, parent, start_time, end_time = "p", None, None, 1, 2
+        status = kind = resource = None
+        attributes: ClassVar[dict[str, int]] = {"a": 2}
+        events = (PlainEvent(),)
+
+    fields = _compat.span_fields(PlainSpan())  # type: ignore[arg-type]
+    assert fields["_attributes"] == {"a": 2} and fields["_name"] == "p"
+    assert _compat.event_fields(_compat.events_of(fields["_events"])[0]) == ("ev", {"x": "z"}, 9)
+    assert _compat.attribute_dict(None) == {}
+    assert trace.get_tracer_provider() is not None
