@@ -22,6 +22,7 @@ from server_helpers import API, uid
 
 from otel_experiments.models import validate_id, validate_name
 from otel_experiments.server import ServerSettings, create_app
+from otel_experiments.server.jsonapi import ApiError
 from otel_experiments.server.settings import cors_origins_from_env
 from otel_experiments.server.store import encode_cursor
 from server_process import ServerProcess
@@ -44,9 +45,17 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
         yield server
 
 
+#: ddtrace's own endpoints (server/ddtrace/) do not publish their contract yet.
+UNCHECKED_TAGS = ("ddtrace",)
+
+
 def test_schemathesis_all_checks_pass(fuzz_server: ServerProcess, tmp_path: Path) -> None:
+    spec = httpx.get(f"{fuzz_server.base_url}/openapi.json").json()
+    operations = sum(1 for item in spec["paths"].values() for op in item.values()
+                     if not set(op.get("tags", ())) & set(UNCHECKED_TAGS))
     cmd = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run",
            f"{fuzz_server.base_url}/openapi.json", "--checks", "all",
+           *(arg for tag in UNCHECKED_TAGS for arg in ("--exclude-tag", tag)),
            "--seed", str(FUZZ_SEED), "--max-examples", str(FUZZ_EXAMPLES),
            "--phases", FUZZ_PHASES,
            "--workers", FUZZ_WORKERS, "--request-timeout", "30",
@@ -55,9 +64,9 @@ def test_schemathesis_all_checks_pass(fuzz_server: ServerProcess, tmp_path: Path
                           env={**os.environ, "NO_COLOR": "1"})
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-20000:]
-    assert re.search(r"Tested: 19\b", out), out[-3000:]  # every operation was reached
+    assert re.search(rf"Tested: {operations}\b", out), out[-3000:]  # every one was reached
     generated = int(re.search(r"(\d+) generated", out).group(1))  # type: ignore[union-attr]
-    assert generated >= 19 * FUZZ_EXAMPLES, out[-3000:]
+    assert generated >= operations * FUZZ_EXAMPLES, out[-3000:]
     print(f"schemathesis: {generated} cases, seed {FUZZ_SEED}")
 
 
@@ -212,3 +221,15 @@ def test_cors_settings() -> None:
     for bad in ("*", "a.example", "https://a.example/path", "file://x"):
         with pytest.raises(ValueError, match="CORS origin"):
             ServerSettings(database_url="sqlite://", cors_origins=(bad,))
+
+
+def test_time_filters_outside_the_stored_range_are_clamped() -> None:
+    # found by schemathesis: year 712 overflowed SQLite's 64-bit integer (a 500)
+    from otel_experiments.server.routes._common import time_ns
+
+    assert time_ns("0712-07-19T18:49:58.4+00:51", "f") == 0
+    assert time_ns("9999-12-31T23:59:59z", "f") == 2**63 - 1
+    assert time_ns("9999999999999999999", "f") == 2**63 - 1
+    assert time_ns("1970-01-01T00:00:01Z", "f") == 10**9
+    with pytest.raises(ApiError):
+        time_ns("yesterday", "f")

@@ -14,12 +14,13 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from ..models import MAX_NAME_LENGTH
 from ._schemas import INT32_MAX, JsonSchema, component_schemas, ref
 from .jsonapi import _TITLES
 from .otlp import COUNT_HEADERS
 from .parsing import CURSOR_PATTERN
 from .settings import ServerSettings
-from .store import MAX_PAGE_SIZE
+from .store import GROUP_COLUMNS, MAX_PAGE_SIZE
 
 JSONAPI = "application/vnd.api+json"
 #: Request media types the JSON routes document (any ``+json`` type is accepted too).
@@ -80,7 +81,16 @@ def _parameter_schemas() -> dict[str, JsonSchema]:
                          "description": "meta.page.next_cursor of the previous page"},
         "version": {"type": "integer", "minimum": 0, "maximum": INT32_MAX},
         "filter[status]": ref("Status"),
+        "filter[name]": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH},
+        "filter[start_after]": _TIME,
+        "filter[start_before]": _TIME,
+        "group_by": {"enum": list(GROUP_COLUMNS)},
     }
+
+
+#: A time filter: nanoseconds since the epoch (up to 19 digits) or an RFC 3339 date-time.
+_TIME: JsonSchema = {"anyOf": [{"type": "string", "pattern": "^[0-9]{1,19}$"},
+                               {"type": "string", "format": "date-time"}]}
 
 
 def _events_status() -> JsonSchema:
@@ -98,7 +108,8 @@ def build(app: FastAPI, settings: ServerSettings) -> dict[str, Any]:
             operation["responses"].pop("422", None)
             for param in operation.get("parameters", []):
                 name = param["name"]
-                if name == "filter[status]" and path.endswith("/events"):
+                # Experiments have their statuses; spans (and record spans) ok / error.
+                if name == "filter[status]" and not path.endswith("/experiments"):
                     param["schema"] = _events_status()
                 else:
                     param["schema"] = params.get(name, ref("Id"))

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from ..jsonapi import ApiError, media_type, parse_json, read_body
 from ..settings import ServerSettings
 from ..store import Store
+from ..validation import INT64_MAX
 
 #: Every JSON:API route lives under this prefix (the exporter's ``EVENTS_PATH`` is
 #: ``API_PREFIX + EVENTS_ROUTE``; a test keeps the two in step).
@@ -86,12 +87,16 @@ def time_ns(value: str | None, name: str) -> int | None:
         return None
     text = value.strip()
     if text.isdigit() and len(text) <= 19:
-        return int(text)
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(400, "must be nanoseconds since the epoch or an ISO 8601 date-time, "
-                       f"got {value[:40]!r}", parameter=name) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return int(when.timestamp() * 1_000_000_000)
+        ns = int(text)
+    else:
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ApiError(400, "must be nanoseconds since the epoch or an ISO 8601 date-time, "
+                           f"got {value[:40]!r}", parameter=name) from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        ns = int(when.timestamp() * 1_000_000_000)
+    # Span start times are stored as 0..2**63-1: a bound outside that selects the same spans
+    # as the nearest end of it, and fits the column (year 1 or 9999 must not be a 500).
+    return min(max(ns, 0), INT64_MAX)

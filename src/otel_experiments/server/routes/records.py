@@ -12,16 +12,18 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from .. import _openapi as doc
 from ..jsonapi import ApiError, JsonApiResponse, resource
 from ..parsing import page_params
 from ..render import list_document
 from ..store.records import RecordFilters, delete_experiment, experiment_records
 from ..validation import path_id
 
-router = APIRouter()
+router = APIRouter(default_response_class=JsonApiResponse)
 
 
-@router.get("/experiments/{experiment_id}/records", tags=["events"])
+@router.get("/experiments/{experiment_id}/records", tags=["events"],
+            responses=doc.responses({200: "ExperimentRecordList"}, 400, 404))
 async def list_experiment_records(
     experiment_id: str,
     request: Request,
@@ -50,7 +52,8 @@ async def list_experiment_records(
         size))
 
 
-@router.delete("/experiments/{experiment_id}", tags=["experiments"])
+@router.delete("/experiments/{experiment_id}", tags=["experiments"],
+               responses=doc.responses({200: "ExperimentDeleted"}, 400, 404))
 async def remove_experiment(experiment_id: str, request: Request) -> Response:
     experiment_id = path_id(experiment_id, "experiment_id")
     spans = await run_in_threadpool(delete_experiment, request.app.state.store, experiment_id)
