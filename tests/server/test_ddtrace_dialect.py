@@ -11,11 +11,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from otel_experiments.server.testing import ServerProcess
 from server_helpers import API, events_body, metric, span, uid
 
 from otel_experiments import attributes as A
 from otel_experiments.export.exporter import ExperimentEventsExporter
+from server_process import ServerProcess
 
 UNSTABLE = "/api/unstable/llm-obs/v1"
 

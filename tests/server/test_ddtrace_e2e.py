@@ -17,8 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
-from otel_experiments.server.testing import ServerProcess
 from server_helpers import API
+
+from server_process import ServerProcess
 
 HERE = Path(__file__).parent
 KEY = "dd-local-key"
