@@ -34,7 +34,9 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 FUZZ_EXAMPLES = int(os.environ.get("OTEL_EXPERIMENTS_FUZZ_EXAMPLES", "5"))
 FUZZ_PHASES = os.environ.get("OTEL_EXPERIMENTS_FUZZ_PHASES", "examples,fuzzing,stateful")
 FUZZ_SEED = int(os.environ.get("OTEL_EXPERIMENTS_FUZZ_SEED", "20260101"))
-FUZZ_WORKERS = os.environ.get("OTEL_EXPERIMENTS_FUZZ_WORKERS", "2")
+# One worker: with more, Hypothesis parses lambdas' source in several threads at once, which
+# CPython 3.11 can fail with "SystemError: AST constructor recursion depth mismatch".
+FUZZ_WORKERS = os.environ.get("OTEL_EXPERIMENTS_FUZZ_WORKERS", "1")
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +123,8 @@ def test_openapi_lists_what_the_server_answers(tmp_path: Path) -> None:
     assert spec["openapi"].startswith("3.1")
     for path, item in spec["paths"].items():
         for method, op in item.items():
+            if set(op.get("tags", ())) & set(UNCHECKED_TAGS):
+                continue
             assert "422" not in op["responses"], (method, path)
             for status, answer in op["responses"].items():
                 media = set(answer.get("content", {}))
