@@ -60,7 +60,9 @@ def test_schemathesis_all_checks_pass(fuzz_server: ServerProcess, tmp_path: Path
            *(arg for tag in UNCHECKED_TAGS for arg in ("--exclude-tag", tag)),
            "--seed", str(FUZZ_SEED), "--max-examples", str(FUZZ_EXAMPLES),
            "--phases", FUZZ_PHASES,
-           "--workers", FUZZ_WORKERS, "--request-timeout", "30",
+           # the largest body the server takes (10,000 records) must answer within 30 s
+           # even on a loaded 2-CPU machine; schemathesis' default limit is 10 s
+           "--workers", FUZZ_WORKERS, "--request-timeout", "60", "--max-response-time", "30",
            "--report", "junit", "--report-dir", str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, cwd=tmp_path,
                           env={**os.environ, "NO_COLOR": "1"})  # its cache stays out of the repo
