@@ -15,7 +15,7 @@ from server_helpers import API, events_body, metric, span, uid
 
 from otel_experiments import attributes as A
 from otel_experiments.export.exporter import ExperimentEventsExporter
-from otel_experiments.server.testing import ServerProcess
+from server_process import ServerProcess
 
 UNSTABLE = "/api/unstable/llm-obs/v1"
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from server_helpers import API
 
-from otel_experiments.server.testing import ServerProcess
+from server_process import ServerProcess
 
 HERE = Path(__file__).parent
 KEY = "dd-local-key"
