@@ -106,6 +106,8 @@ def delivery_line(delivery: dict[str, Any]) -> str:
             line += " (" + ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items())) + ")"
         if delivery.get("last_error") and (delivery["dropped"] or delivery["spooled"]):
             line += f"; last error: {delivery['last_error']}"
+        if delivery.get("offline"):
+            line += "; the server was unreachable: spooled spans are sent when it is back"
         return line
     if delivery.get("offline"):
         return ("spans: the server was unreachable; undelivered spans are spooled on disk and "
