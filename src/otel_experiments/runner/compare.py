@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..outcomes import outcome_change
 from .results import ExperimentResult, RecordOutcome
 
 #: Lower is better for these; every other metric is "higher is better".
@@ -78,40 +79,12 @@ def headline(result: ExperimentResult, label: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def _score(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, (int, float)):
-        return float(value)
-    return None
-
-
 def _change(a: RecordOutcome, b: RecordOutcome) -> RecordChange | None:
-    if a.failed != b.failed:
-        if b.failed:
-            return RecordChange(a.record_id, "regression",
-                                f"task now fails ({(b.error or {}).get('message')})", a.input)
-        return RecordChange(a.record_id, "improvement", "task no longer fails", a.input)
-    worse, better, other = [], [], []
-    for label in sorted(set(a.metrics) | set(b.metrics)):
-        va, vb = a.metrics.get(label), b.metrics.get(label)
-        if va == vb:
-            continue
-        sa, sb = _score(va), _score(vb)
-        text = f"{label}: {va!r} -> {vb!r}"
-        if sa is None or sb is None:
-            other.append(text)
-        elif sb < sa:
-            worse.append(text)
-        else:
-            better.append(text)
-    if worse:
-        return RecordChange(a.record_id, "regression", "; ".join(worse + better + other), a.input)
-    if better:
-        return RecordChange(a.record_id, "improvement", "; ".join(better + other), a.input)
-    if other:
-        return RecordChange(a.record_id, "changed", "; ".join(other), a.input)
-    return None
+    found = outcome_change(
+        None if not a.failed else str((a.error or {}).get("message")),
+        None if not b.failed else str((b.error or {}).get("message")),
+        a.metrics, b.metrics, failed_a=a.failed, failed_b=b.failed)
+    return None if found is None else RecordChange(a.record_id, found[0], found[1], a.input)
 
 
 def compare(a: ExperimentResult, b: ExperimentResult) -> Comparison:

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from . import _openapi
+from . import _openapi, ddtrace
 from ._errors import install_error_handlers
 from .auth import ApiKeyMiddleware, HostCheckMiddleware
 from .db import create_engine, current_revision, migrate
@@ -54,9 +54,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(events.router, prefix=API_PREFIX, dependencies=strict)
     app.include_router(records.router, prefix=API_PREFIX, dependencies=strict)
     app.include_router(otlp.router)
+    app.include_router(ddtrace.router)  # ddtrace's own paths (server/ddtrace/)
     install_ui(app)
 
     _openapi.install(app, settings)
+    app.add_middleware(ddtrace.DdtraceQueryDispatch)
     # Added last = outermost: the Host check runs first, and a CORS preflight (which
     # carries no API key) is answered before the key check.
     if settings.api_keys:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ...events import load_events_schema
 from .. import _openapi as doc
+from .. import ddtrace
 from ..ingest import parse_events
 from ..jsonapi import ApiError, JsonApiResponse, resource
 from ..parsing import page_params
@@ -55,6 +56,8 @@ def _whole_numbers(body: Any) -> None:
 async def push_events(request: Request, experiment_id: str) -> Response:
     experiment_id = path_id(experiment_id, "experiment_id")
     body = await json_body(request)
+    if ddtrace.dialects.is_ddtrace_events(body):  # ddtrace's dialect: its own handler
+        return await ddtrace.push_ddtrace_events(request, experiment_id, body)
     store = store_of(request)
     max_items = settings_of(request).max_items_per_request
 
@@ -101,10 +104,7 @@ _FILTER_DOC = {
 }
 
 
-@router.get(EVENTS_ROUTE, responses=doc.responses({200: "SpanList"}, 400, 404))
-async def list_events(
-    request: Request,
-    experiment_id: str,
+def _span_filter_params(
     user_id: str | None = Query(None, alias="filter[user_id]", description=_FILTER_DOC["user_id"]),
     organization_id: str | None = Query(None, alias="filter[organization_id]",
                                         description=_FILTER_DOC["organization_id"]),
@@ -114,12 +114,21 @@ async def list_events(
                                     description=_FILTER_DOC["start_after"]),
     start_before: str | None = Query(None, alias="filter[start_before]",
                                      description=_FILTER_DOC["start_before"]),
+) -> SpanFilters:
+    """The span filters of a read (one declaration for events and summary)."""
+    return _span_filters(user_id, organization_id, status, name, start_after, start_before)
+
+
+@router.get(EVENTS_ROUTE, responses=doc.responses({200: "SpanList"}, 400, 404))
+async def list_events(
+    request: Request,
+    experiment_id: str,
+    chosen: Annotated[SpanFilters, Depends(_span_filter_params)],
     page_size: int | None = Query(None, alias="page[size]"),
     page_cursor: str | None = Query(None, alias="page[cursor]"),
 ) -> Response:
     experiment_id = path_id(experiment_id, "experiment_id")
     size, cursor = page_params(page_size, page_cursor)
-    chosen = _span_filters(user_id, organization_id, status, name, start_after, start_before)
     filters = {key: str(value) for key, value in (
         ("user_id", chosen.user_id), ("organization_id", chosen.organization_id),
         ("status", chosen.status), ("name", chosen.name),
@@ -139,20 +148,11 @@ async def list_events(
 async def summary(
     request: Request,
     experiment_id: str,
-    user_id: str | None = Query(None, alias="filter[user_id]", description=_FILTER_DOC["user_id"]),
-    organization_id: str | None = Query(None, alias="filter[organization_id]",
-                                        description=_FILTER_DOC["organization_id"]),
-    status: str | None = Query(None, alias="filter[status]", description=_FILTER_DOC["status"]),
-    name: str | None = Query(None, alias="filter[name]", description=_FILTER_DOC["name"]),
-    start_after: str | None = Query(None, alias="filter[start_after]",
-                                    description=_FILTER_DOC["start_after"]),
-    start_before: str | None = Query(None, alias="filter[start_before]",
-                                     description=_FILTER_DOC["start_before"]),
+    chosen: Annotated[SpanFilters, Depends(_span_filter_params)],
     group_by: str | None = Query(None, description="name, user_id or organization_id: "
                                  "the same statistics per group of units"),
 ) -> Response:
     experiment_id = path_id(experiment_id, "experiment_id")
-    chosen = _span_filters(user_id, organization_id, status, name, start_after, start_before)
     if group_by is not None and group_by not in GROUP_COLUMNS:
         raise ApiError(400, f"must be one of {', '.join(GROUP_COLUMNS)}", parameter="group_by")
     store = store_of(request)
