@@ -1,5 +1,7 @@
 # Two commands from a fresh clone: `make demo` and `make test`. Both create .venv on first use.
 PY ?= python3
+# make bench LOAD_ARGS=--quick: 10 s load runs instead of 60 s
+LOAD_ARGS ?=
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
@@ -25,6 +27,8 @@ bench: $(STAMP)
 	@if [ -f benchmarks/bench_exporter.py ]; then echo; $(PYTHON) benchmarks/bench_exporter.py; fi
 	@if [ -f benchmarks/bench_server.py ]; then echo; $(PYTHON) benchmarks/bench_server.py --quick; fi
 	@echo; $(PYTHON) benchmarks/bench_runner.py
+	@echo; $(PYTHON) benchmarks/bench_ui.py
+	@echo; $(PYTHON) benchmarks/bench_load.py $(LOAD_ARGS)
 
 # The server benchmark at full size (300k-span growth, summary at 100k and 1M spans): ~30 min.
 bench-server-full: $(STAMP)

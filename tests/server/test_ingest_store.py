@@ -211,3 +211,16 @@ def test_revision_0005_downgrades_and_upgrades(backend: str,
     assert "ix_spans_experiment_errors" in indexes()
     assert Store(engine).summary("exp-mig")["span_count"] == 2
     engine.dispose()
+
+
+def test_without_jsonschema_the_fast_validator_names_the_field() -> None:
+    """The [server] extra installs one validator (jsonschema-rs): its errors stand alone."""
+    from otel_experiments.server.ingest import _SchemaValidator
+
+    validator = _SchemaValidator(explain=False)
+    assert validator.explainer is None
+    good = events_body([span(1)])
+    assert validator.errors(good) == []
+    bad = events_body([span(1, duration="long")])
+    (error,) = validator.errors(bad)
+    assert error.status == 400 and error.pointer == "/data/attributes/spans/0/duration"

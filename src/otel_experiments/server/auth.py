@@ -11,6 +11,10 @@ from .jsonapi import ApiError, error_response
 
 #: Paths served without a key: liveness and the API description.
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+#: The web UI (``/`` redirects into it) checks its own session cookie, made from an API key
+#: at its login form (``server/ui/session.py``); API routes never accept that cookie.
+UI_PATHS = frozenset({"/", "/ui"})
+UI_PREFIX = "/ui/"
 
 
 def key_matches(provided: bytes, keys: Sequence[bytes]) -> bool:
@@ -22,14 +26,17 @@ def key_matches(provided: bytes, keys: Sequence[bytes]) -> bool:
 
 
 class ApiKeyMiddleware:
-    """Accepts ``Authorization: Bearer KEY`` or ``DD-API-KEY: KEY``."""
+    """Accepts ``Authorization: Bearer KEY``, ``DD-API-KEY: KEY`` or ``DD-APPLICATION-KEY: KEY``
+    (ddtrace sends its two keys in the last two: either may hold one of ours)."""
 
     def __init__(self, app: ASGIApp, keys: Sequence[str]) -> None:
         self.app = app
         self.keys = [k.encode("utf-8") for k in keys]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or scope["path"] in PUBLIC_PATHS:
+        path = scope["path"] if scope["type"] == "http" else ""
+        if (scope["type"] != "http" or not self.keys or path in PUBLIC_PATHS or path in UI_PATHS
+                or path.startswith(UI_PREFIX)):
             await self.app(scope, receive, send)
             return
         provided: list[bytes] = []
@@ -38,7 +45,7 @@ class ApiKeyMiddleware:
                 scheme, _, token = value.partition(b" ")
                 if scheme.lower() == b"bearer" and token.strip():
                     provided.append(token.strip())
-            elif name == b"dd-api-key":
+            elif name in (b"dd-api-key", b"dd-application-key"):
                 provided.append(value.strip())
         if any(key_matches(p, self.keys) for p in provided):
             await self.app(scope, receive, send)

@@ -249,6 +249,10 @@ class EventQueries(StoreBase):
                 # A literal, not a bound parameter: the planner can then prove
                 # ``status = 'error'`` and page through the errors' partial index.
                 query = query.where(s.status == sa.literal(value, literal_execute=True))
+            elif key == "start_after":  # nanoseconds (checked by the route)
+                query = query.where(s.start_ns >= int(value))
+            elif key == "start_before":
+                query = query.where(s.start_ns < int(value))
             else:
                 query = query.where(s[key] == value)
         with self._read() as conn:
