@@ -51,6 +51,17 @@ def _first(conn: sa.Connection, column: sa.ColumnElement[Any],
                         .order_by(column.desc() if last else column).limit(1)).scalar()
 
 
+def _stats(count: Any, errors: Any, mean: Any, lo: Any, hi: Any) -> dict[str, Any]:
+    """Span statistics from one aggregate row (``store.grouped`` builds them so)."""
+    count, errors = int(count or 0), int(errors or 0)
+    return {
+        "span_count": count,
+        "error_count": errors,
+        "error_rate": errors / count if count else None,
+        "latency_ns": {"mean": None if mean is None else float(mean), "min": lo, "max": hi},
+    }
+
+
 def _span_stats(conn: sa.Connection, where: list[sa.ColumnElement[bool]]) -> dict[str, Any]:
     s = spans.c
     # Each aggregate costs SQLite about as much per row as the scan itself: this pass keeps
@@ -60,13 +71,10 @@ def _span_stats(conn: sa.Connection, where: list[sa.ColumnElement[bool]]) -> dic
     count = int(count)
     errors = int(conn.execute(sa.select(sa.func.count()).where(
         *where, s.status == sa.literal("error", literal_execute=True))).scalar_one())
-    latency: dict[str, Any] = {
-        "mean": None if mean is None else float(mean),
-        "min": _first(conn, s.duration, where), "max": _first(conn, s.duration, where, last=True),
-    }
-    latency.update(_percentiles(conn, s.duration, where, count))
-    return {"span_count": count, "error_count": errors,
-            "error_rate": errors / count if count else None, "latency_ns": latency}
+    out = _stats(count, errors, mean, _first(conn, s.duration, where),
+                 _first(conn, s.duration, where, last=True))
+    out["latency_ns"].update(_percentiles(conn, s.duration, where, count))
+    return out
 
 
 class SummaryQueries(StoreBase):
