@@ -244,7 +244,7 @@ def sqlite_cases(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
     server, ref = pair("grow")
     try:
         ours, theirs = sides(server, ref)
-        exp, step, done = "bench-grow", args.grow // 10, 0
+        exp, step, done = "bench-grow", args.grow // 15, 0  # (20k steps: 100k is one)
         last_ours = last_ref = (0, 0.0)
         summaries: list[tuple[int, float, float]] = []
         while done < args.grow:

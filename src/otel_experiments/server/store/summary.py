@@ -1,10 +1,10 @@
 """An experiment's summary, aggregated in SQL from covering indexes.
 
-Every query below reads one index range of the experiment (``ix_spans_experiment_duration``,
-``ix_metrics_summary``), never the table rows, and each range is read as few times as
-possible: one pass gives the statistics of all spans and of root spans together, one pass
-gives every metric label's counts (booleans' true/false counts included); percentiles step
-through the index in order (``LIMIT 2 OFFSET k``).
+Every query below reads an index range of the experiment (``ix_spans_experiment_duration``,
+``ix_spans_experiment_errors``, ``ix_metrics_summary``), never the table rows. SQLite pays
+per row for each aggregate a query computes, so each pass computes few (count and mean);
+minimum and maximum are index seeks, error and boolean counts are counts of index ranges,
+and percentiles step through the index in order (``LIMIT 2 OFFSET k``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,16 @@ def _percentiles(conn: sa.Connection, column: sa.ColumnElement[Any],
     return out
 
 
+def _first(conn: sa.Connection, column: sa.ColumnElement[Any],
+           where: Sequence[sa.ColumnElement[bool]], *, last: bool = False) -> Any:
+    """The smallest (``last``: largest) value of an indexed column: one index seek, where
+    ``min()`` / ``max()`` beside other aggregates would visit every row."""
+    return conn.execute(sa.select(column).where(*where, column.is_not(None))
+                        .order_by(column.desc() if last else column).limit(1)).scalar()
+
+
 def _stats(count: Any, errors: Any, mean: Any, lo: Any, hi: Any) -> dict[str, Any]:
+    """Span statistics from one aggregate row (``store.grouped`` builds them so)."""
     count, errors = int(count or 0), int(errors or 0)
     return {
         "span_count": count,
@@ -53,50 +62,54 @@ def _stats(count: Any, errors: Any, mean: Any, lo: Any, hi: Any) -> dict[str, An
     }
 
 
+def _span_stats(conn: sa.Connection, where: list[sa.ColumnElement[bool]]) -> dict[str, Any]:
+    s = spans.c
+    # Each aggregate costs SQLite about as much per row as the scan itself: this pass keeps
+    # two; errors are counted off the partial errors index, min / max are index seeks.
+    count, mean = conn.execute(sa.select(sa.func.count(), sa.func.avg(s.duration))
+                               .where(*where)).one()
+    count = int(count)
+    errors = int(conn.execute(sa.select(sa.func.count()).where(
+        *where, s.status == sa.literal("error", literal_execute=True))).scalar_one())
+    out = _stats(count, errors, mean, _first(conn, s.duration, where),
+                 _first(conn, s.duration, where, last=True))
+    out["latency_ns"].update(_percentiles(conn, s.duration, where, count))
+    return out
+
+
 class SummaryQueries(StoreBase):
     def _span_summary(self, conn: sa.Connection, experiment_id: str) -> dict[str, Any]:
         s = spans.c
-        root = s.is_root.is_(True)
-        error = s.status == "error"
-        row = conn.execute(
-            sa.select(
-                sa.func.count(), sa.func.sum(sa.case((error, 1), else_=0)),
-                sa.func.avg(s.duration), sa.func.min(s.duration), sa.func.max(s.duration),
-                sa.func.sum(sa.case((root, 1), else_=0)),
-                sa.func.sum(sa.case((sa.and_(root, error), 1), else_=0)),
-                sa.func.avg(sa.case((root, s.duration))),
-                sa.func.min(sa.case((root, s.duration))),
-                sa.func.max(sa.case((root, s.duration))),
-            ).where(s.experiment_id == experiment_id)
-        ).one()
-        out = _stats(*row[:5])
-        out["latency_ns"].update(_percentiles(
-            conn, s.duration, [s.experiment_id == experiment_id], out["span_count"]))
-        out["root_spans"] = _stats(*row[5:])
-        out["root_spans"]["latency_ns"].update(_percentiles(
-            conn, s.duration, [s.experiment_id == experiment_id, root],
-            out["root_spans"]["span_count"]))
+        out = _span_stats(conn, [s.experiment_id == experiment_id])
+        out["root_spans"] = _span_stats(conn, [s.experiment_id == experiment_id,
+                                               s.is_root.is_(True)])
         return out
 
     def _metric_summaries(self, conn: sa.Connection, experiment_id: str) -> list[dict[str, Any]]:
         m = metrics.c
         summaries = []
-        for label, mtype, count, n_scores, mean, lo, hi, n_bools, n_true in conn.execute(
-            sa.select(m.label, m.metric_type, sa.func.count(), sa.func.count(m.score_value),
-                      sa.func.avg(m.score_value), sa.func.min(m.score_value),
-                      sa.func.max(m.score_value), sa.func.count(m.boolean_value),
-                      sa.func.sum(sa.case((m.boolean_value.is_(True), 1), else_=0)))
+        for label, mtype, count in conn.execute(
+            sa.select(m.label, m.metric_type, sa.func.count())
             .where(m.experiment_id == experiment_id)
             .group_by(m.label, m.metric_type).order_by(m.label, m.metric_type)
         ):
             item: dict[str, Any] = {"label": label, "metric_type": mtype, "count": count}
             where = [m.experiment_id == experiment_id, m.label == label, m.metric_type == mtype]
             if mtype == attr.METRIC_TYPE_SCORE:
-                item.update(mean=None if mean is None else float(mean), min=lo, max=hi)
+                n_scores, mean = conn.execute(
+                    sa.select(sa.func.count(m.score_value), sa.func.avg(m.score_value))
+                    .where(*where)).one()
+                item.update(mean=None if mean is None else float(mean),
+                            min=_first(conn, m.score_value, where),
+                            max=_first(conn, m.score_value, where, last=True))
                 item.update(_percentiles(conn, m.score_value, where, int(n_scores)))
             elif mtype == attr.METRIC_TYPE_BOOLEAN:
-                counts = {"true": int(n_true or 0), "false": int(n_bools) - int(n_true or 0),
-                          "null": int(count) - int(n_bools)}
+                # ``score_value IS NULL`` (always, for booleans) lets the boolean value take
+                # part in the index seek: each count walks its own range only.
+                n_true, n_null = (int(conn.execute(sa.select(sa.func.count()).where(
+                    *where, m.score_value.is_(None), m.boolean_value.is_(flag))).scalar_one())
+                    for flag in (True, None))
+                counts = {"true": n_true, "false": int(count) - n_true - n_null, "null": n_null}
                 item["value_counts"] = {k: n for k, n in sorted(
                     counts.items(), key=lambda kv: -kv[1]) if n}
             else:

@@ -18,6 +18,7 @@ from ... import attributes as attr
 from ..jsonapi import loads
 from ..schema import datasets, experiments, metrics, projects, spans
 from ..store import Store
+from ..store.events import metric_docs
 from ..store.records import _metric_value as metric_value
 
 #: Columns the experiments list sorts by (query value -> column).
@@ -184,23 +185,16 @@ def latency_histogram(store: Store, experiment_id: str, lo: float, hi: float,
 def trace_spans(store: Store, experiment_id: str, trace_id: str,
                 limit: int) -> list[dict[str, Any]]:
     """The spans of one trace in this experiment (oldest first), each with its metrics."""
-    s, m = spans.c, metrics.c
+    s = spans.c
     with store._read() as conn:
         rows = [dict(r._mapping) for r in conn.execute(
             sa.select(s.span_id, s.parent_id, s.name, s.start_ns, s.duration, s.status, s.doc)
             .where(s.experiment_id == experiment_id, s.trace_id == trace_id)
             .order_by(s.start_ns, s.seq).limit(limit))]
-        by_span: dict[str, list[dict[str, Any]]] = {}
-        if rows:
-            for span_id, doc in conn.execute(
-                sa.select(m.span_id, m.doc)
-                .where(m.experiment_id == experiment_id,
-                       m.span_id.in_([r["span_id"] for r in rows]))
-                .order_by(m.seq)
-            ):
-                metric = loads(doc)
-                metric["value"] = metric_value(metric)  # as the records table shows it
-                by_span.setdefault(span_id, []).append(metric)
+        # (metric_docs rebuilds the metrics stored without doc: revision 0006)
+        by_span = metric_docs(conn, experiment_id, [r["span_id"] for r in rows])
+        for metric in (x for ms in by_span.values() for x in ms):
+            metric["value"] = metric_value(metric)  # as the records table shows it
     for row in rows:
         row["doc"] = loads(row["doc"])
         row["metrics"] = by_span.get(row["span_id"], [])
