@@ -1,18 +1,20 @@
-"""Benchmark the experiments server: ingest throughput and summary latency.
+"""Benchmark the experiments server against the naive reference server, side by side.
 
-Starts the real server (``python -m otel_experiments.cli serve``) on 127.0.0.1 against a
-fresh SQLite file and a fresh PostgreSQL database (a throwaway durable cluster unless
-``--postgres-url`` points at a server), then measures:
+Every SQLite ingest case starts two fresh servers under the same uvicorn, each on its own
+new SQLite file: ours (``python -m otel_experiments.cli serve``) and the reference
+(``../shared/bench/reference_ingest_server.py``: FastAPI + stdlib ``sqlite3`` executemany,
+no validation). Both get the same gzip'd bodies (built before the clock starts, as the
+exporter sends them), in rounds that alternate which server goes first, so that the noise
+of a shared machine falls on both. Each line prints ours, the reference and the ratio of
+spans stored per second, plus the server process's CPU per span.
 
-* ingest throughput (spans/s, each span with one score and one boolean metric) at batch
-  sizes 1, 100 and 1000 with ``--clients`` concurrent clients; every cell is bounded both
-  in span count and in wall time;
-* the p50/p95 latency of ``GET /experiments/{id}/summary`` on an experiment holding
-  ``--summary-spans`` spans (100,000 by default; 20,000 with ``--quick``).
+Cases: batch 1 / 100 / 1000 with ``--clients`` clients; one experiment growing to
+``--grow`` spans (the summary p95 is read when it passes 100k spans, and at the end);
+``--million`` then grows ours to 1M spans and reads the summary there. PostgreSQL (a
+throwaway cluster, or ``--postgres-url``): throughput with one and with two server
+replicas on one database, and PostgreSQL's CPU per stored span (all its processes).
 
-Bodies are built and gzip-compressed before the clock starts, as the exporter sends them.
-
-    python benchmarks/bench_server.py [--quick] [--backends sqlite,postgres]
+    python benchmarks/bench_server.py [--quick] [--million] [--backends sqlite,postgres]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import gzip
 import json
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -30,26 +33,26 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 
 from otel_experiments.server.testing import (
     ServerProcess,
     TempPostgres,
     create_database,
+    free_port,
     postgres_available,
 )
 
 API = "/api/v2/llm-obs/v1"
 HEADERS = {"content-type": "application/json", "content-encoding": "gzip"}
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared/bench/reference_ingest_server.py"
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _span(exp: str, i: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     trace_id = f"{i // 4 + 1:032x}"
     span_id = f"{i + 1:016x}"
-    span = {
-        "trace_id": trace_id,
-        "span_id": span_id,
-        "name": "task",
+    span: dict[str, Any] = {
+        "trace_id": trace_id, "span_id": span_id, "name": "task",
         "start_ns": 1_700_000_000_000_000_000 + i * 1000,
         "duration": 1_000_000 + (i * 7919) % 50_000_000,
         "status": "error" if i % 17 == 0 else "ok",
@@ -71,11 +74,11 @@ def _span(exp: str, i: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return span, metrics
 
 
-def _bodies(exp: str, total: int, batch: int) -> list[bytes]:
+def _bodies(exp: str, lo: int, hi: int, batch: int) -> list[bytes]:
     out = []
-    for lo in range(0, total, batch):
+    for start in range(lo, hi, batch):
         spans, metrics = [], []
-        for i in range(lo, min(lo + batch, total)):
+        for i in range(start, min(start + batch, hi)):
             s, m = _span(exp, i)
             spans.append(s)
             metrics += m
@@ -85,39 +88,89 @@ def _bodies(exp: str, total: int, batch: int) -> list[bytes]:
     return out
 
 
-def _ingest(base: str, exp: str, bodies: list[bytes], clients: int,
-            time_limit: float) -> tuple[int, float, list[float]]:
-    """Send bodies from ``clients`` threads until done or ``time_limit``; -> (spans, s, lat)."""
-    url = f"{base}{API}/experiments/{exp}/events"
-    deadline = time.perf_counter() + time_limit
-    latencies: list[float] = []
-    accepted = 0
+def _cpu(pid: int, children: bool = False) -> float:
+    """CPU seconds of ``pid`` (with ``children``: plus its reaped and live children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                f = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(f[1]) == pid:
+                ticks += int(f[11]) + int(f[12])
+    return ticks / TICK
 
-    def worker(chunk: list[bytes]) -> tuple[int, list[float]]:
-        n, lat = 0, []
-        with httpx.Client(timeout=120) as client:
-            for body in chunk:
-                if time.perf_counter() > deadline:
-                    break
-                t0 = time.perf_counter()
-                r = client.post(url, content=body, headers=HEADERS)
-                lat.append(time.perf_counter() - t0)
-                r.raise_for_status()
-                n += r.json()["data"]["attributes"]["accepted_spans"]
-        return n, lat
 
-    chunks = [bodies[i::clients] for i in range(clients)]
-    start = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        for n, lat in pool.map(worker, chunks):
-            accepted += n
-            latencies += lat
-    return accepted, time.perf_counter() - start, latencies
+class Reference:
+    """The reference server under ``python -m uvicorn`` (the same uvicorn as ours)."""
+
+    def __init__(self, db: Path, log_dir: Path) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log = (log_dir / f"ref-{self.port}.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(REFERENCE.parent),
+             "reference_ingest_server:app", "--host", "127.0.0.1", "--port", str(self.port),
+             "--log-level", "warning", "--no-access-log"],
+            env={**os.environ, "ANCHOR_DB": str(db)}, stdout=self.log, stderr=subprocess.STDOUT)
+        for _ in range(300):
+            try:
+                if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("reference server did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(15)
+        self.log.close()
+
+
+class Side:
+    """One server under test: its URL, its process, and what it has done so far."""
+
+    def __init__(self, name: str, base_urls: list[str], pid: int, cpu_children: bool = False,
+                 db_pid: int | None = None) -> None:
+        self.name, self.base_urls, self.pid = name, base_urls, pid
+        self.cpu_children, self.db_pid = cpu_children, db_pid
+        self.spans = 0
+        self.seconds = self.cpu = self.db_cpu = 0.0
+
+    def send(self, exp: str, bodies: list[bytes], clients: int) -> None:
+        """POST ``bodies`` from ``clients`` threads (spread over the replicas' URLs)."""
+        def worker(k: int) -> int:
+            url = f"{self.base_urls[k % len(self.base_urls)]}{API}/experiments/{exp}/events"
+            n = 0
+            with httpx.Client(timeout=300) as client:
+                for body in bodies[k::clients]:
+                    r = client.post(url, content=body, headers=HEADERS)
+                    r.raise_for_status()
+                    n += r.json()["data"]["attributes"]["accepted_spans"]
+            return n
+
+        cpu0 = self._cpus()
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            self.spans += sum(pool.map(worker, range(clients)))
+        self.seconds += time.perf_counter() - t0
+        cpu1 = self._cpus()
+        self.cpu += cpu1[0] - cpu0[0]
+        self.db_cpu += cpu1[1] - cpu0[1]
+
+    def _cpus(self) -> tuple[float, float]:
+        db = _cpu(self.db_pid, children=True) if self.db_pid else 0.0
+        return _cpu(self.pid, self.cpu_children), db
+
+    @property
+    def rate(self) -> float:
+        return self.spans / self.seconds if self.seconds else float("nan")
 
 
 def _pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
     values = sorted(values)
     k = (len(values) - 1) * p
     lo = int(k)
@@ -125,99 +178,186 @@ def _pct(values: list[float], p: float) -> float:
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
-def _summary_latency(base: str, exp: str, expected: int, requests: int) -> list[float]:
+def summary_p95(base: str, exp: str, expected: int, requests: int) -> tuple[float, float]:
+    """(p50, p95) ms of ``GET /experiments/{exp}/summary``; checks the span count first."""
     lat = []
-    with httpx.Client(base_url=base, timeout=120) as client:
+    with httpx.Client(base_url=base, timeout=300) as client:
         summary = client.get(f"{API}/experiments/{exp}/summary").json()["data"]["attributes"]
-        assert summary["span_count"] == expected, summary
+        assert summary["span_count"] == expected, summary["span_count"]
         for _ in range(requests):
             t = time.perf_counter()
             client.get(f"{API}/experiments/{exp}/summary").raise_for_status()
             lat.append(time.perf_counter() - t)
-    return lat
+    return _pct(lat, 0.5) * 1e3, _pct(lat, 0.95) * 1e3
 
 
-def bench_backend(name: str, url: str, args: argparse.Namespace, log_dir: Path) -> list[dict[str, Any]]:
-    rows = []
-    with ServerProcess(url, log_dir=log_dir) as server:
-        for batch, total in ((1, args.spans_batch1), (100, args.spans_batch100),
-                             (1000, args.spans_batch1000)):
-            exp = f"bench-{batch}-{uuid.uuid4().hex[:8]}"
-            bodies = _bodies(exp, total, batch)
-            accepted, elapsed, lat = _ingest(server.base_url, exp, bodies, args.clients,
-                                             args.time_limit)
-            rows.append({"backend": name, "case": f"ingest batch={batch}", "clients": args.clients,
-                         "spans": accepted, "seconds": elapsed,
-                         "spans_per_s": accepted / elapsed,
-                         "p50_ms": _pct(lat, 0.5) * 1e3, "p95_ms": _pct(lat, 0.95) * 1e3})
-            print(f"  {name} batch={batch}: {accepted} spans in {elapsed:.1f}s "
-                  f"= {accepted / elapsed:,.0f} spans/s", file=sys.stderr)
-        # summary on a large experiment
-        exp = f"bench-summary-{uuid.uuid4().hex[:8]}"
-        t0 = time.perf_counter()
-        accepted, _, _ = _ingest(server.base_url, exp, _bodies(exp, args.summary_spans, 1000),
-                                 2, 3600)
-        load_s = time.perf_counter() - t0
-        cases = [("", _summary_latency(server.base_url, exp, accepted, args.summary_requests))]
-        if url.startswith("postgresql"):
-            # what autovacuum does to an insert-only table soon after a load
-            engine = sa.create_engine(url)
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.exec_driver_sql("VACUUM ANALYZE spans")
-                conn.exec_driver_sql("VACUUM ANALYZE metrics")
-            engine.dispose()
-            cases.append((", after VACUUM ANALYZE",
-                          _summary_latency(server.base_url, exp, accepted, args.summary_requests)))
-        for note, lat in cases:
-            rows.append({"backend": name, "case": f"summary ({accepted:,} spans, "
-                         f"{2 * accepted:,} metrics{note})", "clients": 1, "spans": accepted,
-                         "seconds": load_s, "spans_per_s": float("nan"),
-                         "p50_ms": _pct(lat, 0.5) * 1e3, "p95_ms": _pct(lat, 0.95) * 1e3})
-            print(f"  {name} summary on {accepted} spans{note}: p50 {_pct(lat, .5) * 1e3:.1f} ms, "
-                  f"p95 {_pct(lat, .95) * 1e3:.1f} ms (loaded in {load_s:.0f}s)", file=sys.stderr)
+def interleaved(ours: Side, ref: Side | None, exp: str, bodies: list[bytes], clients: int,
+                rounds: int) -> None:
+    """Send the same bodies to both, round by round, alternating who goes first."""
+    per = -(-len(bodies) // rounds)
+    for r in range(rounds):
+        chunk = bodies[r * per:(r + 1) * per]
+        order = [ours, ref] if r % 2 == 0 else [ref, ours]
+        for side in order:
+            if side is not None and chunk:
+                side.send(exp, chunk, clients)
+
+
+def line(case: str, ours: Side, ref: Side | None, note: str = "") -> dict[str, Any]:
+    ratio = ours.rate / ref.rate if ref else float("nan")
+    row = {"case": case, "ours": ours.rate, "ref": ref.rate if ref else float("nan"),
+           "ratio": ratio, "ours_cpu_us": ours.cpu / max(ours.spans, 1) * 1e6,
+           "ref_cpu_us": ref.cpu / max(ref.spans, 1) * 1e6 if ref else float("nan"),
+           "spans": ours.spans, "note": note}
+    print(f"  {case}: ours {row['ours']:,.0f} spans/s, reference {row['ref']:,.0f} -> "
+          f"{ratio:.2f}x; CPU/span {row['ours_cpu_us']:.0f} vs {row['ref_cpu_us']:.0f} us "
+          f"{note}", file=sys.stderr, flush=True)
+    return row
+
+
+def sqlite_cases(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    def pair(tag: str) -> tuple[ServerProcess, Reference | None]:
+        server = ServerProcess(f"sqlite:///{tmp / f'ours-{tag}.db'}", log_dir=tmp).start()
+        ref = Reference(tmp / f"ref-{tag}.db", tmp) if REFERENCE.exists() else None
+        return server, ref
+
+    def sides(server: ServerProcess, ref: Reference | None) -> tuple[Side, Side | None]:
+        assert server.proc is not None
+        return (Side("ours", [server.base_url], server.proc.pid),
+                Side("ref", [ref.base_url], ref.proc.pid) if ref else None)
+
+    for batch, total in ((1, args.n1), (100, args.n100), (1000, args.n1000)):
+        server, ref = pair(f"b{batch}")
+        try:
+            ours, theirs = sides(server, ref)
+            exp = f"bench-{batch}"
+            interleaved(ours, theirs, exp, _bodies(exp, 0, total, batch), args.clients, 4)
+            rows.append(line(f"sqlite ingest batch={batch}, {args.clients} clients", ours, theirs))
+        finally:
+            server.stop()
+            if ref:
+                ref.stop()
+
+    server, ref = pair("grow")
+    try:
+        ours, theirs = sides(server, ref)
+        exp, step, done = "bench-grow", args.grow // 10, 0
+        last_ours = last_ref = (0, 0.0)
+        summaries: list[tuple[int, float, float]] = []
+        while done < args.grow:
+            last_ours, last_ref = (ours.spans, ours.seconds), (
+                (theirs.spans, theirs.seconds) if theirs else (0, 0.0))
+            interleaved(ours, theirs, exp, _bodies(exp, done, done + step, 1000), args.clients, 2)
+            done += step
+            if done == args.summary_at or done == args.grow:
+                summaries.append((done, *summary_p95(server.base_url, exp, done, args.requests)))
+        rows.append(line(f"sqlite one experiment growing to {args.grow:,} spans", ours, theirs))
+        tail_ours = (ours.spans - last_ours[0]) / (ours.seconds - last_ours[1])
+        tail = (f"last {step:,} spans: ours {tail_ours:,.0f} spans/s")
+        if theirs:
+            tail_ref = (theirs.spans - last_ref[0]) / (theirs.seconds - last_ref[1])
+            tail += f", reference {tail_ref:,.0f} -> {tail_ours / tail_ref:.2f}x"
+        print(f"  {tail}", file=sys.stderr)
+        rows[-1]["note"] = tail
+        if args.million:
+            if ref:
+                ref.stop()
+                ref = None
+            while done < 1_000_000:
+                ours.send(exp, _bodies(exp, done, done + 50_000, 1000), args.clients)
+                done += 50_000
+            summaries.append((done, *summary_p95(server.base_url, exp, done, args.requests)))
+        for n, p50, p95 in summaries:
+            rows.append({"case": f"sqlite summary, one experiment of {n:,} spans "
+                         f"({2 * n:,} metrics)", "summary": (p50, p95)})
+            print(f"  summary at {n:,} spans: p50 {p50:.0f} ms, p95 {p95:.0f} ms",
+                  file=sys.stderr)
+    finally:
+        server.stop()
+        if ref:
+            ref.stop()
     return rows
 
 
+def postgres_cases(args: argparse.Namespace, tmp: Path, admin_url: str,
+                   postmaster: int | None) -> list[dict[str, Any]]:
+    rows = []
+    for replicas in (1, 2):
+        url = create_database(admin_url)
+        servers = [ServerProcess(url, log_dir=tmp).start() for _ in range(replicas)]
+        try:
+            pids = [s.proc.pid for s in servers if s.proc is not None]
+            side = Side("ours", [s.base_url for s in servers], pids[0], db_pid=postmaster)
+            exp = f"bench-pg-{uuid.uuid4().hex[:8]}"
+            t_cpu0 = sum(_cpu(p) for p in pids)
+            side.send(exp, _bodies(exp, 0, args.npg, 1000), args.clients)
+            side.cpu = sum(_cpu(p) for p in pids) - t_cpu0
+            db_us = side.db_cpu / max(side.spans, 1) * 1e6
+            rows.append(line(f"postgres ingest batch=1000, {args.clients} clients, "
+                             f"{replicas} replica(s)", side, None,
+                             f"PostgreSQL CPU/span {db_us:.0f} us" if postmaster else ""))
+            rows[-1]["pg_cpu_us"] = db_us if postmaster else float("nan")
+        finally:
+            for s in servers:
+                s.stop()
+    return rows
+
+
+def _postmaster(pg: TempPostgres) -> int:
+    return int((pg.dir / "data" / "postmaster.pid").read_text().split()[0])
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller counts (about a minute)")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller counts (about 2 minutes)")
+    parser.add_argument("--million", action="store_true",
+                        help="also grow one experiment to 1M spans and time its summary")
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--postgres-url", default=None,
-                        help="admin URL of a PostgreSQL server (default: throwaway cluster)")
+                        help="admin URL of a PostgreSQL server (default: throwaway cluster; "
+                        "PostgreSQL CPU is only measured on the throwaway one)")
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--time-limit", type=float, default=30.0,
-                        help="seconds per ingest cell at most")
     args = parser.parse_args()
-    quick = args.quick
-    args.spans_batch1 = 500 if quick else 3000
-    args.spans_batch100 = 5000 if quick else 30_000
-    args.spans_batch1000 = 10_000 if quick else 60_000
-    args.summary_spans = 20_000 if quick else 100_000
-    args.summary_requests = 20 if quick else 50
+    q = args.quick
+    args.n1, args.n100, args.n1000 = (400, 10_000, 20_000) if q else (2000, 40_000, 80_000)
+    args.grow = 50_000 if q else 300_000
+    args.summary_at = 20_000 if q else 100_000
+    args.requests = 10 if q else 30
+    args.npg = 20_000 if q else 60_000
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if not REFERENCE.exists():
+        print(f"reference server not found at {REFERENCE}: ratios left out", file=sys.stderr)
 
     rows: list[dict[str, Any]] = []
     with TemporaryDirectory(prefix="bench-server-") as tmp:
-        log_dir = Path(tmp)
         if "sqlite" in backends:
-            rows += bench_backend("sqlite", f"sqlite:///{log_dir / 'bench.db'}", args, log_dir)
+            rows += sqlite_cases(args, Path(tmp))
         if "postgres" in backends:
             if args.postgres_url:
-                rows += bench_backend("postgres", create_database(args.postgres_url), args, log_dir)
+                rows += postgres_cases(args, Path(tmp), args.postgres_url, None)
             elif postgres_available():
                 with TempPostgres(durable=True) as pg:
-                    rows += bench_backend("postgres", create_database(pg.url()), args, log_dir)
+                    rows += postgres_cases(args, Path(tmp), pg.url(), _postmaster(pg))
             else:
                 print("postgres: skipped (no PostgreSQL binaries)", file=sys.stderr)
 
-    print("| backend | case | clients | spans | seconds | spans/s | req p50 ms | req p95 ms |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| case | ours spans/s | reference spans/s | ratio | ours CPU µs/span "
+          "| reference CPU µs/span | notes |")
+    print("|---|---:|---:|---:|---:|---:|---|")
     for r in rows:
-        rate = "" if r["spans_per_s"] != r["spans_per_s"] else f"{r['spans_per_s']:,.0f}"
-        print(f"| {r['backend']} | {r['case']} | {r['clients']} | {r['spans']:,} | "
-              f"{r['seconds']:.1f} | {rate} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} |")
-    print(f"\n{os.cpu_count()} CPUs; --quick={quick}; --clients={args.clients}; ingest cells "
-          f"capped at {args.time_limit:.0f}s; summary p50/p95 over {args.summary_requests} requests")
+        if "summary" in r:
+            p50, p95 = r["summary"]
+            print(f"| {r['case']} | | | | | | summary p50 {p50:.0f} ms, p95 {p95:.0f} ms |")
+            continue
+        ref = "" if r["ref"] != r["ref"] else f"{r['ref']:,.0f}"
+        ratio = "" if r["ratio"] != r["ratio"] else f"**{r['ratio']:.2f}x**"
+        ref_cpu = "" if r["ref_cpu_us"] != r["ref_cpu_us"] else f"{r['ref_cpu_us']:.0f}"
+        print(f"| {r['case']} | {r['ours']:,.0f} | {ref} | {ratio} | {r['ours_cpu_us']:.0f} "
+              f"| {ref_cpu} | {r['note']} |")
+    print(f"\n{os.cpu_count()} CPUs; --quick={q}; clients={args.clients}; ours and the reference "
+          "alternate rounds on the same bodies, each on its own fresh SQLite file")
     return 0
 
 

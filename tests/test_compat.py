@@ -65,24 +65,38 @@ def test_span_processors_finds_what_was_added() -> None:
     assert list(_compat.span_processors(NotAnSdkProvider())) == []  # type: ignore[arg-type]
 
 
-def test_span_attribute_and_event_fast_paths_equal_the_public_properties() -> None:
+def test_span_field_fast_paths_equal_the_public_properties() -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     with provider.get_tracer("t").start_as_current_span("s", attributes={"a": 1}) as span:
-        span.add_event("ev", {"x": "y"})
+        span.add_event("ev", {"x": "y"}, timestamp=7)
     (finished,) = exporter.get_finished_spans()
-    fast = _compat.span_attribute_dict(finished)
-    assert type(fast) is dict and fast == dict(finished.attributes or {})
-    events = _compat.span_events(finished)
-    assert [e.name for e in events] == [e.name for e in finished.events] == ["ev"]
-    assert type(_compat.attribute_dict(events[0].attributes)) is dict
+    fast = _compat.span_fields(finished)
+    assert fast is vars(finished)  # the SDK's own dict: no copy, no property calls
+    public = _compat._span_fields_public(finished)
+    assert set(public) == set(_compat.SPAN_FIELDS) <= set(fast)
+    for key in _compat.SPAN_FIELDS:
+        if key in ("_attributes", "_events"):
+            continue
+        assert fast[key] == public[key], key
+    assert dict(_compat.attribute_dict(fast["_attributes"])) == dict(public["_attributes"])
+    events = _compat.events_of(fast["_events"])
+    assert [e.name for e in events] == [e.name for e in public["_events"]] == ["ev"]
+    assert _compat.event_fields(events[0]) == ("ev", {"x": "y"}, 7)
+    assert type(_compat.event_fields(events[0])[1]) is dict
+
+    class PlainEvent:  # another SDK's event: the public properties are used
+        name, attributes, timestamp = "ev", {"x": "z"}, 9
 
     class PlainSpan:  # another SDK's span: the public properties are used
+        name, context, parent, start_time, end_time = "p", None, None, 1, 2
+        status = kind = resource = None
         attributes: ClassVar[dict[str, int]] = {"a": 2}
-        events = ()
+        events = (PlainEvent(),)
 
-    assert _compat.span_attribute_dict(PlainSpan()) == {"a": 2}  # type: ignore[arg-type]
-    assert _compat.span_events(PlainSpan()) == ()  # type: ignore[arg-type]
+    fields = _compat.span_fields(PlainSpan())  # type: ignore[arg-type]
+    assert fields["_attributes"] == {"a": 2} and fields["_name"] == "p"
+    assert _compat.event_fields(_compat.events_of(fields["_events"])[0]) == ("ev", {"x": "z"}, 9)
     assert _compat.attribute_dict(None) == {}
     assert trace.get_tracer_provider() is not None

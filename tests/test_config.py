@@ -97,11 +97,6 @@ def test_precedence_argument_beats_env_beats_default(warnings: pytest.LogCapture
             config.DEFAULT_MAX_SPANS_PER_REQUEST,
         ),
         ("OTEL_EXPERIMENTS_COMPRESSION", "brotli", "compression", "gzip"),
-        ("OTEL_EXPERIMENTS_ENDPOINT", "ftp://host", "endpoint", config.DEFAULT_ENDPOINT),
-        ("OTEL_EXPERIMENTS_ENDPOINT", "localhost:8642", "endpoint", config.DEFAULT_ENDPOINT),
-        ("OTEL_EXPERIMENTS_ENDPOINT", "http://", "endpoint", config.DEFAULT_ENDPOINT),
-        ("OTEL_EXPERIMENTS_ENDPOINT", "http://h:99999", "endpoint", config.DEFAULT_ENDPOINT),
-        ("OTEL_EXPERIMENTS_ENDPOINT", "http://h:port", "endpoint", config.DEFAULT_ENDPOINT),
     ],
 )
 def test_bad_value_warns_once_and_falls_back(
@@ -216,7 +211,8 @@ def test_name_without_id_warns(warnings: pytest.LogCaptureFixture) -> None:
 
 def test_resolve_rejects_bad_arguments_without_echoing_secrets() -> None:
     for kwargs in (
-        {"endpoint": "nope"},
+        {"endpoint": "ftp://nope"},
+        {"endpoint": "http://h:port"},
         {"timeout": 0},
         {"timeout": True},
         {"compression": "zstd"},
@@ -266,3 +262,25 @@ def test_every_variable_is_declared_and_documented() -> None:
     assert not missing, f"not in the docs/configuration.md table: {sorted(missing)}"
     for server_var in ("OTEL_EXPERIMENTS_SERVER_API_KEYS", "OTEL_EXPERIMENTS_DATA_DIR"):
         assert server_var in text
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("localhost:8642", "http://localhost:8642"),  # no scheme: http://, with a note
+        ("127.0.0.1:9/base/", "http://127.0.0.1:9/base"),
+        ("https://h.example/api/v2/llm-obs/v1", "https://h.example"),  # API path cut back
+        ("http://h:1/prefix/api/v2/llm-obs/v1/", "http://h:1/prefix"),
+        ("ftp://host", ""), ("http://", ""), ("http://h:99999", ""), ("http://h:port", ""),
+    ],
+)
+def test_an_endpoint_is_never_replaced_by_the_default(
+    raw: str, expected: str, warnings: pytest.LogCaptureFixture
+) -> None:
+    """Data goes to the server named, or nowhere (``""``: the exporter sends nothing)."""
+    settings = ExporterSettings.resolve(env={"OTEL_EXPERIMENTS_ENDPOINT": raw})
+    assert settings.endpoint == expected
+    assert settings.endpoint != config.DEFAULT_ENDPOINT
+    assert any("OTEL_EXPERIMENTS_ENDPOINT" in m for m in _messages(warnings))
+    if expected:
+        assert ExporterSettings.resolve(env={}, endpoint=raw).endpoint == expected

@@ -584,3 +584,29 @@ def test_a_local_experiment_replaces_the_whole_upstream_experiment_in_baggage() 
     finally:
         otel_context.detach(token)
     assert outgoing == {"experiment.id": "local-exp"}
+
+
+def test_entering_an_experiment_stamps_the_current_span_as_the_entry(recorder, tracer) -> None:
+    # the server span starts before any experiment is known
+    with (tracer.start_as_current_span("server-span"),
+          experiment_context("exp-web", identity={"user": {"id": "u-1"}}),
+          tracer.start_as_current_span("inner")):
+        pass
+    server = recorder.attrs("server-span")
+    assert server["experiment.id"] == "exp-web" and server["user.id"] == "u-1"
+    assert server["experiment.entry"] == "true"
+    assert "experiment.entry" not in recorder.attrs("inner")
+
+
+def test_an_inner_experiment_does_not_restamp_the_outer_unit(recorder, tracer) -> None:
+    with experiment_context("exp-outer"), tracer.start_as_current_span("outer-span"):
+        with experiment_context("exp-inner"):
+            pass
+        with start_observe("f", "nested-observe"):
+            pass
+    assert recorder.attrs("outer-span")["experiment.id"] == "exp-outer"
+    assert "experiment.entry" not in recorder.attrs("outer-span")
+    assert "experiment.entry" not in recorder.attrs("nested-observe")
+    with start_observe("f", "top-observe", experiment="exp-top"):
+        pass
+    assert recorder.attrs("top-observe")["experiment.entry"] == "true"

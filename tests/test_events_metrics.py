@@ -154,3 +154,22 @@ def test_label_byte_limit_matches_the_server() -> None:
         record_metric(span, "\U0001f600" * 200, 1.0)  # 200 characters, 800 bytes
     record_metric(span, "\U0001f600" * 128, 1.0)  # exactly 512 bytes
     span.end()
+
+
+def test_a_metric_no_experiment_will_carry_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    from opentelemetry import trace
+
+    from otel_experiments import experiment_context, observe
+    from otel_experiments.observation import metrics as metrics_module
+
+    metrics_module._warn_unattributed = metrics_module.RateLimitedWarning()  # fresh limiter
+    caplog.set_level("WARNING", logger="otel_experiments")
+    tracer = trace.get_tracer("t")  # the global provider of tests/conftest.py (stamps)
+    with tracer.start_as_current_span("no-experiment"):
+        observe.add_metric("orphan", 1.0)
+    assert any("metric 'orphan'" in r.getMessage() and "no-experiment" in r.getMessage()
+               for r in caplog.records)
+    caplog.clear()
+    with tracer.start_as_current_span("server-span"), experiment_context("exp-web"):
+        observe.add_metric("kept", 1.0)  # the entered span was stamped: attributable
+    assert not [r for r in caplog.records if "kept" in r.getMessage()]

@@ -28,6 +28,11 @@ STAMPED_KEYS: Final = (
     USER_NAME,
 )
 
+#: ``"true"`` on the entry span of a unit of work: the span that was current when
+#: ``experiment_context`` was entered (a web framework's server span), or a
+#: ``start_observe`` span opened outside any experiment. The server counts units by it.
+EXPERIMENT_ENTRY: Final = "experiment.entry"
+
 #: Identity names are personal data: only propagated in baggage when enabled.
 PII_KEYS: Final = frozenset({USER_NAME, ORGANIZATION_NAME})
 

@@ -88,13 +88,19 @@ class TraceExperiment:
             return value
         if isinstance(value, Experiment):
             return value.to_trace()
+        # Errors name what the caller passed (``experiment=...``), not a class they never used.
         if isinstance(value, str):
-            return cls(value)
+            return cls(validate_id(value, "experiment"))
         if isinstance(value, Mapping):
             unknown = set(value) - {"id", "name", "feature_slug", "created_at"}
             if unknown:
                 raise ValueError(f"unknown experiment field(s): {sorted(unknown)}")
-            return cls(value.get("id"), value.get("name"), value.get("feature_slug"))  # type: ignore[arg-type]
+            return cls(
+                validate_id(value.get("id"), "experiment['id']"),
+                validate_name(value.get("name"), "experiment['name']"),
+                None if value.get("feature_slug") is None
+                else validate_id(value.get("feature_slug"), "experiment['feature_slug']"),
+            )
         raise TypeError(
             "experiment must be an id str, Experiment, TraceExperiment or mapping, "
             f"got {type(value).__name__}"

@@ -12,6 +12,7 @@ are never echoed) and the default is used. The parsing rules are
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +26,6 @@ from ._runtime.env import (
     env_int,
     env_path,
     env_str,
-    env_url,
     raw_value,
     redact_url,
     valid_header_value,
@@ -34,6 +34,7 @@ from ._runtime.env import (
     warn_invalid,
     xdg_dir,
 )
+from ._runtime.logs import WarnOnce
 from .models import TraceExperiment, validate_id, validate_name
 
 OTEL_SDK_DISABLED: Final = "OTEL_SDK_DISABLED"
@@ -189,10 +190,58 @@ def reload() -> ScopeSettings:
 # ------------------------------------------------------------------ exporter settings
 
 
+Env = Mapping[str, str] | None
+
+#: The path the API lives under; an endpoint is the part before it.
+API_PATH: Final = "/api/v2/llm-obs/v1"
+
+_notes = WarnOnce()
+#: ``scheme:`` not followed by a port number (``localhost:8642`` has no scheme)
+_SCHEME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(?!\d)")
+
+
+def normalize_endpoint(value: str, source: str) -> str | None:
+    """The endpoint to use for ``value`` (from ``source``), or ``None`` when it is unusable.
+
+    Data never goes to another server than the one named: ``localhost:8642`` (no scheme)
+    is read as ``http://localhost:8642`` and an endpoint given with the API path
+    (``.../api/v2/llm-obs/v1``) is cut back to its base, each with a note; anything else
+    that is not an http(s) URL is refused (``None``), never replaced by the default.
+    """
+    url = value.strip()
+    if url and "://" not in url and not _SCHEME.match(url) and not url.startswith("/"):
+        _notes(f"scheme:{url}", "otel-experiments: %s=%r has no scheme; using http://%s",
+               source, url, url)
+        url = "http://" + url
+    url = url.rstrip("/")
+    if not valid_http_url(url):
+        return None
+    base, sep, _rest = url.partition(API_PATH)
+    if sep:
+        _notes(f"api-path:{url}", "otel-experiments: %s=%r includes the API path %s; using %r "
+               "(the exporter appends the path itself)", source, url, API_PATH, base)
+        url = base.rstrip("/")
+    return url
+
+
 def _endpoint_arg(value: object) -> str:
-    if not isinstance(value, str) or not valid_http_url(value.strip()):
+    url = normalize_endpoint(value, "endpoint") if isinstance(value, str) else None
+    if url is None:
         raise ValueError(f"endpoint must be an http:// or https:// URL, got {value!r}")
-    return value.strip().rstrip("/")
+    return url
+
+
+def _endpoint_env(env: Env) -> str:
+    raw = raw_value(OTEL_EXPERIMENTS_ENDPOINT, env)
+    if raw is None:
+        return DEFAULT_ENDPOINT
+    url = normalize_endpoint(raw, OTEL_EXPERIMENTS_ENDPOINT)
+    if url is None:
+        _notes(f"bad-endpoint:{raw}", "otel-experiments: %s=%r is not an http:// or https:// "
+               "URL: nothing will be exported until it is fixed (spans are not sent to the "
+               "default endpoint instead)", OTEL_EXPERIMENTS_ENDPOINT, raw[:200])
+        return ""
+    return url
 
 
 def _api_key_arg(value: object) -> str:
@@ -233,12 +282,10 @@ def _spool_dir_arg(value: object) -> str:
     return os.path.abspath(os.path.expanduser(os.fspath(value)))
 
 
-Env = Mapping[str, str] | None
-
 #: Each exporter setting: how an argument is checked (raises) and how the variable is
 #: read (warns and falls back). The one table ``ExporterSettings.resolve`` walks.
 _EXPORTER_FIELDS: Final[dict[str, tuple[Callable[[Any], Any], Callable[[Env], Any]]]] = {
-    "endpoint": (_endpoint_arg, lambda env: env_url(OTEL_EXPERIMENTS_ENDPOINT, DEFAULT_ENDPOINT, env)),
+    "endpoint": (_endpoint_arg, _endpoint_env),
     "api_key": (_api_key_arg, lambda env: env_str(OTEL_EXPERIMENTS_API_KEY, None, env)),
     "headers": (validate_headers, lambda env: env_headers(OTEL_EXPERIMENTS_HEADERS, env)),
     "timeout": (
@@ -278,6 +325,7 @@ class ExporterSettings:
     exporter keeps it whole as ``exporter.settings``. Secrets are left out of ``repr``.
     """
 
+    #: the backend's base URL; ``""`` when the configured one is unusable (nothing is sent)
     endpoint: str = DEFAULT_ENDPOINT
     api_key: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)

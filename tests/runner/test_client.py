@@ -49,6 +49,7 @@ def test_projects_datasets_and_versioned_records(client: ExperimentsClient) -> N
     client.datasets.records.delete(ds.id, got[0].id)
     now = client.datasets.retrieve(ds.id)
     assert now.current_version == 4 and now.record_count == 5
+    assert client.datasets.versions(ds.id) == [1, 2, 3, 4]
     v1 = client.datasets.records.list(ds.id, version=1).data
     assert [r.id for r in v1] == [r.id for r in got]
     latest = {r.id: r for r in client.datasets.records.list(ds.id)}

@@ -240,7 +240,7 @@ def test_evaluator_timeout_and_all_failed(client: ExperimentsClient, provider: A
                             [slow_judge, exact_match], client=client, evaluator_timeout=0.3,
                             tracer_provider=provider, quiet=True)
     by_id = {r.record_id: r for r in result.records}
-    assert by_id["e2"].evaluator_errors == {"slow_judge": "TimeoutError: timed out after 0.3 s"}
+    assert by_id["e2"].evaluator_errors == {"slow_judge": "TimeoutError: evaluator timed out after 0.3 s"}
     assert by_id["e2"].metrics == {"exact_match": False}  # the other evaluator still ran
     assert by_id["e1"].metrics == {"slow_judge": 1.0, "exact_match": False}
     assert result.summary["evaluator_error_count"] == 1
@@ -252,3 +252,40 @@ def test_evaluator_timeout_and_all_failed(client: ExperimentsClient, provider: A
                             broken, client=client, tracer_provider=provider, quiet=True)
     assert failed.status == "FAILED"
     assert client.experiments.retrieve(failed.experiment_id).status == "FAILED"
+
+
+async def test_async_decorator_with_pipeline_id(client: ExperimentsClient,
+                                                provider: Any) -> None:
+    from otel_experiments.runner import aeval_dataset, experiment
+
+    proj = client.projects.create(name=f"pipe-{uuid.uuid4().hex[:8]}")
+
+    @experiment(pipeline_id=proj.id, client=client, tracer_provider=provider, quiet=True)
+    async def nightly() -> ExperimentResult:
+        return await aeval_dataset([{"input": 2, "expected_output": 4}], slow_double,
+                                   [exact_match])
+
+    result = await nightly()
+    stored = client.experiments.retrieve(result.experiment_id)
+    assert stored.name == "nightly" and stored.project_id == proj.id
+    assert result.value("exact_match") == 1.0
+
+
+def test_sync_task_timeout(client: ExperimentsClient, provider: Any) -> None:
+    import time as _time
+
+    def sleepy(x: int) -> int:
+        _time.sleep(2.0 if x == 1 else 0)
+        return x
+
+    started = _time.monotonic()
+    result = run_experiment(f"sleepy-{uuid.uuid4().hex[:8]}", [{"id": f"s{i}", "input": i}
+                                                                for i in range(3)],
+                            sleepy, client=client, task_timeout=0.3, max_concurrency=3,
+                            tracer_provider=provider, quiet=True)
+    assert _time.monotonic() - started < 1.8  # the run did not wait for the slow record
+    errors = {r.record_id: r.error for r in result.records if r.error}
+    assert errors == {"s1": {"type": "TimeoutError",
+                             "message": "TimeoutError: task timed out after 0.3 s"}}
+    rows = {r.dataset_record_id: r for r in client.experiments.records(result.experiment_id)}
+    assert rows["s1"].status == "error" and rows["s0"].status == "ok"

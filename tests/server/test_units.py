@@ -11,7 +11,13 @@ from server_helpers import events_body, metric, span
 from otel_experiments.server import ingest
 from otel_experiments.server.jsonapi import ApiError, ApiErrors, _decompress, loads
 from otel_experiments.server.schema import CATEGORY_INDEX_CHARS
-from otel_experiments.server.store import decode_cursor, encode_cursor, tag_map
+from otel_experiments.server.store import (
+    METRIC_COLUMNS,
+    SPAN_COLUMNS,
+    decode_cursor,
+    encode_cursor,
+    tag_map,
+)
 
 
 def test_schema_errors_agree_with_and_without_the_fast_validator(
@@ -34,8 +40,9 @@ def test_schema_errors_agree_with_and_without_the_fast_validator(
 def test_metric_limits_keep_index_keys_small() -> None:
     long_value = "v" * 5000
     _, (row,) = ingest.parse_events(events_body([], [metric(1, "grade", long_value)]), 10)
-    assert row["categorical_value"] == "v" * CATEGORY_INDEX_CHARS
-    assert loads(row["doc"])["categorical_value"] == long_value  # the full value is kept
+    values = dict(zip(METRIC_COLUMNS, row, strict=True))
+    assert values["categorical_value"] == "v" * CATEGORY_INDEX_CHARS
+    assert loads(values["doc"])["categorical_value"] == long_value  # the full value is kept
     with pytest.raises(ApiError) as err:
         ingest.parse_events(events_body([], [metric(1, "\U0001f600" * 200, 1.0)]), 10)
     assert err.value.pointer == "/data/attributes/metrics/0/label"
@@ -142,7 +149,7 @@ def test_otlp_rejects_an_unconvertible_span_alone(monkeypatch: pytest.MonkeyPatc
     stored: dict[str, list[str]] = {}
 
     def ingest_(experiment_id: str, span_rows: list, metric_rows: list) -> object:
-        stored[experiment_id] = [row.values["name"] for row in span_rows]
+        stored[experiment_id] = [row.values[SPAN_COLUMNS.index("name")] for row in span_rows]
         return SimpleNamespace(accepted_spans=len(span_rows), duplicate_spans=0,
                                accepted_metrics=len(metric_rows), duplicate_metrics=0)
 

@@ -1,6 +1,6 @@
 """Parsing environment variables: one warning per bad value, never an exception.
 
-Generic primitives (``env_bool``, ``env_int``, ``env_url``, ...) that take the variable's
+Generic primitives (``env_bool``, ``env_int``, ``env_path``, ...) that take the variable's
 name; which variables exist and what they mean is :mod:`otel_experiments.settings`.
 A bad value produces one warning naming the variable and the value (a secret's value
 is never echoed) and the default is used.
@@ -23,7 +23,6 @@ __all__ = [
     "env_int",
     "env_path",
     "env_str",
-    "env_url",
     "is_secret",
     "parse_headers",
     "raw_value",
@@ -194,16 +193,6 @@ def valid_http_url(value: str) -> bool:
     except ValueError:
         return False
     return not any(ch.isspace() or ord(ch) < 0x20 for ch in value)
-
-
-def env_url(name: str, default: str, env: Mapping[str, str] | None = None) -> str:
-    raw = raw_value(name, env)
-    if raw is None:
-        return default
-    if not valid_http_url(raw):
-        warn_invalid(name, raw, "an http:// or https:// URL", default)
-        return default
-    return raw.rstrip("/")
 
 
 def env_path(name: str, default: str, env: Mapping[str, str] | None = None) -> str:

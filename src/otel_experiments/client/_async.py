@@ -179,6 +179,12 @@ class AsyncDatasets(_Resource):
     async def retrieve(self, dataset_id: str) -> Dataset:
         return await self._client._send(calls.retrieve_dataset(dataset_id))
 
+    async def versions(self, dataset_id: str) -> builtins.list[int]:
+        """Every version of the dataset, oldest first (each write made one; 0 is empty):
+        read any of them with ``records.list(dataset_id, version=v)``."""
+        ds = await self.retrieve(dataset_id)
+        return builtins.list(range(1, ds.current_version + 1))
+
 
 class AsyncExperiments(_Resource):
     async def create(self, feature_slug: str, name: str, *, description: str | None = None,

@@ -6,16 +6,28 @@ baggage when baggage is trusted (``OTEL_EXPERIMENTS_TRUST_BAGGAGE``).
 
 from __future__ import annotations
 
+import logging
+
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.context import Context
 
+from .. import attributes as attr
 from .._compat import baggage_of
 from ..models import ExperimentLike, Identity, IdentityLike, TraceExperiment
 from ..settings import scope_settings
 from .baggage import scope_from_baggage, with_baggage
 from .scope import SCOPE_KEY, ExperimentScope, merge_scopes
 
-__all__ = ["context_with_scope", "current_experiment", "current_identity", "current_scope"]
+__all__ = [
+    "context_with_scope",
+    "current_experiment",
+    "current_identity",
+    "current_scope",
+    "mark_entry_span",
+]
+
+logger = logging.getLogger("otel_experiments")
 
 
 def context_with_scope(
@@ -67,3 +79,26 @@ def current_identity(context: Context | None = None) -> Identity | None:
     """The active identity, or ``None``."""
     scope = current_scope(context)
     return scope.identity if scope is not None else None
+
+
+def mark_entry_span(base: Context | None, scoped: Context) -> None:
+    """Stamp the span current in ``base`` with ``scoped``'s experiment, as an entry span.
+
+    That span (a web framework's server span) started before the experiment was known,
+    so the processor could not stamp it; without this it would never be exported and
+    the unit of work would have no span of its own. A span that already belongs to an
+    experiment (in-process or from inbound baggage) is left alone.
+    """
+    scope = scoped.get(SCOPE_KEY)
+    if not isinstance(scope, ExperimentScope) or scope.experiment is None:
+        return
+    span = trace.get_current_span(base)
+    if not span.is_recording():
+        return
+    outer = current_scope(base)
+    if outer is not None and outer.experiment is not None:
+        return
+    try:
+        span.set_attributes({**scope.attributes, attr.EXPERIMENT_ENTRY: "true"})
+    except Exception:  # a foreign span implementation must not break the request
+        logger.debug("otel-experiments: could not stamp the entry span", exc_info=True)

@@ -6,7 +6,7 @@ from opentelemetry.context import Context
 
 from ..models import ExperimentLike, Identity, IdentityLike, TraceExperiment
 from ..settings import scope_settings
-from .active import context_with_scope
+from .active import context_with_scope, mark_entry_span
 from .scope import SCOPE_KEY, ExperimentScope
 from .scoped import Run, Scoped
 
@@ -18,7 +18,10 @@ class experiment_context(Scoped[Run]):
 
     For middleware and request handlers: every span started inside (by any library)
     is stamped by :class:`~otel_experiments.ExperimentSpanProcessor`, and outgoing
-    requests carry the values as W3C Baggage. Use as ``with`` / ``async with`` (which
+    requests carry the values as W3C Baggage. The span current when it is entered (a
+    web framework's server span, started before any middleware) is stamped too and
+    marked as the entry span of the unit of work, unless it already belongs to an
+    experiment. Use as ``with`` / ``async with`` (which
     give the :class:`ExperimentScope`) or as a decorator (sync and async functions,
     generators, async generators). One instance may be shared: each thread or task
     entering it exits its own scope. Invalid values raise ``ValueError`` / ``TypeError``
@@ -41,9 +44,11 @@ class experiment_context(Scoped[Run]):
         )
 
     def _start(self, base: Context | None = None) -> Run:
-        return Run(context_with_scope(
+        ctx = context_with_scope(
             self._experiment, self._identity, context=base, propagate_identity_names=self._names
-        ))
+        )
+        mark_entry_span(base, ctx)
+        return Run(ctx)
 
     def _entered(self, run: Run) -> ExperimentScope:
         scope: ExperimentScope = run.ctx[SCOPE_KEY]  # type: ignore[assignment]

@@ -10,7 +10,7 @@ Dicts are built directly from the :class:`~opentelemetry.sdk.trace.ReadableSpan`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from opentelemetry.sdk.resources import (
@@ -28,11 +28,12 @@ from opentelemetry.semconv.attributes.exception_attributes import (
 )
 from opentelemetry.trace import SpanKind, StatusCode
 
-from .._compat import attribute_dict, span_attribute_dict, span_events
+from .._compat import attribute_dict, event_fields, events_of, span_fields
 from ..attributes import (
     DATASET_RECORD_ID,
     EXPECTED_OUTPUT_MIME_TYPE,
     EXPECTED_OUTPUT_VALUE,
+    EXPERIMENT_ENTRY,
     EXPERIMENT_ID,
     INPUT_MIME_TYPE,
     INPUT_VALUE,
@@ -84,7 +85,7 @@ RESOURCE_TAG_KEYS: Final = (
 )
 
 #: Span attributes copied into ``tags`` (when present), in this order.
-SPAN_TAG_KEYS: Final = (*STAMPED_KEYS, OBSERVE_FEATURE_SLUG)
+SPAN_TAG_KEYS: Final = (*STAMPED_KEYS, OBSERVE_FEATURE_SLUG, EXPERIMENT_ENTRY)
 
 _SPAN_TAG_PAIRS: Final = tuple((key, f"{key}:") for key in SPAN_TAG_KEYS)
 _EMPTY: Final[Mapping[str, Any]] = {}
@@ -139,11 +140,12 @@ def _base_tags(resource: Resource | None, kind: SpanKind) -> tuple[list[str], st
     return _resource_tags(resource), _KIND_TAGS.get(kind) or f"{SPAN_KIND_TAG}:{kind}"
 
 
-def _error(span: ReadableSpan, description: str | None) -> dict[str, Any]:
+def _error(events: Sequence[Any], description: str | None) -> dict[str, Any]:
     exc_attrs: Mapping[str, Any] | None = None
-    for event in reversed(span.events):
-        if event.name == EXCEPTION_EVENT_NAME:
-            exc_attrs = event.attributes
+    for event in reversed(events):
+        name, attrs, _ = event_fields(event)
+        if name == EXCEPTION_EVENT_NAME:
+            exc_attrs = attrs
             break
     err_type = err_message = err_stack = None
     if exc_attrs:
@@ -157,25 +159,33 @@ def _error(span: ReadableSpan, description: str | None) -> dict[str, Any]:
     return {"type": err_type, "message": err_message, "stack": err_stack}
 
 
+def _hex(value: int, width: int) -> str:
+    try:
+        return value.to_bytes(width // 2, "big").hex()  # ~2x an f-string's format spec
+    except (OverflowError, AttributeError, TypeError):  # a foreign span's odd id
+        return f"{value:0{width}x}"
+
+
 def span_to_event(
     span: ReadableSpan, _tags_cache: dict[tuple[int, int], tuple[list[str], str]] | None = None
 ) -> SpanEvent | None:
     """Convert one finished span; ``None`` when it has no ``experiment.id`` attribute."""
-    attrs = span_attribute_dict(span)
+    fields = span_fields(span)
+    attrs = attribute_dict(fields["_attributes"])
     if not attrs:
         return None
     get = attrs.get
     experiment_id = get(EXPERIMENT_ID)
     if not isinstance(experiment_id, str) or not experiment_id:
         return None
-    ctx = span.context
+    ctx = fields["_context"]
     if ctx is None:
         return None
-    trace_id = f"{ctx.trace_id:032x}"
-    span_id = f"{ctx.span_id:016x}"
-    start = span.start_time or 0
-    end = span.end_time
-    status = span.status
+    trace_id = _hex(ctx[0], 32)  # SpanContext is a tuple: (trace_id, span_id, ...)
+    span_id = _hex(ctx[1], 16)
+    start = fields["_start_time"] or 0
+    end = fields["_end_time"]
+    status = fields["_status"]
     is_error = status.status_code is _ERROR
 
     meta: dict[str, Any] = {}
@@ -195,14 +205,15 @@ def span_to_event(
     if value is not None:
         mime = get(EXPECTED_OUTPUT_MIME_TYPE)
         meta["expected_output"] = _expected(value) if mime is None else _payload(value, mime)
+    raw_events = events_of(fields["_events"])
     if is_error:
-        meta["error"] = _error(span, status.description)
+        meta["error"] = _error(raw_events, status.description)
     value = get(METADATA)
     if value is not None:
         meta["metadata"] = as_object(value)
 
-    resource = span.resource
-    kind = span.kind
+    resource = fields["_resource"]
+    kind = fields["_kind"]
     if _tags_cache is None:
         base = _base_tags(resource, kind)
     else:
@@ -220,29 +231,25 @@ def span_to_event(
     event: dict[str, Any] = {
         "trace_id": trace_id,
         "span_id": span_id,
-        "name": span.name,
+        "name": fields["_name"],
         "start_ns": start,
         "duration": end - start if end is not None and end > start else 0,
         "status": "error" if is_error else "ok",
         "meta": meta,
         "tags": tags,
     }
-    parent = span.parent
+    parent = fields["_parent"]
     if parent is not None:
-        event["parent_id"] = f"{parent.span_id:016x}"
+        event["parent_id"] = _hex(parent[1], 16)
     value = get(DATASET_RECORD_ID)
     if value is not None and isinstance(value, str) and value:
         event["dataset_record_id"] = value
 
     metrics: list[dict[str, Any]] = []
-    for span_event in span_events(span):
-        if span_event.name == METRIC_EVENT_NAME:
-            metric = metric_from_event(
-                attribute_dict(span_event.attributes),
-                span_event.timestamp,
-                trace_id,
-                span_id,
-            )
+    for span_event in raw_events:
+        name, event_attrs, timestamp = event_fields(span_event)
+        if name == METRIC_EVENT_NAME:
+            metric = metric_from_event(event_attrs, timestamp, trace_id, span_id)
             if metric is not None:
                 metrics.append(metric)
     return experiment_id, event, metrics

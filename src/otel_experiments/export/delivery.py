@@ -54,6 +54,16 @@ logger = logging.getLogger("otel_experiments")
 _GZIP_LEVEL: Final = 6
 
 
+def _tls_hint(url: str, exc: BaseException) -> str:
+    """A hint when the error looks like TLS spoken to a plain-HTTP server (or the reverse)."""
+    text = str(exc)
+    if "SSL" in text or "WRONG_VERSION_NUMBER" in text or "record layer" in text:
+        if url.startswith("https://"):
+            return ": a TLS error; does the server speak plain http://?"
+        return ": a TLS error"
+    return ""
+
+
 @functools.lru_cache(maxsize=1)
 def _user_agent() -> str:
     try:
@@ -216,7 +226,7 @@ class HttpDelivery:
     def _deadline_reached(self, count: int) -> Verdict:
         self._warn_once(
             "deadline",
-            "otel-experiments: export timeout (%ss) reached; %d span(s) not sent",
+            "otel-experiments: export timeout (%ss) reached with %d span(s) in flight",
             self._timeout,
             count,
         )
@@ -256,12 +266,11 @@ class HttpDelivery:
                     if refused >= MAX_REFUSED_CONNECTIONS:
                         self._warn_once(
                             "unreachable",
-                            "otel-experiments: %s is unreachable (%s) after %d attempts; "
-                            "%d span(s) not sent",
+                            "otel-experiments: POST %s: unreachable (%s%s) after %d attempts",
                             redact_url(url),
                             reason,
+                            _tls_hint(url, exc),
                             refused,
-                            count,
                         )
                         return Verdict.KEEP
             elif exc is not None:  # e.g. the client was closed, an invalid URL

@@ -105,7 +105,7 @@ class ExperimentEventsExporter(SpanExporter):
         self._spool = (
             Spool(settings.spool_dir, settings.endpoint, settings.spool_max_bytes,
                   credentials=settings.credentials, warn_once=self._warn_once)
-            if settings.spool_max_bytes > 0
+            if settings.spool_max_bytes > 0 and settings.endpoint
             else None
         )
         self._replay_lock = threading.Lock()
@@ -179,6 +179,14 @@ class ExperimentEventsExporter(SpanExporter):
     def _export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if not self._enabled:
             return SpanExportResult.SUCCESS
+        if not self.settings.endpoint:  # refused at configuration (already logged)
+            self._warn_once(
+                "no-endpoint",
+                "otel-experiments: %d span(s) dropped: no usable endpoint is configured "
+                "(see the earlier warning about %s)",
+                len(spans), _settings.OTEL_EXPERIMENTS_ENDPOINT,
+            )
+            return SpanExportResult.FAILURE
         start = time.monotonic()
         deadline = start + self.settings.timeout
         replayed = True

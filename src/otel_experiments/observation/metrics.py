@@ -15,6 +15,7 @@ from typing import Any
 from opentelemetry.trace import Span
 
 from .. import attributes as A
+from .._runtime.logs import RateLimitedWarning
 from .._runtime.text import clean_text, truncate
 from ..events.metrics import check_metric
 from ..settings import scope_settings
@@ -37,6 +38,23 @@ def _encode_metadata(label: str, metadata: Mapping[str, Any], max_chars: int) ->
         raise TypeError(f"metric {label!r}: metadata is not JSON-serializable: {exc}") from None
     except ValueError as exc:  # NaN / infinity, circular references
         raise ValueError(f"metric {label!r}: metadata is not valid JSON: {exc}") from None
+
+
+_warn_unattributed = RateLimitedWarning()
+
+
+def _warn_if_unattributed(span: Span, label: str) -> None:
+    # A metric on a span of no experiment is never exported: say so, never drop silently.
+    if not span.is_recording():
+        return  # sampled out, or no SDK provider (start_observe warns about that)
+    attributes = getattr(span, "attributes", None)
+    if attributes is not None and attributes.get(A.EXPERIMENT_ID) is None:
+        _warn_unattributed(
+            "otel-experiments: metric %r was recorded on span %r, which belongs to no "
+            "experiment, so it will not be exported. Record it inside start_observe(...) or "
+            "experiment_context(...), or set OTEL_EXPERIMENTS_ID",
+            label[:80], getattr(span, "name", "?"),
+        )
 
 
 def record_metric(
@@ -70,6 +88,7 @@ def record_metric(
         event_attributes[A.METRIC_METADATA] = _encode_metadata(label, metadata, cap)
     if not isinstance(span, Span):
         raise TypeError(f"span must be an opentelemetry.trace.Span, got {type(span).__name__}")
+    _warn_if_unattributed(span, label)
     now_ns = time.time_ns()
     event_attributes[A.METRIC_TIMESTAMP_MS] = now_ns // 1_000_000
     span.add_event(A.METRIC_EVENT_NAME, event_attributes, timestamp=now_ns)

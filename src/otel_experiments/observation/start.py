@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .. import attributes as attr
 from .._runtime.logs import WarnOnce
-from ..context.active import context_with_scope
+from ..context.active import context_with_scope, current_scope
 from ..context.scoped import Run, Scoped
 from ..models import ExperimentLike, Identity, IdentityLike, TraceExperiment, validate_id
 from ..settings import scope_settings
@@ -55,8 +55,14 @@ class _ObservedRun(Run):
                                     propagate_identity_names=spec.propagate_identity_names)
         self.spec = spec
         self.items: list[Any] = []
+        attributes = spec.span_attributes
+        # A unit of work's entry span: the first span of its experiment in this trace.
+        outer, inner = current_scope(base), current_scope(scoped)
+        if (inner is not None and inner.experiment is not None
+                and (outer is None or outer.experiment is None)):
+            attributes = {**attributes, attr.EXPERIMENT_ENTRY: "true"}
         self.span = spec.tracer.start_span(
-            spec.name, context=scoped, kind=spec.kind, attributes=spec.span_attributes, links=links
+            spec.name, context=scoped, kind=spec.kind, attributes=attributes, links=links
         )
         if not self.span.is_recording():
             _warn_if_no_sdk_provider(spec)

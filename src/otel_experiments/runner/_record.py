@@ -87,20 +87,24 @@ class RecordRunner:
             else:
                 outcome.output = output
                 span.set_output(output)
-                for ev in self.evaluators:
-                    try:
-                        kwargs = ev.kwargs(_values(record, output))
-                        if self.evaluator_timeout is None:
-                            result = ev.fn(**kwargs)
-                            if inspect.isawaitable(result):
-                                result = _run_coroutine(result)
-                        else:
-                            result = _call_with_timeout(lambda _v, ev=ev, kw=kwargs: ev.fn(**kw),
-                                                        None, self.evaluator_timeout)
-                        _record_metric(span, outcome, ev.label, result)
-                    except Exception as exc:
-                        outcome.evaluator_errors[ev.label] = _describe(exc)
+                self._evaluate(span, outcome, _values(record, output))
             return self._commit(span, outcome)
+
+    def _evaluate(self, span: ObservedSpan, outcome: RecordOutcome,
+                  values: dict[str, Any]) -> None:
+        for ev in self.evaluators:
+            try:
+                kwargs = ev.kwargs(values)
+                if self.evaluator_timeout is None:
+                    result = ev.fn(**kwargs)
+                    if inspect.isawaitable(result):
+                        result = _run_coroutine(result)
+                else:
+                    result = _call_with_timeout(lambda _v, ev=ev, kw=kwargs: ev.fn(**kw),
+                                                None, self.evaluator_timeout, "evaluator")
+                _record_metric(span, outcome, ev.label, result)
+            except Exception as exc:  # that evaluator's error, on this record only
+                outcome.evaluator_errors[ev.label] = _describe(exc)
 
     def _call(self, value: Any) -> Any:
         if self.remote is not None:
@@ -116,7 +120,7 @@ class RecordRunner:
         if self.task_timeout is None:
             result = self.task(value)
             return _run_coroutine(result) if inspect.isawaitable(result) else result
-        return _call_with_timeout(self.task, value, self.task_timeout)
+        return _call_with_timeout(self.task, value, self.task_timeout, "task")
 
     # -- asyncio ----------------------------------------------------------------------------
 
@@ -212,7 +216,7 @@ def call_async_task(task: Callable[..., Any], value: Any) -> Any:
     return asyncio.run(task(value))
 
 
-def _call_with_timeout(task: Callable[..., Any], value: Any, timeout: float) -> Any:
+def _call_with_timeout(task: Callable[..., Any], value: Any, timeout: float, what: str) -> Any:
     """Run ``task`` in a helper thread and stop waiting after ``timeout`` seconds.
 
     Python cannot stop a thread: a task past its timeout is recorded as failed and left
@@ -233,7 +237,7 @@ def _call_with_timeout(task: Callable[..., Any], value: Any, timeout: float) -> 
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        raise TimeoutError(f"timed out after {timeout:g} s")
+        raise TimeoutError(f"{what} timed out after {timeout:g} s")
     if "error" in box:
         raise box["error"]
     return box.get("value")

@@ -43,11 +43,14 @@ _active: contextvars.ContextVar[_Active | None] = contextvars.ContextVar(
 
 
 def experiment(name: str | None = None, *, feature_slug: str | None = None,
-               config: Mapping[str, Any] | None = None,
+               pipeline_id: str | None = None, config: Mapping[str, Any] | None = None,
                metadata: Mapping[str, Any] | None = None,
                **options: Any) -> Callable[[F], F]:
     """Decorate a sync or async function; each call is one experiment (named ``name``,
-    default: the function's name). ``options`` are passed to :func:`run_experiment`."""
+    default: the function's name). ``pipeline_id`` (Gentrace's word) is the project id;
+    ``options`` are passed to :func:`run_experiment`."""
+    if pipeline_id is not None:
+        options.setdefault("project_id", pipeline_id)
 
     def decorate(fn: F) -> F:
         exp_name = name or fn.__name__

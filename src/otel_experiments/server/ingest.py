@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from .. import attributes as attr
+from ..models import validate_id
 from .jsonapi import ApiError, ApiErrors, dumps_str, pointer
 from .schema import CATEGORY_INDEX_CHARS, LABEL_MAX_BYTES
-from .store import SpanRow, is_root_parent, tag_map
+from .store import MetricRow, SpanRow, is_root_parent, tag_map
 from .validation import (
+    INT64_MAX,
     column_text,
     document_data,
     id_value,
     int_value,
     number_value,
     text_value,
-    valid_or,
 )
 
 EVENT_TYPES = frozenset({"experiment_events"})
@@ -87,42 +88,110 @@ def _schema_error(error: Any) -> ApiError:
     return ApiError(400, error.message, pointer(path))
 
 
-# ``_span`` and ``_metric`` run after ``validate_schema``: every member's presence and JSON
-# type, the status and metric-type enums, the one-value-per-metric-type rule and the id
-# patterns already hold. What is left is what the schema cannot say:
+# Rows are built in two tiers, both after ``validate_schema`` (so every member's presence and
+# JSON type, the enums, the one-value-per-metric-type rule and the id patterns hold):
+# * ``_span_fast`` / ``_metric_fast`` take the common, plainly valid item with a handful of
+#   C-level checks and no per-field strings; they return ``None`` for anything unusual;
+# * ``_span`` / ``_metric`` (the slow path) check every field and name it with a JSON pointer
+#   on error. They decide every item the fast path declines, so they alone define what is
+#   accepted: the fast path only ever accepts a subset of what they accept, with equal rows.
+# What the schema cannot say, and both tiers check:
 # * int64 bounds, and whole-number floats (``5.0`` is a JSON Schema "integer");
 # * number overflow (``10**400`` is a valid "number" but no finite float);
 # * ids: Python's ``re`` lets ``$`` match before a trailing newline, so without
-#   ``jsonschema-rs`` "<16 hex digits>\n" passes the ``span_id`` pattern;
+#   ``jsonschema-rs`` "<16 hex digits>\n" passes the ``span_id`` pattern (the fast path's
+#   exact-length check rules that out, as the pattern allows only hex digits otherwise);
 # * storable text (lone surrogates, NUL -> U+FFFD) and the label's UTF-8 byte limit;
 # * lookup columns, which only take values that are valid ids.
+
+_TAG_KEYS = (attr.USER_ID, attr.ORGANIZATION_ID, "dataset_record_id", attr.EXPERIMENT_NAME,
+             "experiment_name", attr.EXPERIMENT_FEATURE_SLUG, attr.EXPERIMENT_ENTRY)
+_TAG_PREFIXES = tuple(f"{key}:" for key in _TAG_KEYS)
+_ASCII_LABEL_OK = LABEL_MAX_BYTES >= 256  # the schema caps labels at 256 characters
+_FLOAT_INT_LIMIT = 2**1000  # ints below this convert to a finite float
+
+
+def _wanted_tags(tags: list[str]) -> dict[str, str]:
+    """The tags the rows need (first occurrence wins, as in :func:`~.store.tag_map`)."""
+    found: dict[str, str] = {}
+    for tag in tags:
+        if tag.startswith(_TAG_PREFIXES):  # one C call skips every other tag
+            key, _, value = tag.partition(":")
+            if key not in found:
+                found[key] = value
+    return found
+
+
+def _lookup_id(value: object) -> str | None:
+    """``value`` if it may go in a lookup column (a valid id), else ``None``."""
+    if value is None:
+        return None
+    try:
+        return validate_id(value, "id")
+    except (TypeError, ValueError):
+        return None
+
+
+def _span_row(span: dict[str, Any], parent: str | None, name: str, start: int,
+              duration: int, tags: dict[str, str]) -> SpanRow:
+    record_id = span.get("dataset_record_id", tags.get("dataset_record_id"))
+    values = (span["span_id"], span["trace_id"], parent, name, start, duration, span["status"],
+              # a unit of work: a trace root, or the entry span a plugin marked (a web
+              # framework's server span, whose parent is another service's)
+              is_root_parent(parent) or tags.get(attr.EXPERIMENT_ENTRY) == "true",
+              _lookup_id(record_id), _lookup_id(tags.get(attr.USER_ID)),
+              _lookup_id(tags.get(attr.ORGANIZATION_ID)), dumps_str(span))
+    return SpanRow(values, tags.get(attr.EXPERIMENT_NAME) or tags.get("experiment_name"),
+                   tags.get(attr.EXPERIMENT_FEATURE_SLUG))
+
+
+def _span_fast(span: dict[str, Any]) -> SpanRow | None:
+    parent = span.get("parent_id")
+    start, duration, name = span["start_ns"], span["duration"], span["name"]
+    if (len(span["span_id"]) != 16 or len(span["trace_id"]) != 32
+            or (parent is not None and len(parent) != 16)
+            or type(start) is not int or type(duration) is not int
+            or start > INT64_MAX or duration > INT64_MAX or "\x00" in name):
+        return None
+    return _span_row(span, parent, name, start, duration, _wanted_tags(span["tags"]))
 
 
 def _span(span: dict[str, Any], ptr: str) -> SpanRow:
     parent = span.get("parent_id")  # omitted for a root span
     if parent is not None:
         parent = id_value(parent, f"{ptr}/parent_id")
-    tmap = tag_map(span["tags"])
-    record_id = span.get("dataset_record_id", tmap.get("dataset_record_id"))
-    values = {
-        "span_id": id_value(span["span_id"], f"{ptr}/span_id"),
-        "trace_id": id_value(span["trace_id"], f"{ptr}/trace_id"),
-        "parent_id": parent,
-        "name": column_text(span["name"]),
-        "start_ns": int_value(span["start_ns"], f"{ptr}/start_ns"),
-        "duration": int_value(span["duration"], f"{ptr}/duration"),
-        "status": span["status"],
-        "is_root": is_root_parent(parent),
-        # Lookup columns hold only storable ids; the document keeps every value as sent.
-        "dataset_record_id": valid_or(id_value, record_id, None),
-        "user_id": valid_or(id_value, tmap.get(attr.USER_ID), None),
-        "organization_id": valid_or(id_value, tmap.get(attr.ORGANIZATION_ID), None),
-        "doc": dumps_str(span),
-    }
-    return SpanRow(values, tmap)
+    id_value(span["span_id"], f"{ptr}/span_id")
+    id_value(span["trace_id"], f"{ptr}/trace_id")
+    start = int_value(span["start_ns"], f"{ptr}/start_ns")
+    duration = int_value(span["duration"], f"{ptr}/duration")
+    tags = {k: v for k, v in tag_map(span["tags"]).items() if k in _TAG_KEYS}
+    return _span_row(span, parent, column_text(span["name"]), start, duration, tags)
 
 
-def _metric(metric: dict[str, Any], ptr: str) -> dict[str, Any]:
+def _metric_fast(metric: dict[str, Any]) -> MetricRow | None:
+    mtype, label, ts = metric["metric_type"], metric["label"], metric["timestamp_ms"]
+    if (len(metric["span_id"]) != 16 or len(metric["trace_id"]) != 32 or type(ts) is not int
+            or ts > INT64_MAX or not _ASCII_LABEL_OK or not label.isascii() or "\x00" in label):
+        return None
+    score = cat = boolean = None
+    if mtype == attr.METRIC_TYPE_SCORE:
+        score = metric["score_value"]
+        if type(score) is int and -_FLOAT_INT_LIMIT < score < _FLOAT_INT_LIMIT:
+            score = float(score)
+        elif type(score) is not float or score - score != 0.0:  # not a finite float
+            return None
+    elif mtype == attr.METRIC_TYPE_CATEGORICAL:
+        cat = metric["categorical_value"]
+        if not cat.isascii() or "\x00" in cat:
+            return None
+        cat = cat[:CATEGORY_INDEX_CHARS]
+    else:
+        boolean = metric["boolean_value"]
+    return (metric["span_id"], metric["trace_id"], mtype, label, score, cat, boolean, ts,
+            dumps_str(metric))
+
+
+def _metric(metric: dict[str, Any], ptr: str) -> MetricRow:
     mtype = metric["metric_type"]
     label = column_text(text_value(metric["label"], f"{ptr}/label", nul_ok=True))
     if len(label.encode()) > LABEL_MAX_BYTES:
@@ -136,24 +205,18 @@ def _metric(metric: dict[str, Any], ptr: str) -> dict[str, Any]:
         cat = column_text(cat[:CATEGORY_INDEX_CHARS])
     else:
         boolean = metric["boolean_value"]
-    return {
-        "span_id": id_value(metric["span_id"], f"{ptr}/span_id"),
-        "trace_id": id_value(metric["trace_id"], f"{ptr}/trace_id"),
-        "metric_type": mtype,
-        "label": label,
-        "score_value": score,
-        "categorical_value": cat,
-        "boolean_value": boolean,
-        "timestamp_ms": int_value(metric["timestamp_ms"], f"{ptr}/timestamp_ms"),
-        "doc": dumps_str(metric),
-    }
+    return (id_value(metric["span_id"], f"{ptr}/span_id"),
+            id_value(metric["trace_id"], f"{ptr}/trace_id"), mtype, label, score, cat, boolean,
+            int_value(metric["timestamp_ms"], f"{ptr}/timestamp_ms"), dumps_str(metric))
 
 
-def parse_events(body: Any, max_items: int) -> tuple[list[SpanRow], list[dict[str, Any]]]:
+def parse_events(body: Any, max_items: int) -> tuple[list[SpanRow], list[MetricRow]]:
     """Validate an events body and turn it into span and metric rows.
 
     ``body`` is decoded JSON (from :func:`~.jsonapi.loads` or the package's converter):
-    dicts, lists, strings, numbers, booleans and ``None`` only.
+    dicts, lists, strings, numbers, booleans and ``None`` only. Span rows hold their values
+    in :data:`~.store.SPAN_COLUMNS` order, metric rows are tuples in
+    :data:`~.store.METRIC_COLUMNS` order.
     """
     (res,) = document_data(body, EVENT_TYPES)
     attrs = res.get("attributes", {})
@@ -164,6 +227,12 @@ def parse_events(body: Any, max_items: int) -> tuple[list[SpanRow], list[dict[st
             raise ApiError(413, f"{len(items)} {key} in one request; the limit is {max_items}",
                            f"/data/attributes/{key}")
     validate_schema(body)
-    span_rows = [_span(s, f"/data/attributes/spans/{i}") for i, s in enumerate(raw_spans)]
-    metric_rows = [_metric(m, f"/data/attributes/metrics/{i}") for i, m in enumerate(raw_metrics)]
-    return span_rows, metric_rows
+    span_rows = [_span_fast(s) for s in raw_spans]
+    for i, row in enumerate(span_rows):
+        if row is None:  # unusual: the slow path decides, naming the field on error
+            span_rows[i] = _span(raw_spans[i], f"/data/attributes/spans/{i}")
+    metric_rows = [_metric_fast(m) for m in raw_metrics]
+    for i, mrow in enumerate(metric_rows):
+        if mrow is None:
+            metric_rows[i] = _metric(raw_metrics[i], f"/data/attributes/metrics/{i}")
+    return span_rows, metric_rows  # type: ignore[return-value]  # no None is left

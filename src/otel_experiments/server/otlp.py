@@ -29,7 +29,7 @@ from starlette.responses import Response
 from ..events.convert import make_body, span_to_event
 from .ingest import parse_events
 from .jsonapi import ApiError, ApiErrors, loads, media_type
-from .store import Store
+from .store import MetricRow, SpanRow, Store
 from .validation import id_value
 
 PROTOBUF_TYPES = frozenset({"application/x-protobuf", "application/protobuf"})
@@ -180,15 +180,15 @@ def _convert(spans: list[ReadableSpan], result: OtlpResult) -> dict[str, dict[st
 
 
 def _parse_each(events_body: dict[str, Any], max_spans: int,
-                result: OtlpResult) -> tuple[list[Any], list[dict[str, Any]]]:
+                result: OtlpResult) -> tuple[list[SpanRow], list[MetricRow]]:
     """Parse a converted body; when it fails, parse span by span and reject only the bad."""
     try:
         return parse_events(events_body, max_spans)
     except (ApiError, ApiErrors, TypeError, ValueError):
         pass
     attrs = events_body["data"]["attributes"]
-    span_rows: list[Any] = []
-    metric_rows: list[dict[str, Any]] = []
+    span_rows: list[SpanRow] = []
+    metric_rows: list[MetricRow] = []
     for span in attrs["spans"]:
         own = [m for m in attrs["metrics"] if m.get("span_id") == span.get("span_id")]
         one = {"data": {**events_body["data"], "attributes": {"spans": [span], "metrics": own}}}

@@ -12,11 +12,20 @@ from .base import (
     now_iso,
     tag_map,
 )
-from .events import EventQueries, IngestResult, SpanRow, is_root_parent
+from .events import (
+    METRIC_COLUMNS,
+    SPAN_COLUMNS,
+    EventQueries,
+    IngestResult,
+    MetricRow,
+    SpanRow,
+    is_root_parent,
+)
 from .resources import EXPERIMENT_STATUSES, ResourceQueries
+from .summary import SummaryQueries
 
 
-class Store(ResourceQueries, EventQueries):
+class Store(ResourceQueries, EventQueries, SummaryQueries):
     """All queries over one engine (one write queue per process for SQLite)."""
 
 
@@ -24,7 +33,10 @@ __all__ = [
     "DEFAULT_PAGE_SIZE",
     "EXPERIMENT_STATUSES",
     "MAX_PAGE_SIZE",
+    "METRIC_COLUMNS",
+    "SPAN_COLUMNS",
     "IngestResult",
+    "MetricRow",
     "Page",
     "SpanRow",
     "Store",

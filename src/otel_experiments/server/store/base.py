@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from ..db import WRITE, is_sqlite
+from ..db import WRITE, create_engine, is_sqlite
 from ..jsonapi import ApiError
 
 DEFAULT_PAGE_SIZE = 100
@@ -73,26 +73,53 @@ def tag_map(tags: object) -> dict[str, str]:
     return out
 
 
+#: Page cache of the SQLite writer connection (negative: KiB). The random-order summary
+#: indexes of a big experiment outgrow SQLite's default 2 MB, and every insert would
+#: then read a page back from the OS; readers keep the default.
+SQLITE_WRITER_CACHE_KIB = 65536
+
+
+def _sqlite_writer(engine: sa.Engine) -> sa.Engine:
+    """One connection for all SQLite writes (there is one writer at a time anyway), so one
+    big page cache stays warm with the pages inserts touch."""
+    writer = create_engine(engine.url.render_as_string(hide_password=False))
+
+    @sa.event.listens_for(writer, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.execute(f"PRAGMA cache_size=-{SQLITE_WRITER_CACHE_KIB}")
+
+    return writer
+
+
 class StoreBase:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.sqlite = is_sqlite(engine)
+        self._writer = engine
+        database = engine.url.database or ""
+        if self.sqlite and database and database != ":memory:" and not database.startswith("file:"):
+            self._writer = _sqlite_writer(engine)  # (its pool opens one connection: one writer)
         # SQLite has one writer at a time: queue writers in-process rather than busy-wait.
         self._write_lock: AbstractContextManager[Any] = (
             threading.Lock() if self.sqlite else nullcontext()
         )
         self._insert = sqlite_dialect.insert if self.sqlite else pg_dialect.insert
-        self._bulk_statements: dict[tuple[str, tuple[str, ...]], sa.Executable] = {}
+        self._sql: dict[tuple[str, int], str] = {}  # bulk INSERT text per (table, rows)
+        # Ingest requests waiting for the SQLite write lock (see EventQueries.ingest).
+        self._queue: list[Any] = []
+        self._queue_lock = threading.Lock()
 
     # -- plumbing -------------------------------------------------------------------------
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
-        with (
-            self._write_lock,
-            self.engine.connect().execution_options(**WRITE) as conn,
-            conn.begin(),
-        ):
+        with self._write_lock, self._transaction() as conn:
+            yield conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sa.Connection]:
+        """A write transaction; callers on SQLite hold ``_write_lock`` already."""
+        with self._writer.connect().execution_options(**WRITE) as conn, conn.begin():
             yield conn
 
     @contextmanager

@@ -1,30 +1,45 @@
-"""Experiment events: idempotent ingest, read-back and the SQL-aggregated summary."""
+"""Experiment events: idempotent ingest (group commit on SQLite) and read-back."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg_dialect
 
-from ... import attributes as attr
-from ..jsonapi import dumps_str, loads
+from ..jsonapi import loads
 from ..schema import experiments, metrics, spans
 from ..validation import id_value, name_value, valid_or
 from .base import Page, StoreBase, now_iso
 
 _ROOT_PARENTS = frozenset({"", "0", "undefined", "0000000000000000"})
-SPAN_KEY = ("experiment_id", "span_id")
-METRIC_KEY = ("experiment_id", "span_id", "metric_type", "label")
+
+#: Columns of a span row's ``values`` and of a metric row, in order. The store adds
+#: ``experiment_id`` (and ``received_at`` for spans) in front when inserting.
+SPAN_COLUMNS = ("span_id", "trace_id", "parent_id", "name", "start_ns", "duration", "status",
+                "is_root", "dataset_record_id", "user_id", "organization_id", "doc")
+METRIC_COLUMNS = ("span_id", "trace_id", "metric_type", "label", "score_value",
+                  "categorical_value", "boolean_value", "timestamp_ms", "doc")
+MetricRow = tuple[Any, ...]
+#: Per table: the inserted columns (a full row's order) and the unique key deduplicating it.
+_INSERTS = {
+    "spans": (("experiment_id", "received_at", *SPAN_COLUMNS), ("experiment_id", "span_id")),
+    "metrics": (("experiment_id", *METRIC_COLUMNS),
+                ("experiment_id", "span_id", "metric_type", "label")),
+}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SpanRow:
-    values: dict[str, Any]
-    tags: Mapping[str, str]
+    """A span's column values, plus the raw experiment name / feature slug tags it carries
+    (validated only when the ingest auto-creates the experiment)."""
+
+    values: tuple[Any, ...]
+    experiment_name: str | None = None
+    feature_slug: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,88 +56,159 @@ def is_root_parent(parent_id: str | None) -> bool:
     return parent_id is None or parent_id in _ROOT_PARENTS
 
 
+def _experiment_hints(experiment_id: str, span_rows: list[SpanRow]) -> tuple[str, str | None]:
+    """Name and feature slug for an auto-created experiment: the first valid ones sent."""
+    name, slug = experiment_id, None
+    for row in span_rows:
+        if name == experiment_id and row.experiment_name is not None:
+            name = valid_or(name_value, row.experiment_name, name)
+        if slug is None and row.feature_slug is not None:
+            slug = valid_or(id_value, row.feature_slug, None)
+        if name != experiment_id and slug is not None:
+            break
+    return name, slug
+
+
+#: Rows per SQLite INSERT statement (at 14 columns, 3584 parameters: below the 32766 that
+#: SQLite allows by default since 3.32).
+SQLITE_ROWS_PER_INSERT = 256
+#: A group commit takes queued requests up to this many rows (at least one request).
+GROUP_COMMIT_ROWS = 20_000
+
+
+@dataclass(slots=True)
+class _Job:
+    """One ingest request waiting for (or done by) a group commit."""
+
+    experiment_id: str
+    span_rows: list[SpanRow]
+    metric_rows: list[MetricRow]
+    result: IngestResult | None = None
+    error: BaseException | None = None
+
+
 class EventQueries(StoreBase):
     # -- events -----------------------------------------------------------------------------
 
     def ingest(self, experiment_id: str, span_rows: list[SpanRow],
-               metric_rows: list[dict[str, Any]]) -> IngestResult:
-        result: IngestResult = self._retrying(self._ingest, experiment_id, span_rows, metric_rows)
-        return result
+               metric_rows: list[MetricRow]) -> IngestResult:
+        """Store the rows; a span already stored under (experiment, span id), or a metric
+        under (experiment, span id, type, label), is a duplicate (the first one sent wins).
 
-    def _ingest(self, experiment_id: str, span_rows: list[SpanRow],
-                metric_rows: list[dict[str, Any]]) -> IngestResult:
-        # Sorted, deduplicated rows: concurrent writers lock unique keys in the same order.
-        unique_spans = {s.values["span_id"]: s for s in reversed(span_rows)}
-        ordered_spans = [unique_spans[k] for k in sorted(unique_spans)]
-        unique_metrics = {
-            (m["span_id"], m["metric_type"], m["label"]): m for m in reversed(metric_rows)
-        }
-        ordered_metrics = [unique_metrics[k] for k in sorted(unique_metrics)]
-        name, slug = experiment_id, None
-        for s in ordered_spans:
-            if name == experiment_id:
-                name = valid_or(name_value, s.tags.get(attr.EXPERIMENT_NAME)
-                                 or s.tags.get("experiment_name"), name)
-            if slug is None:
-                slug = valid_or(id_value, s.tags.get(attr.EXPERIMENT_FEATURE_SLUG), None)
-            if name != experiment_id and slug is not None:
-                break
+        PostgreSQL: one transaction per request (the database commits concurrent ones
+        together). SQLite has one writer at a time, so requests that queue up while a
+        transaction runs are stored together by the next writer, in one transaction
+        (group commit): every page a commit writes to the WAL (index pages above all) is
+        written once for all of them instead of once per request. Each request still gets
+        its own counts, and answers only after the commit that holds its rows.
+        """
+        if not self.sqlite:
+            result: IngestResult = self._retrying(self._ingest_alone, experiment_id,
+                                                  span_rows, metric_rows)
+            return result
+        job = _Job(experiment_id, span_rows, metric_rows)
+        with self._queue_lock:
+            self._queue.append(job)
+        with self._write_lock:
+            while job.result is None and job.error is None:  # not stored by another writer
+                self._group_commit(self._take_jobs())  # (FIFO: the oldest jobs first)
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def _take_jobs(self) -> list[_Job]:
+        with self._queue_lock:
+            rows = 0
+            for n, job in enumerate(self._queue):
+                rows += len(job.span_rows) + len(job.metric_rows)
+                if n and rows > GROUP_COMMIT_ROWS:
+                    break
+            else:
+                n = len(self._queue)
+            jobs, self._queue[:n] = self._queue[:n], []
+        return jobs
+
+    def _group_commit(self, jobs: list[_Job]) -> None:
+        """Store ``jobs`` in one transaction; if it fails, each in its own, so that only a
+        failing request fails."""
+        try:
+            with self._transaction() as conn:
+                results = [self._ingest(conn, j.experiment_id, j.span_rows, j.metric_rows)
+                           for j in jobs]
+        except Exception as exc:
+            if len(jobs) == 1:
+                jobs[0].error = exc
+                return
+            for job in jobs:
+                try:
+                    job.result = self._ingest_alone(job.experiment_id, job.span_rows,
+                                                    job.metric_rows)
+                except Exception as exc:
+                    job.error = exc
+            return
+        for job, result in zip(jobs, results, strict=True):
+            job.result = result
+
+    def _ingest_alone(self, experiment_id: str, span_rows: list[SpanRow],
+                      metric_rows: list[MetricRow]) -> IngestResult:
+        with self._transaction() as conn:
+            return self._ingest(conn, experiment_id, span_rows, metric_rows)
+
+    def _ingest(self, conn: sa.Connection, experiment_id: str, span_rows: list[SpanRow],
+                metric_rows: list[MetricRow]) -> IngestResult:
+        name, slug = _experiment_hints(experiment_id, span_rows)
         now = now_iso()
-        with self._write() as conn:
-            created = conn.execute(
-                self._insert(experiments)
-                .values(id=experiment_id, name=name, description="", feature_slug=slug,
-                        status="RUNNING", config="{}", metadata="{}", created_at=now,
-                        updated_at=now)
-                .on_conflict_do_nothing(index_elements=["id"])
-                .returning(experiments.c.seq)
-            ).first() is not None
-            accepted_spans = 0
-            if ordered_spans:
-                rows = [{**s.values, "experiment_id": experiment_id, "received_at": now}
-                        for s in ordered_spans]
-                accepted_spans = self._insert_new(conn, spans, rows, SPAN_KEY)
-            accepted_metrics = 0
-            if ordered_metrics:
-                rows = [{**m, "experiment_id": experiment_id} for m in ordered_metrics]
-                accepted_metrics = self._insert_new(conn, metrics, rows, METRIC_KEY)
+        created = conn.execute(
+            self._insert(experiments)
+            .values(id=experiment_id, name=name, description="", feature_slug=slug,
+                    status="RUNNING", config="{}", metadata="{}", created_at=now,
+                    updated_at=now)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(experiments.c.seq)
+        ).first() is not None
+        accepted_spans = accepted_metrics = 0
+        if span_rows:
+            accepted_spans = self._insert_new(conn, spans, (experiment_id, now),
+                                              [r.values for r in span_rows])
+        if metric_rows:
+            accepted_metrics = self._insert_new(conn, metrics, (experiment_id,), metric_rows)
         return IngestResult(
             experiment_id, created, accepted_spans, len(span_rows) - accepted_spans,
             accepted_metrics, len(metric_rows) - accepted_metrics,
         )
 
-    def _insert_new(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]],
-                    key: Sequence[str]) -> int:
-        """``INSERT ... SELECT`` the rows from one JSON array parameter, skipping rows whose
-        ``key`` exists (``ON CONFLICT DO NOTHING``); returns how many were inserted.
+    def _insert_new(self, conn: sa.Connection, table: sa.Table, head: tuple[Any, ...],
+                    rows: list[tuple[Any, ...]]) -> int:
+        """Insert ``head + row`` for each of ``rows`` (:data:`_INSERTS` column order; ``head``
+        holds the per-request columns) skipping any whose unique key is stored already or
+        earlier in ``rows``; returns how many were inserted.
 
-        One bound JSON document instead of thousands of bound values keeps the statement
-        text constant and small (cached by the driver, cheap to parse) on both databases.
+        SQLite: multi-row ``INSERT ... VALUES (..), (..) ON CONFLICT DO NOTHING`` of up to
+        ``SQLITE_ROWS_PER_INSERT`` rows each, ``head`` bound once as ``?1``, ``?2``. Not
+        ``executemany``: the ``sqlite3`` module releases and retakes the GIL around every
+        statement step, once per row there, and with the event loop thread busy parsing the
+        next body every retake can wait for the interpreter's switch interval.
+        PostgreSQL: one ``INSERT ... SELECT FROM unnest(<one array per column>)``, so the
+        server plans once and parses plain arrays, and rows are sorted by their unique key
+        first so that concurrent writers lock keys in the same order (no deadlocks).
         """
-        names = tuple(rows[0])
-        stmt = self._bulk_statements.get((table.name, names))
-        if stmt is None:
-            stmt = self._bulk_statements[(table.name, names)] = self._bulk_insert(
-                table, names, key)
-        payload = dumps_str([[r[n] for n in names] for r in rows])
-        return len(conn.execute(stmt, {"rows": payload}).all())
-
-    def _bulk_insert(self, table: sa.Table, names: Sequence[str],
-                     key: Sequence[str]) -> sa.Executable:
-        payload = sa.bindparam("rows", type_=sa.Text)
-        values: list[sa.ColumnElement[Any]]
+        columns, key = _INSERTS[table.name]
+        fixed = len(head)
         if self.sqlite:
-            source = sa.func.json_each(payload).table_valued("value").alias("r")
-            values = [sa.func.json_extract(source.c.value, f"$[{i}]") for i in range(len(names))]
-        else:
-            source = (sa.func.json_array_elements(sa.cast(payload, pg_dialect.JSON))
-                      .table_valued("value").alias("r"))
-            values = [sa.cast(source.c.value.op("->>")(i), table.c[n].type)
-                      for i, n in enumerate(names)]
-        # (SQLite needs the WHERE to tell the upsert clause from a join constraint.)
-        select = sa.select(*values).select_from(source).where(sa.true())
-        return (self._insert(table).from_select(list(names), select)
-                .on_conflict_do_nothing(index_elements=list(key)).returning(table.c.seq))
+            return self._insert_values(conn, table.name, columns, key, head, rows)
+        sql = self._sql.get((table.name, 0))
+        if sql is None:
+            dialect = conn.dialect
+            arrays = ", ".join(f"%s::{table.c[c].type.compile(dialect)}[]"
+                               for c in columns[fixed:])
+            sql = self._sql[(table.name, 0)] = (
+                f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT "
+                f"{', '.join(['%s'] * fixed)}, u.* FROM unnest({arrays}) AS u "
+                f"ON CONFLICT ({', '.join(key)}) DO NOTHING")
+        rows = sorted(rows, key=itemgetter(*(columns.index(c) - fixed for c in key[1:])))
+        params = (*head, *([*col] for col in zip(*rows, strict=True)))
+        return int(conn.exec_driver_sql(sql, params).rowcount)
 
     def list_events(self, experiment_id: str, filters: dict[str, str], size: int,
                     cursor: int) -> Page:
@@ -130,7 +216,12 @@ class EventQueries(StoreBase):
         query = (sa.select(s.seq, s.span_id, s.doc)
                  .where(s.experiment_id == experiment_id, s.seq > cursor))
         for key, value in filters.items():
-            query = query.where(s[key] == value)
+            if key == "status":  # 'ok' or 'error' (checked by the route)
+                # A literal, not a bound parameter: the planner can then prove
+                # ``status = 'error'`` and page through the errors' partial index.
+                query = query.where(s.status == sa.literal(value, literal_execute=True))
+            else:
+                query = query.where(s[key] == value)
         with self._read() as conn:
             self._require(conn, experiments, experiment_id, "experiment")
             rows = conn.execute(query.order_by(s.seq).limit(size + 1)).all()
@@ -151,96 +242,27 @@ class EventQueries(StoreBase):
             out.append({"seq": r["seq"], "span_id": r["span_id"], "doc": doc})
         return Page(out, page.next_cursor)
 
-    # -- summary ----------------------------------------------------------------------------
-
-    @staticmethod
-    def _percentiles(conn: sa.Connection, column: sa.ColumnElement[Any],
-                     where: Sequence[sa.ColumnElement[bool]], n: int,
-                     ps: Sequence[float]) -> dict[str, float | None]:
-        """Linear-interpolated percentiles (as ``percentile_cont``) read off an index."""
-        out: dict[str, float | None] = {}
-        for p in ps:
-            key = f"p{round(p * 100)}"
-            if n == 0:
-                out[key] = None
-                continue
-            k = (n - 1) * p
-            lo = math.floor(k)
-            values = conn.execute(
-                sa.select(column).where(*where, column.is_not(None))
-                .order_by(column).limit(2).offset(lo)
-            ).scalars().all()
-            a = float(values[0])
-            b = float(values[1]) if len(values) > 1 else a
-            out[key] = a + (b - a) * (k - lo)
-        return out
-
-    def _span_stats(self, conn: sa.Connection,
-                    where: list[sa.ColumnElement[bool]]) -> dict[str, Any]:
-        s = spans.c
-        row = conn.execute(
-            sa.select(
-                sa.func.count(),
-                sa.func.coalesce(sa.func.sum(sa.case((s.status == "error", 1), else_=0)), 0),
-                sa.func.avg(s.duration), sa.func.min(s.duration), sa.func.max(s.duration),
-            ).where(*where)
-        ).one()
-        count, errors = int(row[0]), int(row[1])
-        latency: dict[str, Any] = {
-            "mean": None if row[2] is None else float(row[2]),
-            "min": row[3], "max": row[4],
-        }
-        latency.update(self._percentiles(conn, s.duration, where, count, (0.5, 0.95)))
-        return {
-            "span_count": count,
-            "error_count": errors,
-            "error_rate": errors / count if count else None,
-            "latency_ns": latency,
-        }
-
-    def summary(self, experiment_id: str) -> dict[str, Any]:
-        s, m = spans.c, metrics.c
-        with self._read() as conn:
-            self._require(conn, experiments, experiment_id, "experiment")
-            out = self._span_stats(conn, [s.experiment_id == experiment_id])
-            out["root_spans"] = self._span_stats(
-                conn, [s.experiment_id == experiment_id, s.is_root.is_(True)])
-            summaries: dict[tuple[str, str], dict[str, Any]] = {}
-            for label, mtype, count, n_scores, mean, lo, hi in conn.execute(
-                sa.select(m.label, m.metric_type, sa.func.count(), sa.func.count(m.score_value),
-                          sa.func.avg(m.score_value), sa.func.min(m.score_value),
-                          sa.func.max(m.score_value))
-                .where(m.experiment_id == experiment_id)
-                .group_by(m.label, m.metric_type).order_by(m.label, m.metric_type)
-            ):
-                item: dict[str, Any] = {"label": label, "metric_type": mtype, "count": count}
-                if mtype == attr.METRIC_TYPE_SCORE:
-                    item.update(mean=None if mean is None else float(mean),
-                                min=lo, max=hi)
-                    item.update(self._percentiles(
-                        conn, m.score_value,
-                        [m.experiment_id == experiment_id, m.label == label,
-                         m.metric_type == mtype],
-                        int(n_scores), (0.5, 0.95)))
-                else:
-                    item["value_counts"] = {}
-                summaries[(label, mtype)] = item
-            for (label, mtype), item in summaries.items():
-                if mtype == attr.METRIC_TYPE_SCORE:
-                    continue
-                column = (m.boolean_value if mtype == attr.METRIC_TYPE_BOOLEAN
-                          else m.categorical_value)
-                counts = item["value_counts"]
-                for value, count in conn.execute(
-                    sa.select(column, sa.func.count())
-                    .where(m.experiment_id == experiment_id, m.label == label,
-                           m.metric_type == mtype)
-                    .group_by(column).order_by(sa.func.count().desc())
-                ):
-                    if isinstance(value, bool) or mtype == attr.METRIC_TYPE_BOOLEAN:
-                        key = "null" if value is None else ("true" if value else "false")
-                    else:
-                        key = "null" if value is None else str(value)
-                    counts[key] = counts.get(key, 0) + int(count)
-            out["metrics"] = list(summaries.values())
-        return out
+    def _insert_values(self, conn: sa.Connection, table: str, columns: Sequence[str],
+                       key: Sequence[str], head: tuple[Any, ...],
+                       rows: list[tuple[Any, ...]]) -> int:
+        """SQLite: ``rows`` in chunks of ``SQLITE_ROWS_PER_INSERT`` rows, then of descending
+        powers of two, so that a few statement texts serve every batch size (the driver
+        caches the prepared statements)."""
+        inserted, i, n = 0, 0, len(rows)
+        fixed, width = len(head), len(columns) - len(head)
+        while i < n:
+            size = min(SQLITE_ROWS_PER_INSERT, 1 << ((n - i).bit_length() - 1))
+            sql = self._sql.get((table, size))
+            if sql is None:
+                shared = [f"?{k + 1}" for k in range(fixed)]
+                values = ", ".join(
+                    "(" + ", ".join(shared + [f"?{fixed + r * width + k + 1}"
+                                              for k in range(width)]) + ")"
+                    for r in range(size))
+                sql = self._sql[(table, size)] = (
+                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} "
+                    f"ON CONFLICT ({', '.join(key)}) DO NOTHING")
+            params = head + tuple(chain.from_iterable(rows[i:i + size]))
+            inserted += int(conn.exec_driver_sql(sql, params).rowcount)
+            i += size
+        return inserted

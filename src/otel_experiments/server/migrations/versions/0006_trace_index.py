@@ -3,16 +3,16 @@
 Without it, finding the spans of a trace scans every span of the experiment (over 200 ms
 at 100,000 spans on SQLite); with it, a few index entries.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,175 @@
+"""The ingest path in process, on real databases: row building, group commit, indexes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from server_helpers import events_body, metric, span
+
+from otel_experiments.server import ingest
+from otel_experiments.server.db import create_engine, current_revision, migrate
+from otel_experiments.server.store import SPAN_COLUMNS, Store
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+def _valid_items() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    spans = [
+        span(1, tags=["user.id:u1", "organization.id:o1", "experiment.name:Nice",
+                      "experiment.feature_slug:slug", "user.id:ignored"]),
+        span(2, parent=1, status="error", tags=["dataset_record_id:rec-1", "user.id:has space"]),
+        span(3, parent=0, dataset_record_id="rec-3", name="päivää"),
+    ]
+    metrics = [metric(1, "acc", 0.5), metric(1, "n", 3), metric(2, "ok", True),
+               metric(3, "grade", "A" * 300), metric(3, "ünï", "ß")]
+    return spans, metrics
+
+
+def test_fast_rows_equal_the_checked_rows() -> None:
+    """The fast path builds exactly the row the field-by-field path builds, or declines."""
+    spans, metrics = _valid_items()
+    for i, s in enumerate(spans):
+        fast = ingest._span_fast(s)
+        assert fast is not None
+        assert fast == ingest._span(s, f"/x/{i}")
+    by_column = dict(zip(SPAN_COLUMNS, ingest._span_fast(spans[0]).values, strict=True))  # type: ignore[union-attr]
+    assert (by_column["user_id"], by_column["organization_id"]) == ("u1", "o1")
+    assert by_column["is_root"] is True
+    second = dict(zip(SPAN_COLUMNS, ingest._span_fast(spans[1]).values, strict=True))  # type: ignore[union-attr]
+    assert second["user_id"] is None and second["dataset_record_id"] == "rec-1"
+    declined = 0
+    for i, m in enumerate(metrics):
+        fast = ingest._metric_fast(m)
+        declined += fast is None
+        assert fast is None or fast == ingest._metric(m, f"/m/{i}")
+    assert declined == 1  # the non-ASCII label goes the checked way
+    odd = span(4, name="a\x00b")  # NUL: declined by the fast path, stored as U+FFFD
+    assert ingest._span_fast(odd) is None
+    assert ingest._span(odd, "/s").values[SPAN_COLUMNS.index("name")] == "a\ufffdb"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_concurrent_ingests_count_each_request(backend: str,
+                                               fresh_database_url: Callable[[str], str]) -> None:
+    """Requests stored together (SQLite group commit) or apart (PostgreSQL) keep their own
+    accepted / duplicate counts, and the experiment is created exactly once."""
+    engine = create_engine(fresh_database_url(backend))
+    migrate(engine)
+    store = Store(engine)
+    results: list[Any] = []
+    barrier = threading.Barrier(6)
+
+    def client(k: int) -> None:
+        body = events_body([span(i) for i in range(k * 50, k * 50 + 100)],  # overlaps k+1
+                           [metric(i, "acc", 0.5) for i in range(k * 50, k * 50 + 100)])
+        rows = ingest.parse_events(body, 1000)
+        barrier.wait()
+        results.append(store.ingest("exp-concurrent", *rows))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.accepted_spans for r in results) == 350  # ids 0..349
+    assert sum(r.duplicate_spans for r in results) == 600 - 350
+    assert sum(r.accepted_metrics for r in results) == 350
+    assert all(r.accepted_spans + r.duplicate_spans == 100 for r in results)
+    assert [r.experiment_created for r in results].count(True) == 1
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT count(*) FROM spans")).scalar_one()
+    assert stored == 350
+    engine.dispose()
+
+
+def test_a_failing_request_fails_alone(fresh_database_url: Callable[[str], str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """When a group commit fails, each request is retried in its own transaction."""
+    engine = create_engine(fresh_database_url("sqlite"))
+    migrate(engine)
+    store = Store(engine)
+    good = ingest.parse_events(events_body([span(1)]), 10)
+    bad_span = ingest.parse_events(events_body([span(2)]), 10)[0][0]
+    bad_span.values = (*bad_span.values[:-1], None)  # doc is NOT NULL: the insert fails
+    jobs = [_job("exp-a", good), _job("exp-b", ([bad_span], []))]
+    store._group_commit(jobs)
+    assert jobs[0].result is not None and jobs[0].result.accepted_spans == 1
+    assert jobs[1].error is not None and jobs[1].result is None
+    engine.dispose()
+
+
+def _job(exp: str, rows: tuple[Any, Any]) -> Any:
+    from otel_experiments.server.store.events import _Job
+
+    return _Job(exp, rows[0], rows[1])
+
+
+def test_the_api_queries_use_indexes(fresh_database_url: Callable[[str], str]) -> None:
+    """Every span / metric query of listing and summary reads an index: no full scan and
+    no sort of a whole experiment (SQLite's plans; PostgreSQL's depend on statistics)."""
+    engine = create_engine(fresh_database_url("sqlite"))
+    migrate(engine)
+    store = Store(engine)
+    store.ingest("exp-plans", *ingest.parse_events(events_body(
+        [span(i, status="error" if i % 3 else "ok", tags=[f"user.id:u{i % 2}"])
+         for i in range(1, 30)],
+        [metric(i, "acc", i / 30) for i in range(1, 30)] + [metric(1, "ok", True)]), 100))
+    statements: list[tuple[str, Any]] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if "FROM spans" in statement or "FROM metrics" in statement:
+            statements.append((statement, params))
+
+    store.list_events("exp-plans", {}, 10, 0)
+    store.list_events("exp-plans", {"status": "error"}, 10, 0)
+    store.list_events("exp-plans", {"user_id": "u1"}, 10, 0)
+    store.summary("exp-plans")
+    sa.event.remove(engine, "before_cursor_execute", capture)
+    assert len(statements) >= 10
+    with engine.connect() as conn:
+        for statement, params in statements:
+            plan = " / ".join(row[-1] for row in conn.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {statement}", params).all())
+            assert "USING" in plan and "SCAN spans" not in plan and "SCAN metrics" not in plan, \
+                (statement, plan)
+            if "FROM spans" in statement:
+                assert "TEMP B-TREE" not in plan, (statement, plan)
+            if "status = 'error'" in statement:
+                assert "ix_spans_experiment_errors" in plan, plan
+    engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_revision_0005_downgrades_and_upgrades(backend: str,
+                                               fresh_database_url: Callable[[str], str]) -> None:
+    engine = create_engine(fresh_database_url(backend))
+    migrate(engine)
+    Store(engine).ingest("exp-mig", *ingest.parse_events(events_body([span(1), span(2)]), 10))
+
+    def indexes() -> set[str]:
+        return {ix["name"] for ix in sa.inspect(engine).get_indexes("spans")}
+
+    assert {"ix_spans_experiment_duration", "ix_spans_experiment_seq",
+            "ix_spans_experiment_errors"} <= indexes()
+    assert "ix_spans_experiment_user" not in indexes()
+    from alembic import command
+
+    from otel_experiments.server.db import WRITE, _alembic_config
+
+    with engine.connect().execution_options(**WRITE) as conn:
+        if backend == "sqlite":
+            conn.begin()
+        command.downgrade(_alembic_config(conn), "0004")
+        conn.commit()
+    assert current_revision(engine) == "0004"
+    assert {"ix_spans_summary", "ix_spans_experiment_user"} <= indexes()
+    assert "ix_spans_experiment_seq" not in indexes()
+    migrate(engine)
+    assert "ix_spans_experiment_errors" in indexes()
+    assert Store(engine).summary("exp-mig")["span_count"] == 2
+    engine.dispose()
