@@ -20,7 +20,7 @@ import httpx
 import pytest
 from tests.apps.recorder import clean_env, tags_of
 
-from otel_experiments.server.testing import ServerProcess
+from server_process import ServerProcess
 
 pytest.importorskip("opentelemetry.instrumentation.fastapi")
 pytest.importorskip("opentelemetry.instrumentation.flask")

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from server_helpers import API, events_body, metric, span, uid
 
 from otel_experiments.server.db import create_engine, current_revision, head_revision, migrate
-from otel_experiments.server.testing import ServerProcess
+from server_process import ServerProcess
 
 BACKENDS = ["sqlite", "postgres"]
 

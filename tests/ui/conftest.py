@@ -12,7 +12,7 @@ import httpx
 import pytest
 from ui_seed import API_KEY
 
-from otel_experiments.server.testing import (
+from server_process import (
     ServerProcess,
     TempPostgres,
     create_database,

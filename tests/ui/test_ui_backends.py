@@ -10,8 +10,8 @@ import httpx
 import pytest
 from ui_seed import API, RECORDS, seed
 
-from otel_experiments.server.testing import ServerProcess
 from otel_experiments.server.ui.format import number, percent
+from server_process import ServerProcess
 
 
 @pytest.mark.parametrize("backend", ["ui_server", "postgres_ui_server"])

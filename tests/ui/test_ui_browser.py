@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 from ui_seed import API, API_KEY, HOSTILE, RECORDS, Seeded, accuracy, failed, outcome, seed
 
-from otel_experiments.server.testing import ServerProcess
 from otel_experiments.server.ui.format import duration, number, percent
+from server_process import ServerProcess
 
 
 def summary_of(api: httpx.Client, exp: str) -> dict[str, Any]:
