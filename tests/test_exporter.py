@@ -27,7 +27,7 @@ from opentelemetry.trace import Tracer
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from helpers import free_port
+from helpers import cause_warnings, free_port, warnings_of
 from otel_experiments import attributes as A
 from otel_experiments import settings as config
 from otel_experiments._runtime.env import redact_url
@@ -140,6 +140,8 @@ def exporter(endpoint: str, **kwargs: Any) -> ExperimentEventsExporter:
     kwargs.setdefault("timeout", 5.0)
     kwargs.setdefault("backoff_initial", 0.01)
     kwargs.setdefault("backoff_max", 0.05)
+    # scripted answers are consumed in order: no background replay (tests/test_replay.py)
+    kwargs.setdefault("background_replay", False)
     return ExperimentEventsExporter(endpoint=endpoint, **kwargs)
 
 
@@ -452,8 +454,13 @@ def test_4xx_not_retried_and_logged_once_per_status(
         assert exp.export(spans) is SpanExportResult.FAILURE
     assert exp.export(spans) is SpanExportResult.FAILURE
     assert len(rec.requests) == 4
-    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    warnings = cause_warnings(caplog)
     assert len(warnings) == 2
+    # and the tally of what was lost, rate-limited: once in these milliseconds
+    assert [m for m in warnings_of(caplog) if "dropped in all" in m] == [
+        "otel-experiments: 1 span(s) dropped (rejected); 1 dropped in all"
+    ]
+    assert exp.delivery_report().dropped_by_reason == {"rejected": 4}
     assert "HTTP 400" in warnings[0] and "spans[0].trace_id is invalid" in warnings[0]
     assert "HTTP 404" in warnings[1] and "gone" in warnings[1]
     exp.shutdown()
@@ -508,7 +515,9 @@ def test_shutdown_is_idempotent_and_export_after_fails_with_one_warning(
     assert len(rec.requests) == 1
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "after shutdown" in warnings[0].getMessage()
-    assert exp.force_flush(timeout_millis=10) is True
+    # spans were dropped since the last flush: not everything was delivered
+    assert exp.force_flush(timeout_millis=10) is False
+    assert exp.delivery_report().dropped_by_reason == {"shutdown": 2}
 
 
 def test_shutdown_interrupts_a_retry_wait(

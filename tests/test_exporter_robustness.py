@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from helpers import warnings_of
+from helpers import cause_warnings, warnings_of
 from otel_experiments import ExperimentEventsExporter
 from otel_experiments import attributes as A
 from otel_experiments.export.spool import Spool, endpoint_key
@@ -167,6 +167,8 @@ def exporter(endpoint: str, **kwargs: Any) -> ExperimentEventsExporter:
     kwargs.setdefault("backoff_initial", 0.01)
     kwargs.setdefault("backoff_max", 0.05)
     kwargs.setdefault("compression", "none")
+    # request counts are asserted: no background replay (tests/test_replay.py covers it)
+    kwargs.setdefault("background_replay", False)
     return ExperimentEventsExporter(endpoint=endpoint, **kwargs)
 
 
@@ -247,7 +249,7 @@ def test_an_abandoned_request_blocks_new_ones_until_it_ends(
     result = SpanExportResult.FAILURE
     for _ in range(50):  # bounded
         time.sleep(0.1)
-        exp._last_ok = True  # replay now, not REPLAY_INTERVAL_S later
+        exp._replayer.last_ok = True  # replay now, not REPLAY_INTERVAL_S later
         result = exp.export(make_spans(1))
         if result is SpanExportResult.SUCCESS:
             break
@@ -333,7 +335,7 @@ def test_an_error_body_is_read_bounded_for_the_message(
     start = time.monotonic()
     assert exp.export(make_spans(1)) is SpanExportResult.FAILURE
     assert time.monotonic() - start < 2.0
-    (warning,) = warnings_of(caplog)
+    (warning,) = cause_warnings(caplog)
     assert "HTTP 400" in warning and "span 0 is invalid" in warning and len(warning) < 1000
     exp.shutdown()
 
@@ -520,7 +522,7 @@ def test_fork_while_the_locks_are_held_does_not_hang_the_child(
     assert exp.export(spans) is SpanExportResult.SUCCESS  # a pooled connection exists
     spool = exp._spool
     assert spool is not None
-    locks = [exp._delivery._lock, exp._warn_once._lock, spool._lock, exp._replay_lock]
+    locks = [exp._delivery._lock, exp._warn_once._lock, spool._lock, exp._replayer.lock]
     for lock in locks:  # as if other threads were inside them at fork time
         lock.acquire()
     try:
@@ -571,6 +573,6 @@ def test_gzip_error_body_message_is_decoded(
     server = serve(handler)
     exp = exporter(server.url)
     assert exp.export(make_spans(1)) is SpanExportResult.FAILURE
-    (warning,) = warnings_of(caplog)
+    (warning,) = cause_warnings(caplog)
     assert "HTTP 422" in warning and "bad span" in warning
     exp.shutdown()

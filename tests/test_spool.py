@@ -26,11 +26,11 @@ from opentelemetry.trace import Tracer
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from helpers import free_port, warnings_of
+from helpers import cause_warnings, free_port, warnings_of
 from otel_experiments import ExperimentEventsExporter
 from otel_experiments import attributes as A
 from otel_experiments import settings as config
-from otel_experiments.export import exporter as exporter_mod
+from otel_experiments.export import replay as replay_mod
 from otel_experiments.export.spool import Spool, endpoint_key
 from otel_experiments.settings import ExporterSettings
 
@@ -112,6 +112,8 @@ def exporter(endpoint: str, **kwargs: Any) -> ExperimentEventsExporter:
     kwargs.setdefault("timeout", 2.0)
     kwargs.setdefault("backoff_initial", 0.01)
     kwargs.setdefault("backoff_max", 0.05)
+    # the order of requests is asserted: no background replay (tests/test_replay.py)
+    kwargs.setdefault("background_replay", False)
     return ExperimentEventsExporter(endpoint=endpoint, **kwargs)
 
 
@@ -163,7 +165,7 @@ def test_dead_endpoint_spools_then_real_server_gets_every_span_once(
 
     # the backend comes up on that very port (requiring the API key)
     monkeypatch.setattr(server_process, "free_port", lambda: port)
-    monkeypatch.setattr(exporter_mod, "REPLAY_INTERVAL_S", 0.0)
+    monkeypatch.setattr(replay_mod, "REPLAY_INTERVAL_S", 0.0)
     with server_process.ServerProcess(f"sqlite:///{tmp_path / 'e.db'}", api_keys=[SECRET_KEY]) as server:
         assert server.port == port
         second = make_spans(2, "second", exp_id)
@@ -279,8 +281,11 @@ def test_max_bytes_drops_the_oldest_with_a_warning_counting_lost_spans(
     assert "spool full" in lost[0].getMessage()
     assert [r.levelno for r in lost[1:]] == [logging.DEBUG]  # rate-limited, still counted
     backend.mode = lambda: Response("{}", status=202)
-    assert exp.force_flush() is True
+    assert exp.force_flush() is False  # spans were lost: not everything was delivered
     assert backend.span_names() == ["b2-0", "b2-1", "b3-0", "b3-1"]  # the newest survive
+    report = exp.delivery_report()
+    assert report.dropped_by_reason == {"spool_full": 4} and report.replayed == 4  # b0, b1
+    assert exp.force_flush() is True  # nothing lost since the last flush
     exp.shutdown()
 
 
@@ -302,11 +307,12 @@ def test_corrupt_files_are_moved_aside_and_the_rest_delivered(
     (files[0].parent / "00000000000000000000-1-1-x.body").write_bytes(b"")  # empty
     backend.mode = lambda: Response("{}", status=202)
     caplog.clear()
-    assert exp.force_flush() is True
+    assert exp.force_flush() is False  # three bodies were lost
+    assert exp.delivery_report().dropped_by_reason == {"spool_corrupt": 3}
     assert backend.span_names() == ["c-0"]
     assert len(spool_files(spool_dir, endpoint, "*.corrupt")) == 3
     assert spool_files(spool_dir, endpoint) == []
-    (warning,) = warnings_of(caplog)
+    (warning,) = cause_warnings(caplog)
     assert "unreadable spool file" in warning and ".corrupt" in warning
     exp.shutdown()
 
@@ -319,13 +325,15 @@ def test_spool_max_bytes_zero_keeps_nothing_on_disk(
     dead = f"http://127.0.0.1:{free_port()}"
     exp = exporter(dead, timeout=0.2, spool_max_bytes=0)
     assert exp.export(make_spans(2, "z")) is SpanExportResult.FAILURE
-    assert exp.force_flush() is True
+    assert exp.force_flush() is False  # dropped: not delivered
+    assert exp.delivery_report().dropped_by_reason == {"spool_off": 2}
     monkeypatch.setenv(config.OTEL_EXPERIMENTS_SPOOL_MAX_BYTES, "0")
     from_env = exporter(dead, timeout=0.2)
     assert from_env.settings.spool_max_bytes == 0
     assert from_env.export(make_spans(1, "z")) is SpanExportResult.FAILURE
     assert not spool_dir.exists()
-    assert any("2 span(s) dropped (spooling is off" in w for w in warnings_of(caplog))
+    assert any("2 span(s) dropped (spool_off: OTEL_EXPERIMENTS_SPOOL_MAX_BYTES=0)" in w
+               for w in warnings_of(caplog))
     exp.shutdown()
     from_env.shutdown()
 
@@ -348,7 +356,8 @@ def test_unwritable_spool_dir_warns_and_never_raises(
     exp = exporter(dead, timeout=0.2, spool_dir=root)
     assert exp.export(make_spans(2, "ro")) is SpanExportResult.FAILURE
     assert exp.export(make_spans(2, "ro")) is SpanExportResult.FAILURE
-    assert exp.force_flush() is True  # nothing readable to replay
+    assert exp.force_flush() is False  # nothing to replay, but 4 spans were lost
+    assert exp.delivery_report().dropped_by_reason == {"spool_error": 4}
     spool_warnings = [w for w in warnings_of(caplog) if "cannot write to the spool" in w]
     assert len(spool_warnings) == 1 and "2 span(s) dropped" in spool_warnings[0]
     exp.shutdown()
@@ -447,7 +456,9 @@ def test_two_processes_sharing_a_spool_never_send_a_file_twice(
         sent.append(sum(int(n) for n in re.findall(r"delivered (\d+) spooled span", err)))
     names = backend.span_names()
     assert sorted(names) == sorted(s.name for s in spans)  # every file sent exactly once
-    assert sum(sent) == 30 and min(sent) > 0, sent  # both really took part
+    # one replay per spool at a time (a flock): the other flush waited for it, then
+    # found nothing left; the claims by rename keep each file single anyway
+    assert sum(sent) == 30, sent
     assert spool_files(spool_dir, endpoint, "*") == []
 
 

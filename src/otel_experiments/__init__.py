@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "experiment": ".runner",
     "run_experiment": ".runner",
     "ContextExecutor": ".context.threads",
+    "DeliveryReport": ".export.report",
     "Experiment": ".models",
     "ExperimentEventsExporter": ".export.exporter",
     "ExperimentScope": ".context.scope",
@@ -44,6 +45,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "AsyncExperimentsClient",
     "ContextExecutor",
+    "DeliveryReport",
     "Experiment",
     "ExperimentEventsExporter",
     "ExperimentScope",
@@ -77,6 +79,7 @@ if TYPE_CHECKING:
     from .context.scope import ExperimentScope
     from .context.threads import ContextExecutor, bind_context
     from .export.exporter import ExperimentEventsExporter
+    from .export.report import DeliveryReport
     from .models import Experiment, Identity, Organization, TraceExperiment, User
     from .observation.span import ObservedSpan, observe
     from .observation.start import start_observe

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -43,11 +43,15 @@ OTEL_EXPERIMENTS_ENDPOINT: Final = "OTEL_EXPERIMENTS_ENDPOINT"
 OTEL_EXPERIMENTS_API_KEY: Final = "OTEL_EXPERIMENTS_API_KEY"
 OTEL_EXPERIMENTS_HEADERS: Final = "OTEL_EXPERIMENTS_HEADERS"
 OTEL_EXPERIMENTS_TIMEOUT: Final = "OTEL_EXPERIMENTS_TIMEOUT"
+OTEL_EXPERIMENTS_SHUTDOWN_TIMEOUT: Final = "OTEL_EXPERIMENTS_SHUTDOWN_TIMEOUT"
 OTEL_EXPERIMENTS_COMPRESSION: Final = "OTEL_EXPERIMENTS_COMPRESSION"
+OTEL_EXPERIMENTS_DIALECT: Final = "OTEL_EXPERIMENTS_DIALECT"
 OTEL_EXPERIMENTS_MAX_BODY_BYTES: Final = "OTEL_EXPERIMENTS_MAX_BODY_BYTES"
 OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST: Final = "OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST"
 OTEL_EXPERIMENTS_SPOOL_DIR: Final = "OTEL_EXPERIMENTS_SPOOL_DIR"
 OTEL_EXPERIMENTS_SPOOL_MAX_BYTES: Final = "OTEL_EXPERIMENTS_SPOOL_MAX_BYTES"
+OTEL_EXPERIMENTS_REDACT: Final = "OTEL_EXPERIMENTS_REDACT"
+OTEL_EXPERIMENTS_HASH_USER_IDS_KEY: Final = "OTEL_EXPERIMENTS_HASH_USER_IDS_KEY"
 OTEL_EXPERIMENTS_TRUST_BAGGAGE: Final = "OTEL_EXPERIMENTS_TRUST_BAGGAGE"
 OTEL_EXPERIMENTS_PROPAGATE_IDENTITY_NAMES: Final = "OTEL_EXPERIMENTS_PROPAGATE_IDENTITY_NAMES"
 OTEL_EXPERIMENTS_MAX_PAYLOAD_CHARS: Final = "OTEL_EXPERIMENTS_MAX_PAYLOAD_CHARS"
@@ -57,7 +61,9 @@ OTEL_EXPERIMENTS_FEATURE_SLUG: Final = "OTEL_EXPERIMENTS_FEATURE_SLUG"
 
 DEFAULT_ENDPOINT: Final = "http://127.0.0.1:8642"
 DEFAULT_TIMEOUT_S: Final = 10.0
+DEFAULT_SHUTDOWN_TIMEOUT_S: Final = 5.0
 DEFAULT_COMPRESSION: Final = "gzip"
+DEFAULT_DIALECT: Final = "otel"
 DEFAULT_MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 DEFAULT_MAX_SPANS_PER_REQUEST: Final = 1000
 DEFAULT_MAX_PAYLOAD_CHARS: Final = 32 * 1024
@@ -71,11 +77,15 @@ ALL_VARIABLES: Final = (
     OTEL_EXPERIMENTS_API_KEY,
     OTEL_EXPERIMENTS_HEADERS,
     OTEL_EXPERIMENTS_TIMEOUT,
+    OTEL_EXPERIMENTS_SHUTDOWN_TIMEOUT,
     OTEL_EXPERIMENTS_COMPRESSION,
+    OTEL_EXPERIMENTS_DIALECT,
     OTEL_EXPERIMENTS_MAX_BODY_BYTES,
     OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST,
     OTEL_EXPERIMENTS_SPOOL_DIR,
     OTEL_EXPERIMENTS_SPOOL_MAX_BYTES,
+    OTEL_EXPERIMENTS_REDACT,
+    OTEL_EXPERIMENTS_HASH_USER_IDS_KEY,
     OTEL_EXPERIMENTS_TRUST_BAGGAGE,
     OTEL_EXPERIMENTS_PROPAGATE_IDENTITY_NAMES,
     OTEL_EXPERIMENTS_MAX_PAYLOAD_CHARS,
@@ -84,8 +94,17 @@ ALL_VARIABLES: Final = (
     OTEL_EXPERIMENTS_FEATURE_SLUG,
 )
 
+def parse_rules(raw: str | Iterable[str]) -> tuple[str, ...]:
+    """``OTEL_EXPERIMENTS_REDACT``: ``"a, $.b"`` (or an iterable) -> ``("a", "$.b")``."""
+    items = raw.split(",") if isinstance(raw, str) else raw
+    return tuple(item.strip() for item in items if item and item.strip())
+
+
 #: Accepted values of ``OTEL_EXPERIMENTS_COMPRESSION``.
 COMPRESSIONS: Final = frozenset({"gzip", "none"})
+#: Accepted values of ``OTEL_EXPERIMENTS_DIALECT``: ours (to our server or Datadog's public
+#: experiments API), or ddtrace's (what Datadog's SDK sends; ``events/dialects.py``).
+DIALECTS: Final = frozenset({"otel", "ddtrace"})
 
 def default_spool_dir() -> str:
     """``$XDG_CACHE_HOME/otel-experiments/spool``, else ``~/.cache/otel-experiments/spool``.
@@ -155,6 +174,8 @@ class ScopeSettings:
     propagate_identity_names: bool = False
     #: cap on one recorded input/output/metadata value (``OTEL_EXPERIMENTS_MAX_PAYLOAD_CHARS``)
     max_payload_chars: int = DEFAULT_MAX_PAYLOAD_CHARS
+    #: attribute keys never put in outgoing baggage (the keys of ``OTEL_EXPERIMENTS_REDACT``)
+    redact: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ScopeSettings:
@@ -163,6 +184,10 @@ class ScopeSettings:
             propagate_identity_names=env_bool(OTEL_EXPERIMENTS_PROPAGATE_IDENTITY_NAMES, False, env),
             max_payload_chars=env_int(
                 OTEL_EXPERIMENTS_MAX_PAYLOAD_CHARS, DEFAULT_MAX_PAYLOAD_CHARS, env, minimum=64
+            ),
+            redact=frozenset(
+                rule for rule in parse_rules(env_str(OTEL_EXPERIMENTS_REDACT, "", env) or "")
+                if not rule.startswith("$")
             ),
         )
 
@@ -252,18 +277,27 @@ def _api_key_arg(value: object) -> str:
     return value.strip()
 
 
-def _timeout_arg(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        0.001 <= float(value) < float("inf")
-    ):
-        raise ValueError(f"timeout must be a finite number of seconds >= 0.001, got {value!r}")
-    return float(value)
+def _seconds_arg(name: str) -> Callable[[object], float]:
+    def check(value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            0.001 <= float(value) < float("inf")
+        ):
+            raise ValueError(f"{name} must be a finite number of seconds >= 0.001, got {value!r}")
+        return float(value)
+
+    return check
 
 
 def _compression_arg(value: object) -> str:
     value = getattr(value, "value", value)  # also opentelemetry's ``Compression`` enum
     if not isinstance(value, str) or value.strip().lower() not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {sorted(COMPRESSIONS)}, got {value!r}")
+    return value.strip().lower()
+
+
+def dialect_arg(value: object) -> str:
+    if not isinstance(value, str) or value.strip().lower() not in DIALECTS:
+        raise ValueError(f"dialect must be one of {sorted(DIALECTS)}, got {value!r}")
     return value.strip().lower()
 
 
@@ -274,6 +308,18 @@ def _int_arg(name: str, minimum: int) -> Callable[[object], int]:
         return value
 
     return check
+
+
+def _redact_arg(value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not all(isinstance(v, str) for v in value):  # type: ignore[attr-defined]
+        raise ValueError(f"redact must be a sequence of keys / JSON paths, got {value!r}")
+    return parse_rules(value)  # type: ignore[arg-type]
+
+
+def _hash_key_arg(value: object) -> str:
+    if not isinstance(value, str) or len(value) < 16:
+        raise ValueError("hash_user_ids_key must be a str of at least 16 characters")
+    return value
 
 
 def _spool_dir_arg(value: object) -> str:
@@ -289,8 +335,14 @@ _EXPORTER_FIELDS: Final[dict[str, tuple[Callable[[Any], Any], Callable[[Env], An
     "api_key": (_api_key_arg, lambda env: env_str(OTEL_EXPERIMENTS_API_KEY, None, env)),
     "headers": (validate_headers, lambda env: env_headers(OTEL_EXPERIMENTS_HEADERS, env)),
     "timeout": (
-        _timeout_arg,
+        _seconds_arg("timeout"),
         lambda env: env_float(OTEL_EXPERIMENTS_TIMEOUT, DEFAULT_TIMEOUT_S, env, minimum=0.001),
+    ),
+    "shutdown_timeout": (
+        _seconds_arg("shutdown_timeout"),
+        lambda env: env_float(
+            OTEL_EXPERIMENTS_SHUTDOWN_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT_S, env, minimum=0.001
+        ),
     ),
     "compression": (
         _compression_arg,
@@ -306,6 +358,10 @@ _EXPORTER_FIELDS: Final[dict[str, tuple[Callable[[Any], Any], Callable[[Env], An
             OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST, DEFAULT_MAX_SPANS_PER_REQUEST, env
         ),
     ),
+    "dialect": (
+        dialect_arg,
+        lambda env: env_choice(OTEL_EXPERIMENTS_DIALECT, DEFAULT_DIALECT, DIALECTS, env),
+    ),
     "spool_dir": (
         _spool_dir_arg,
         lambda env: env_path(OTEL_EXPERIMENTS_SPOOL_DIR, default_spool_dir(), env),
@@ -313,6 +369,14 @@ _EXPORTER_FIELDS: Final[dict[str, tuple[Callable[[Any], Any], Callable[[Env], An
     "spool_max_bytes": (
         _int_arg("spool_max_bytes", 0),
         lambda env: env_int(OTEL_EXPERIMENTS_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_BYTES, env, minimum=0),
+    ),
+    "redact": (
+        _redact_arg,
+        lambda env: parse_rules(env_str(OTEL_EXPERIMENTS_REDACT, "", env) or ""),
+    ),
+    "hash_user_ids_key": (
+        _hash_key_arg,
+        lambda env: env_str(OTEL_EXPERIMENTS_HASH_USER_IDS_KEY, None, env),
     ),
 }
 
@@ -333,8 +397,16 @@ class ExporterSettings:
     compression: str = DEFAULT_COMPRESSION
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_spans_per_request: int = DEFAULT_MAX_SPANS_PER_REQUEST
+    #: the wire dialect: ``otel`` (ours) or ``ddtrace`` (Datadog's SDK's)
+    dialect: str = DEFAULT_DIALECT
     spool_dir: str = field(default_factory=default_spool_dir)
     spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
+    #: bound on shutting down, flushes at exit included (``OTEL_EXPERIMENTS_SHUTDOWN_TIMEOUT``)
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT_S
+    #: attribute keys / JSON paths masked before export (``OTEL_EXPERIMENTS_REDACT``)
+    redact: tuple[str, ...] = ()
+    #: send HMAC-SHA256(key, user id) instead of user ids (secret, never in repr)
+    hash_user_ids_key: str | None = None
 
     @classmethod
     def resolve(cls, *, env: Env = None, **arguments: Any) -> ExporterSettings:
@@ -363,7 +435,9 @@ class ExporterSettings:
             f"headers={sorted(self.headers)!r}, timeout={self.timeout!r}, "
             f"compression={self.compression!r}, max_body_bytes={self.max_body_bytes!r}, "
             f"max_spans_per_request={self.max_spans_per_request!r}, "
-            f"spool_dir={self.spool_dir!r}, spool_max_bytes={self.spool_max_bytes!r})"
+            f"spool_dir={self.spool_dir!r}, spool_max_bytes={self.spool_max_bytes!r}, "
+            f"shutdown_timeout={self.shutdown_timeout!r}, redact={list(self.redact)!r}, "
+            f"hash_user_ids_key={'<redacted>' if self.hash_user_ids_key else None})"
         )
 
     @property

@@ -40,7 +40,7 @@ _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
 
-_SECRET_SUFFIXES = ("_API_KEY", "_API_KEYS", "_HEADERS", "_TOKEN", "_PASSWORD", "_SECRET")
+_SECRET_SUFFIXES = ("_KEY", "_API_KEYS", "_HEADERS", "_TOKEN", "_PASSWORD", "_SECRET")
 
 
 def is_secret(name: str) -> bool:

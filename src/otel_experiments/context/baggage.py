@@ -25,6 +25,7 @@ from ..models import (
     validate_id,
     validate_name,
 )
+from ..settings import scope_settings
 from .scope import ExperimentScope
 
 __all__ = ["scope_from_baggage", "with_baggage"]
@@ -49,8 +50,9 @@ def with_baggage(ctx: Context, scope: ExperimentScope, names: bool) -> Context:
     entries: dict[str, object] = {
         k: v for k, v in otel_baggage.get_all(ctx).items() if k not in replaced
     }
+    redact = scope_settings().redact  # OTEL_EXPERIMENTS_REDACT: never sent downstream
     for key, value in scope.attributes.items():
-        if names or key not in attr.PII_KEYS:
+        if (names or key not in attr.PII_KEYS) and key not in redact:
             entries[key] = value
     ctx = otel_baggage.clear(ctx)
     for name, item in entries.items():

@@ -45,6 +45,7 @@ from .._runtime.env import redact_url
 from .._runtime.forksafe import reinit_after_fork
 from .._runtime.logs import WarnOnce
 from .posting import MAX_MESSAGE_CHARS, Attempt, post, post_in_context
+from .report import DeliveryStats
 from .rules import MAX_REFUSED_CONNECTIONS, Verdict, classify
 
 __all__ = ["HttpDelivery"]
@@ -87,8 +88,11 @@ class HttpDelivery:
         backoff_initial: float,
         backoff_max: float,
         warn_once: WarnOnce,
+        stats: DeliveryStats | None = None,
     ) -> None:
         self._api_key = api_key
+        # retries and the last error go into the exporter's delivery report
+        self._stats = stats or DeliveryStats()
         self._extra_headers = dict(headers)
         self._secrets = tuple(
             secret for secret in (api_key, *self._extra_headers.values()) if secret and len(secret) >= 4
@@ -122,8 +126,12 @@ class HttpDelivery:
         self._inflight = set()
         self._abandoned = []
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
-        """Stop retrying and close the client. Idempotent."""
+        """Stop retrying, wake every request being waited for, close the client. Idempotent."""
         with self._lock:
             if self._closed:
                 return
@@ -224,6 +232,7 @@ class HttpDelivery:
         return None
 
     def _deadline_reached(self, count: int) -> Verdict:
+        self._stats.error("export timeout")
         self._warn_once(
             "deadline",
             "otel-experiments: export timeout (%ss) reached with %d span(s) in flight",
@@ -256,7 +265,10 @@ class HttpDelivery:
                 return Verdict.KEEP
             result = self._attempt(client, url, content, deadline)
             if result is None:
-                return Verdict.KEEP if self._closed else self._deadline_reached(count)
+                if self._closed:  # shutting down: the request was given up on
+                    self._stats.error("request abandoned at shutdown")
+                    return Verdict.KEEP
+                return self._deadline_reached(count)
             retry_after: float | None = None
             exc = result.error
             if isinstance(exc, httpx.TransportError):
@@ -264,6 +276,7 @@ class HttpDelivery:
                 if isinstance(exc, httpx.ConnectError):
                     refused += 1
                     if refused >= MAX_REFUSED_CONNECTIONS:
+                        self._stats.error(f"{reason} (nothing listening)")
                         self._warn_once(
                             "unreachable",
                             "otel-experiments: POST %s: unreachable (%s%s) after %d attempts",
@@ -278,6 +291,7 @@ class HttpDelivery:
                     return Verdict.KEEP
                 if not isinstance(exc, Exception):  # KeyboardInterrupt & co. in a sync send
                     raise exc
+                self._stats.error(type(exc).__name__)
                 self._warn_once(
                     f"error:{type(exc).__name__}",
                     "otel-experiments: could not send %d span(s) to %s: %s",
@@ -290,6 +304,7 @@ class HttpDelivery:
                 decision = classify(result.status, {"retry-after": result.retry_after or ""})
                 if decision.verdict is not Verdict.RETRY:
                     if decision.verdict is not Verdict.DELIVERED:
+                        self._stats.error(decision.reason)
                         self._report(decision.verdict, result, url, count)
                     return decision.verdict
                 reason = decision.reason
@@ -298,6 +313,7 @@ class HttpDelivery:
             # the backoff is a floor: ``Retry-After: 0`` must not become a hot loop
             delay = max(retry_after or 0.0, self._backoff(attempt))
             if time.monotonic() + delay >= deadline:
+                self._stats.error(reason)
                 self._warn_once(
                     f"giveup:{reason}",
                     "otel-experiments: giving up on %d span(s) after %d attempt(s) (%s): "
@@ -313,6 +329,7 @@ class HttpDelivery:
             )
             if self._closed_event.wait(delay):
                 return Verdict.KEEP
+            self._stats.retried(count, reason)
 
     def _report(self, verdict: Verdict, result: Attempt, url: str, count: int) -> None:
         """One warning per status for a body not delivered (never the secrets)."""

@@ -4,7 +4,8 @@
 to another backend) holds one file per body, ``{created_ns:020d}-{spans}-{pid}-{rand}.body``
 (names sort oldest first): a JSON header line (``path`` relative to the endpoint,
 ``spans``, ``created``, ``encoding``), then the body as it goes on the wire. Never
-credentials or headers. Files are written under a temporary name and ``os.replace``'d;
+credentials or headers. Files are written under a temporary name, fsync'd, ``os.replace``'d
+and the directory fsync'd (a crash never leaves a torn or vanished body);
 a sender claims one by renaming it to ``{name}.claim-{pid}-{ms}`` (atomic, so processes
 sharing the directory never send the same file at once), then deletes it or renames it
 back. Claims of dead processes, or older than ``STALE_CLAIM_S``, are reclaimed.
@@ -28,7 +29,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -113,10 +114,13 @@ class Spool:
     share between processes."""
 
     def __init__(self, root: str | os.PathLike[str], endpoint: str, max_bytes: int, *,
-                 credentials: Sequence[str] = (), warn_once: WarnOnce | None = None) -> None:
+                 credentials: Sequence[str] = (), warn_once: WarnOnce | None = None,
+                 on_loss: Callable[[int, str], None] | None = None) -> None:
         self.directory = Path(root) / endpoint_key(endpoint, credentials)
         self.max_bytes = max_bytes
         self._warn_once = warn_once or WarnOnce()
+        # told of every span lost here (count, reason): the exporter's delivery report
+        self._on_loss = on_loss
         self._lock = threading.Lock()
         self._lost_spans = 0
         self._last_loss_warning = float("-inf")
@@ -148,22 +152,47 @@ class Spool:
                 tmp = self.directory / f"{_TMP}{name}"
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 try:
+                    # Crash-safe: the data reaches the disk before the name does, and the
+                    # name before put() returns (a power cut never leaves a torn body).
                     with os.fdopen(fd, "wb") as file:
                         file.write(header + b"\n")
                         file.write(content)
+                        file.flush()
+                        os.fsync(file.fileno())
                     os.replace(tmp, self.directory / name)
                 except BaseException:
                     with contextlib.suppress(OSError):
                         os.unlink(tmp)
                     raise
+                self._sync_directory()
         except OSError as exc:
             self._warn_once(
                 "spool-write",
                 "otel-experiments: cannot write to the spool directory %s (%s); %d span(s) dropped",
                 self.directory, _why(exc), spans,
             )
+            self._lost(spans, "spool_error")
             return False
         return True
+
+    def _sync_directory(self) -> None:
+        """fsync the directory, so the rename itself survives a crash (POSIX only)."""
+        if sys.platform == "win32":
+            return
+        fd = os.open(self.directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        except OSError:  # some filesystems refuse fsync on a directory: the data is synced
+            pass
+        finally:
+            os.close(fd)
+
+    def _lost(self, spans: int, reason: str) -> None:
+        if self._on_loss is not None and spans > 0:
+            try:
+                self._on_loss(spans, reason)
+            except Exception:  # counting must never cost a body
+                logger.debug("otel-experiments: loss callback failed", exc_info=True)
 
     def _make_room(self, size: int) -> bool:
         """Delete corrupt files, then the oldest bodies, until ``size`` more bytes fit."""
@@ -195,6 +224,7 @@ class Spool:
 
     def _record_loss(self, spans: int, why: str) -> None:
         """Warn at most once a minute per spool, with the spans lost since the last warning."""
+        self._lost(spans, "spool_full")
         self._lost_spans += spans
         now = time.monotonic()
         if now - self._last_loss_warning < _LOSS_WARNING_INTERVAL_S:
@@ -324,6 +354,7 @@ class Spool:
 
     def quarantine(self, name: str, claimed: Path, reason: str) -> None:
         """Move an unusable file aside (``.corrupt``), or delete it; one warning."""
+        self._lost(_spans_in(name), "spool_corrupt")
         aside = self.directory / f"{name}{_CORRUPT}"
         try:
             os.rename(claimed, aside)

@@ -8,9 +8,10 @@ set) and adds to it:
 * an :class:`~otel_experiments.ExperimentSpanProcessor`, unless the provider already
   has one (added by hand, by the ``opentelemetry-instrument`` instrumentor or by an
   earlier call);
-* a ``BatchSpanProcessor`` around an
-  :class:`~otel_experiments.ExperimentEventsExporter`, unless the provider
-  already exports to one (for example through ``OTEL_TRACES_EXPORTER=experiments``).
+* an :class:`~otel_experiments.sdk.batch.ExperimentBatchSpanProcessor` around an
+  :class:`~otel_experiments.ExperimentEventsExporter` (bounded queue, flush and
+  shutdown), unless the provider already exports to one (for example through
+  ``OTEL_TRACES_EXPORTER=experiments``).
 
 It is idempotent: calling it again returns the same :class:`ExperimentsHandle`, so
 every span is exported once. :meth:`ExperimentsHandle.shutdown` flushes and shuts down
@@ -21,9 +22,8 @@ application's own tracing keeps working, and ``configure()`` may be called again
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
-import threading
-import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -34,13 +34,17 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 
 from .. import settings as settings_module
 from .._compat import span_processors
+from ..events.redact import RedactHook
 from ..export.exporter import ExperimentEventsExporter
 from ..models import ExperimentLike
 from ..settings import ExporterSettings
+from .batch import ExperimentBatchSpanProcessor
+from .handle import ExperimentsHandle, _exporter_of, _lock, _retired
+from .handle import _handles as _handles  # re-exported: the runner reads it
 from .processor import FROM_ENV, ExperimentSpanProcessor
 
 if TYPE_CHECKING:
-    from types import TracebackType
+    pass
 
 __all__ = [
     "ExperimentsHandle",
@@ -51,17 +55,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("otel_experiments")
-
-_lock = threading.RLock()
-#: The live handle of each provider ``configure()`` was called on.
-_handles: weakref.WeakKeyDictionary[TracerProvider, ExperimentsHandle] = (
-    weakref.WeakKeyDictionary()
-)
-#: Export processors a handle has shut down: they stay in the provider's list (the SDK
-#: cannot remove a processor) but no longer export, so they do not count as "present".
-_retired: weakref.WeakSet[SpanProcessor] = weakref.WeakSet()
-
-
 # --------------------------------------------------------------------- provider helpers
 
 
@@ -71,11 +64,6 @@ def find_experiment_processor(provider: TracerProvider) -> ExperimentSpanProcess
         if isinstance(proc, ExperimentSpanProcessor):
             return proc
     return None
-
-
-def _exporter_of(proc: SpanProcessor) -> object:
-    # BatchSpanProcessor and SimpleSpanProcessor both expose ``span_exporter``.
-    return getattr(proc, "span_exporter", None)
 
 
 def _find_export_processor(
@@ -160,102 +148,6 @@ def install_processor(
         return processor, True
 
 
-# --------------------------------------------------------------------------- the handle
-
-
-class ExperimentsHandle:
-    """What :func:`configure` set up; :meth:`shutdown` flushes and stops it.
-
-    Attributes:
-        enabled: false when configuration was skipped (``OTEL_SDK_DISABLED=true``,
-            ``OTEL_EXPERIMENTS_ENABLED=false`` or no usable provider).
-        tracer_provider: the SDK provider configured, or ``None``.
-        processor: the :class:`ExperimentSpanProcessor` stamping spans (added by this
-            call or found on the provider), or ``None``.
-        exporter: the exporter this handle added, or ``None`` (not exporting, or the
-            provider already exported experiment events).
-        span_processors: the processors this handle added and owns.
-    """
-
-    def __init__(
-        self,
-        tracer_provider: TracerProvider | None = None,
-        processor: ExperimentSpanProcessor | None = None,
-        exporter: SpanExporter | None = None,
-        span_processors: tuple[SpanProcessor, ...] = (),
-    ) -> None:
-        self.tracer_provider = tracer_provider
-        self.processor = processor
-        self.exporter = exporter
-        self.span_processors = span_processors
-        #: the explicit arguments of the configure() call that made this handle
-        self.requested: dict[str, object] = {}
-        self._lock = threading.Lock()
-        self._shut_down = False
-
-    @property
-    def enabled(self) -> bool:
-        return self.tracer_provider is not None
-
-    @property
-    def is_shut_down(self) -> bool:
-        return self._shut_down
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Export what our processors hold. Never touches the user's other processors."""
-        ok = True
-        for proc in self.span_processors:
-            try:
-                ok = proc.force_flush(timeout_millis) and ok
-            except Exception:
-                ok = False
-                logger.warning("otel-experiments: force_flush failed", exc_info=True)
-        return ok
-
-    def shutdown(self, timeout_millis: int = 30000) -> bool:
-        """Flush, then shut down the processors :func:`configure` added. Idempotent.
-
-        The ``TracerProvider`` is never shut down: the application's tracing and its
-        other exporters keep working, and :func:`configure` may be called again.
-        """
-        with self._lock:
-            if self._shut_down:
-                return True
-            self._shut_down = True
-        ok = self.force_flush(timeout_millis)
-        for proc in self.span_processors:
-            _retired.add(proc)
-            if isinstance(proc, ExperimentSpanProcessor):
-                continue  # keeps stamping: harmless, and a later configure() reuses it
-            try:
-                proc.shutdown()
-            except Exception:
-                ok = False
-                logger.warning("otel-experiments: shutdown failed", exc_info=True)
-        with _lock:
-            if self.tracer_provider is not None and _handles.get(self.tracer_provider) is self:
-                del _handles[self.tracer_provider]
-        atexit.unregister(self.shutdown)
-        return ok
-
-    def __enter__(self) -> ExperimentsHandle:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.shutdown()
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(enabled={self.enabled}, exporter={self.exporter!r}, "
-            f"span_processors={len(self.span_processors)}, shut_down={self._shut_down})"
-        )
-
-
 # ---------------------------------------------------------------------------- configure
 
 
@@ -270,9 +162,11 @@ def configure(
     api_key: str | None = None,
     headers: Mapping[str, str] | None = None,
     timeout: float | None = None,
+    shutdown_timeout: float | None = None,
     compression: str | None = None,
     trust_baggage: bool | None = None,
     default_experiment: ExperimentLike | object | None = FROM_ENV,
+    redact: RedactHook | None = None,
 ) -> ExperimentsHandle:
     """Stamp spans with their experiment and export them as experiment events.
 
@@ -287,11 +181,16 @@ def configure(
         settings: the exporter's settings whole (an
             :class:`~otel_experiments.settings.ExporterSettings`); or some of them as
             ``endpoint`` / ``api_key`` / ``headers`` / ``timeout`` / ``compression``.
+        shutdown_timeout: seconds ``handle.shutdown()`` and the exit flush may take
+            (``OTEL_EXPERIMENTS_SHUTDOWN_TIMEOUT``, default 5), whatever the backend does.
         export: false to only stamp spans (another exporter ships them).
-        batch: wrap the exporter in a ``BatchSpanProcessor`` (default) rather than a
+        batch: wrap the exporter in an ``ExperimentBatchSpanProcessor`` (default; the
+            SDK's ``BatchSpanProcessor`` for another exporter) rather than a
             ``SimpleSpanProcessor``.
         trust_baggage, default_experiment: passed to
             :class:`~otel_experiments.ExperimentSpanProcessor` when one is added.
+        redact: a hook over each event about to be sent (returns the event, or ``None``
+            to drop it); ``OTEL_EXPERIMENTS_REDACT`` masks keys and JSON paths.
 
     Returns:
         An :class:`ExperimentsHandle`; the same one on repeated calls for the same
@@ -301,11 +200,12 @@ def configure(
     """
     exporter_arguments: dict[str, Any] = {
         "endpoint": endpoint, "api_key": api_key, "headers": headers, "timeout": timeout,
-        "compression": compression,
+        "shutdown_timeout": shutdown_timeout, "compression": compression,
     }
     requested: dict[str, object] = {
         key: value for key, value in (
             ("exporter", exporter), ("settings", settings), ("trust_baggage", trust_baggage),
+            ("redact", redact),
             *exporter_arguments.items(),
         ) if value is not None
     }
@@ -350,26 +250,40 @@ def configure(
             )
 
         used_exporter: SpanExporter | None = None
+        reporting: tuple[SpanExporter, ...] = ()
+        if settings is None:
+            settings = ExporterSettings.resolve(**exporter_arguments)
+        elif shutdown_timeout is not None:
+            settings = dataclasses.replace(settings, shutdown_timeout=shutdown_timeout)
         if export:
             present = _find_export_processor(provider, exporter)
             if present is not None:
+                found = _exporter_of(present)
+                if isinstance(found, ExperimentEventsExporter):
+                    reporting = (found,)
                 logger.debug(
                     "otel-experiments: the provider already exports experiment events; "
                     "configure() adds no second exporter"
                 )
             else:
                 if exporter is None:
-                    if settings is None:
-                        settings = ExporterSettings.resolve(**exporter_arguments)
-                    exporter = ExperimentEventsExporter(settings=settings)
+                    exporter = ExperimentEventsExporter(settings=settings, redact=redact)
                 used_exporter = exporter
-                export_processor: SpanProcessor = (
-                    BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
-                )
+                export_processor: SpanProcessor
+                if not batch:
+                    export_processor = SimpleSpanProcessor(exporter)
+                elif isinstance(exporter, ExperimentEventsExporter):
+                    # bounded queue (overflow spooled), flush and shutdown
+                    export_processor = ExperimentBatchSpanProcessor(exporter)
+                else:
+                    export_processor = BatchSpanProcessor(exporter)
                 provider.add_span_processor(export_processor)
                 owned.append(export_processor)
 
-        handle = ExperimentsHandle(provider, processor, used_exporter, tuple(owned))
+        handle = ExperimentsHandle(
+            provider, processor, used_exporter, tuple(owned),
+            shutdown_timeout=settings.shutdown_timeout, reporting=reporting,
+        )
         handle.requested = requested
         _handles[provider] = handle
     # Flush at exit even when the provider was built with shutdown_on_exit=False.

@@ -1,0 +1,220 @@
+"""``ExperimentBatchSpanProcessor``: batching with the bounds the SDK's processor lacks.
+
+``configure()`` puts this in front of an :class:`~otel_experiments.ExperimentEventsExporter`
+instead of the SDK's ``BatchSpanProcessor``, which (opentelemetry-sdk 1.4x) drops spans
+silently when its queue is full, ignores ``force_flush``'s timeout and waits up to 30 s
+for its worker at shutdown. Same batching (``OTEL_BSP_MAX_QUEUE_SIZE``,
+``OTEL_BSP_SCHEDULE_DELAY``, ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE``), plus:
+
+* ``on_end`` (``span.end()``) only takes a lock: never the network, never the disk.
+  When the queue is full the span goes to a second queue of the same bound that a
+  "spill" thread writes to the exporter's spool; when that is full too, or the spool is
+  off, the span is counted as dropped (``queue_full``). Memory stays within two queues.
+* ``force_flush(timeout_millis)`` waits at most that long, then replays the spool in
+  what is left; ``True`` only when everything was delivered.
+* ``shutdown()`` returns within the exporter's ``shutdown_timeout``: sending stops a
+  little before it, the rest is spooled (or counted), the spool is replayed if time is
+  left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+from opentelemetry.sdk.environment_variables import (
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
+    OTEL_BSP_MAX_QUEUE_SIZE,
+    OTEL_BSP_SCHEDULE_DELAY,
+)
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from .._compat import SUPPRESS_INSTRUMENTATION_KEY
+from .._runtime.env import env_int
+from .._runtime.forksafe import reinit_after_fork
+from ..export.exporter import ExperimentEventsExporter
+
+__all__ = ["ExperimentBatchSpanProcessor"]
+
+logger = logging.getLogger("otel_experiments")
+
+
+
+class ExperimentBatchSpanProcessor(SpanProcessor):
+    """Batch finished spans to an :class:`ExperimentEventsExporter`, bounded everywhere."""
+
+    def __init__(
+        self,
+        span_exporter: ExperimentEventsExporter,
+        max_queue_size: int | None = None,
+        schedule_delay_millis: float | None = None,
+        max_export_batch_size: int | None = None,
+    ) -> None:
+        #: the exporter (the attribute name the SDK's processors use)
+        self.span_exporter = span_exporter
+        self._max_queue = max_queue_size or env_int(OTEL_BSP_MAX_QUEUE_SIZE, 2048)
+        self._delay = (schedule_delay_millis or env_int(OTEL_BSP_SCHEDULE_DELAY, 5000)) / 1000.0
+        self._batch = min(self._max_queue,
+                          max_export_batch_size or env_int(OTEL_BSP_MAX_EXPORT_BATCH_SIZE, 512))
+        self._shutdown = False
+        self._init_state()
+        reinit_after_fork(self)
+
+    def _init_state(self) -> None:
+        self._cond = threading.Condition()
+        self._queue: deque[ReadableSpan] = deque()
+        self._overflow: list[ReadableSpan] = []
+        self._busy = 0  # batches being exported or spilled right now
+        self._flushing = 0  # force_flush calls waiting: the worker exports at once
+        self._worker = self._start(self._work, "otel-experiments-batch")
+        self._spiller = self._start(self._spill, "otel-experiments-spill")
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's queued spans are the parent's to export; the child gets fresh
+        # locks and threads (threads do not survive fork()).
+        if not self._shutdown:
+            self._init_state()
+
+    @staticmethod
+    def _start(target: Callable[[], None], name: str) -> threading.Thread:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    # ------------------------------------------------------------------ span path
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if not (span.context and span.context.trace_flags.sampled):
+            return
+        lost = None
+        with self._cond:
+            if self._shutdown:
+                lost = "shutdown"
+            elif len(self._queue) < self._max_queue:
+                self._queue.append(span)
+                if len(self._queue) >= self._batch:
+                    self._cond.notify_all()
+                return
+            elif len(self._overflow) < self._max_queue:
+                self._overflow.append(span)  # the spill thread writes it to the spool
+                self._cond.notify_all()
+                return
+            else:
+                lost = "queue_full"
+        self.span_exporter.record_dropped(1, lost)  # counts and warns (rate-limited)
+
+    # ------------------------------------------------------------------ threads
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                deadline = time.monotonic() + self._delay
+                # a batch is full, or the delay passed, or a flush waits for what is queued
+                while not self._shutdown and len(self._queue) < self._batch \
+                        and not (self._flushing and self._queue):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                if not self._queue:
+                    if self._shutdown:
+                        return
+                    continue
+                batch = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
+                self._busy += 1
+            try:
+                _suppressed(self.span_exporter.export, batch)
+            finally:
+                with self._cond:
+                    self._busy -= 1
+                    self._cond.notify_all()
+
+    def _spill(self) -> None:
+        while True:
+            with self._cond:
+                while not self._overflow and not self._shutdown:
+                    self._cond.wait()
+                if not self._overflow:
+                    return
+                batch, self._overflow = self._overflow, []
+                self._busy += 1
+            try:
+                self.span_exporter.spool_spans(batch, "queue_full")
+            finally:
+                with self._cond:
+                    self._busy -= 1
+                    self._cond.notify_all()
+
+    # ------------------------------------------------------------------ flush, shutdown
+
+    def _wait_idle(self, deadline: float) -> bool:
+        """Wait until both queues are empty and no batch is in flight, or ``deadline``."""
+        with self._cond:
+            self._flushing += 1
+            self._cond.notify_all()
+            try:
+                while self._queue or self._overflow or self._busy:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(left)
+                return True
+            finally:
+                self._flushing -= 1
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Export what is queued and replay the spool, within ``timeout_millis``.
+
+        ``True`` only when everything was delivered (SDK contract).
+        """
+        deadline = time.monotonic() + max(0.0, timeout_millis / 1000.0)
+        if self._shutdown:
+            return False
+        idle = self._wait_idle(deadline)
+        left = max(0, int((deadline - time.monotonic()) * 1000))
+        return self.span_exporter.force_flush(left) and idle
+
+    def shutdown(self) -> None:
+        """Deliver, spool or count everything within the exporter's ``shutdown_timeout``."""
+        with self._cond:
+            if self._shutdown:
+                return
+            self._shutdown = True
+            self._cond.notify_all()
+        exporter = self.span_exporter
+        deadline = time.monotonic() + exporter.settings.shutdown_timeout
+        exporter.begin_shutdown(deadline)  # sending stops before the deadline
+        for thread in (self._worker, self._spiller):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._cond:  # only if a thread is stuck (a bug): never lose them silently
+            left = [*self._queue, *self._overflow]
+            self._queue.clear()
+            self._overflow = []
+        if left:
+            exporter.record_dropped(len(left), "shutdown")
+        exporter.flush_spool(deadline)
+        exporter.shutdown()
+
+
+def _suppressed(export: Callable[[list[ReadableSpan]], object], batch: list[ReadableSpan]) -> None:
+    """Export with instrumentation suppressed (our own HTTP calls are never traced)."""
+    token = None
+    if SUPPRESS_INSTRUMENTATION_KEY is not None:
+        token = otel_context.attach(otel_context.set_value(SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        export(batch)
+    except Exception:  # the exporter never raises; a subclass might
+        logger.warning("otel-experiments: exporting a batch failed", exc_info=True)
+    finally:
+        if token is not None:
+            with contextlib.suppress(Exception):
+                otel_context.detach(token)
