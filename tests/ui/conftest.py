@@ -12,7 +12,12 @@ import httpx
 import pytest
 from ui_seed import API_KEY
 
-from server_process import ServerProcess
+from server_process import (
+    ServerProcess,
+    TempPostgres,
+    create_database,
+    postgres_available,
+)
 
 #: Playwright's own browser download is not used: CI installs Debian's chromium.
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "/usr/bin/chromium",
@@ -84,3 +89,18 @@ def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
 def api(ui_server: ServerProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=ui_server.base_url, timeout=30.0) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def postgres_ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The same server over PostgreSQL: $OTEL_EXPERIMENTS_TEST_POSTGRES_URL (CI) or a
+    throwaway cluster; skipped only when no PostgreSQL binaries exist."""
+    explicit = os.environ.get("OTEL_EXPERIMENTS_TEST_POSTGRES_URL")
+    if explicit:
+        with ServerProcess(create_database(explicit)) as server:
+            yield server
+        return
+    if not postgres_available():
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) on this machine")
+    with TempPostgres() as pg, ServerProcess(create_database(pg.url())) as server:
+        yield server

@@ -4,9 +4,9 @@ until new data arrives.
 The summary's percentiles walk an index over every span of the experiment (over 100 ms at
 100,000 spans on SQLite), a comparison reads every record of both experiments, and the
 detail, compare and auto-refreshing pages ask for them again and again. Spans and metrics
-are insert-only, so an experiment whose span count, metric count and row (``seq``,
-``updated_at``) are unchanged gives the same results: those four values, two index counts
-away, are its freshness key. Every replica keeps its own cache and checks the keys against
+are insert-only, so an experiment whose newest span (``max(seq)``, one index probe), metric
+count (an index count) and row (``seq``, ``updated_at``) are unchanged gives the same
+results: those four values are its freshness key. Every replica keeps its own cache and checks the keys against
 the database on every request, so none serves stale numbers.
 """
 
@@ -43,13 +43,13 @@ class ResultCache:
     def freshness(self, row: dict[str, Any]) -> tuple[Any, ...]:
         exp = row["id"]
         with self.store._read() as conn:
-            n_spans, n_metrics = conn.execute(sa.select(
-                sa.select(sa.func.count()).select_from(spans)
+            last_span, n_metrics = conn.execute(sa.select(
+                sa.select(sa.func.max(spans.c.seq))
                 .where(spans.c.experiment_id == exp).scalar_subquery(),
                 sa.select(sa.func.count()).select_from(metrics)
                 .where(metrics.c.experiment_id == exp).scalar_subquery(),
             )).one()
-        return (row["seq"], row["updated_at"], int(n_spans), int(n_metrics))
+        return (row["seq"], row["updated_at"], last_span, int(n_metrics))
 
     def _lookup(self, what: str, rows: Sequence[dict[str, Any]],
                 keys: dict[str, tuple[Any, ...]] | None) -> tuple[tuple[str, ...],

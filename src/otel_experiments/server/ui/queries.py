@@ -80,15 +80,18 @@ def experiment_stats(store: Store, ids: Sequence[str]) -> dict[str, dict[str, An
     s, m = spans.c, metrics.c
     with store._read() as conn:
         # Two counts rather than one SUM(CASE ...): each is answered from an index alone
-        # (errors are few, and found through the status index without touching the rest).
+        # (errors are few, and have an index of their own).
         for exp_id, count in conn.execute(
             sa.select(s.experiment_id, sa.func.count())
             .where(s.experiment_id.in_(ids)).group_by(s.experiment_id)
         ):
             out[exp_id]["span_count"] = int(count)
+        # 'error' as a literal, not a bound parameter: only then can the planner prove the
+        # query matches the partial index of error spans (ix_spans_experiment_errors).
         for exp_id, count in conn.execute(
             sa.select(s.experiment_id, sa.func.count())
-            .where(s.experiment_id.in_(ids), s.status == "error").group_by(s.experiment_id)
+            .where(s.experiment_id.in_(ids), s.status == sa.literal_column("'error'"))
+            .group_by(s.experiment_id)
         ):
             out[exp_id]["error_count"] = int(count)
         for exp_id, label, mtype, count, mean, trues, bools in conn.execute(

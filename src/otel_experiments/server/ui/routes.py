@@ -108,6 +108,9 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
                                                    summary.get("root_spans") or summary)}
 
         return cache.get("summary", [row], compute, keys)
+
+    def stats_of(exp: str) -> dict[str, Any]:
+        return queries.experiment_stats(store, [exp])[exp]
     static = {p.name: p.read_bytes() for p in (HERE / "static").iterdir()
               if p.suffix in STATIC_TYPES}
 
@@ -195,7 +198,9 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
         rows, total = queries.list_experiments(
             store, filters, sort, order != "asc", EXPERIMENTS_PER_PAGE,
             (page - 1) * EXPERIMENTS_PER_PAGE)
-        stats = queries.experiment_stats(store, [r["id"] for r in rows])
+        keys: dict[str, Any] = {}
+        stats = {r["id"]: cache.get("stats", [r], functools.partial(stats_of, r["id"]), keys)
+                 for r in rows}
         live = any(r["status"] in LIVE_STATUSES for r in rows)
         return render(request, "list.html", rows=rows, stats=stats, total=total, page=page,
                       pages=max(1, -(-total // EXPERIMENTS_PER_PAGE)),
