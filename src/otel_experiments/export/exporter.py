@@ -152,7 +152,8 @@ class ExperimentEventsExporter(SpanExporter):
 
         self._at_exit = at_exit
         atexit.register(at_exit)
-        if self._replayer is not None and self._enabled:
+        if self._replayer is not None and self._enabled and self._spool is not None \
+                and self._spool.pending():
             # bodies an earlier process left: deliver them without waiting for traffic
             self._replayer.kick()
 

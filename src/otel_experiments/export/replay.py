@@ -100,6 +100,9 @@ class SpoolReplayer:
         elif not self.lock.acquire(blocking=False):
             return True
         try:
+            if not self.spool.pending():  # nothing to do: no lock file, no disk touched
+                self.last_ok = True
+                return True
             self.last_attempt = time.monotonic()
             while not self._lock_spool():  # another process is replaying this spool
                 if not wait or time.monotonic() >= deadline:
