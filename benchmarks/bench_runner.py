@@ -26,7 +26,9 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from otel_experiments.client import ExperimentsClient
 from otel_experiments.runner import exact_match, run_experiment
-from otel_experiments.server.testing import ServerProcess
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test helpers
+from server_process import ServerProcess
 
 TARGET_US = 1000.0
 

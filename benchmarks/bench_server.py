@@ -34,7 +34,8 @@ from typing import Any
 
 import httpx
 
-from otel_experiments.server.testing import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test helpers
+from server_process import (
     ServerProcess,
     TempPostgres,
     create_database,

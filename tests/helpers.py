@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from otel_experiments.server.testing import free_port
+from server_process import free_port
 
 __all__ = ["cause_warnings", "free_port", "warnings_of"]
 

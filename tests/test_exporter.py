@@ -470,7 +470,7 @@ def test_dead_endpoint_never_raises(tracer: Tracer, mem: InMemorySpanExporter) -
     exp = exporter(f"http://127.0.0.1:{free_port()}", timeout=0.3)
     start = time.monotonic()
     assert exp.export(make_spans(tracer, mem, 3)) is SpanExportResult.FAILURE
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 2.0  # 0.3 s of timeout, plus spooling on a loaded machine
     exp.shutdown()
 
 

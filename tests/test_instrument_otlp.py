@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from apps.recorder import clean_env, run_app
-from otel_experiments.server.testing import ServerProcess
+from server_process import ServerProcess
 
 pytestmark = pytest.mark.timeout(90)
 

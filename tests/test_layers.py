@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "client": 6, "server": 6,
     "runner": 7,
     "cli": 8,
+    "__version__": 0,  # a constant of the package root, importable from anywhere
 }
 
 

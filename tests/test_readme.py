@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from otel_experiments.server.testing import ServerProcess
+from server_process import ServerProcess
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

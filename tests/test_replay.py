@@ -48,7 +48,7 @@ def test_spooled_spans_are_delivered_when_the_backend_returns_without_new_traffi
     spool_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("fastapi")
-    from otel_experiments.server import testing
+    import server_process as testing
 
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"

@@ -138,7 +138,7 @@ def test_dead_endpoint_spools_then_real_server_gets_every_span_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     pytest.importorskip("fastapi")
-    from otel_experiments.server import testing
+    import server_process
 
     caplog.set_level(logging.INFO, logger="otel_experiments")
     port = free_port()
@@ -164,9 +164,9 @@ def test_dead_endpoint_spools_then_real_server_gets_every_span_once(
     assert f"spooled 3 span(s) for later delivery to {endpoint}" in caplog.text
 
     # the backend comes up on that very port (requiring the API key)
-    monkeypatch.setattr(testing, "free_port", lambda: port)
+    monkeypatch.setattr(server_process, "free_port", lambda: port)
     monkeypatch.setattr(replay_mod, "REPLAY_INTERVAL_S", 0.0)
-    with testing.ServerProcess(f"sqlite:///{tmp_path / 'e.db'}", api_keys=[SECRET_KEY]) as server:
+    with server_process.ServerProcess(f"sqlite:///{tmp_path / 'e.db'}", api_keys=[SECRET_KEY]) as server:
         assert server.port == port
         second = make_spans(2, "second", exp_id)
         assert exp.export(second) is SpanExportResult.SUCCESS

@@ -1,5 +1,7 @@
 """Experiments in web apps: each request is one unit of work, every metric is kept.
 
+Runs examples/web_fastapi.py and examples/web_flask.py as a newcomer would.
+
 Real FastAPI (uvicorn) and Flask apps under the official OpenTelemetry
 instrumentations, exporting through ``configure()`` to the real server process.
 """
@@ -16,14 +18,15 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.apps.recorder import APPS, clean_env, tags_of
+from tests.apps.recorder import clean_env, tags_of
 
-from otel_experiments.server.testing import ServerProcess
+from server_process import ServerProcess
 
 pytest.importorskip("opentelemetry.instrumentation.fastapi")
 pytest.importorskip("opentelemetry.instrumentation.flask")
 
 API = "/api/v2/llm-obs/v1"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 REQUESTS = [("a", "u-1"), ("b", "u-2"), ("a", "u-2"), ("a", "u-3"), ("b", "u-1"), ("a", "u-1")]
 
 
@@ -37,7 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 def _run_app(script: str, server: ServerProcess, **env: str) -> None:
     proc = subprocess.Popen(
-        [sys.executable, str(APPS / script)], cwd=APPS, stdout=subprocess.PIPE,
+        [sys.executable, str(EXAMPLES / script)], cwd=EXAMPLES, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
         env=clean_env(OTEL_EXPERIMENTS_ENDPOINT=server.base_url, **env),
     )
@@ -91,6 +94,11 @@ def _check_units(server: ServerProcess, prefix: str) -> None:
         assert {m["span_id"] for m in metrics} <= stored
         users = Counter(tags_of(s)["user.id"] for s in entries)
         assert users == Counter(u for v, u in REQUESTS if v == variant)
+        summary = httpx.get(f"{server.base_url}{API}/experiments/{prefix}-{variant}/summary",
+                            timeout=10).json()["data"]["attributes"]
+        assert summary["root_spans"]["span_count"] == count  # units, not trace roots
+        (helpful,) = summary["metrics"]
+        assert helpful["count"] == count and helpful["value_counts"] == {"true": count}
 
 
 @pytest.mark.parametrize("mode", ["middleware", "handler"])

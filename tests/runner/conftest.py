@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from otel_experiments.client import ExperimentsClient
-from otel_experiments.server.testing import ServerProcess
+from server_process import ServerProcess
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_experiments.server.testing import ServerProcess, free_port
+from server_process import ServerProcess, free_port
 
 TASKS = '''
 def base(input):

@@ -21,7 +21,7 @@ from otel_experiments.client import (
     NotFoundError,
     RateLimitError,
 )
-from otel_experiments.server.testing import ServerProcess, free_port
+from server_process import ServerProcess, free_port
 
 
 def uid(prefix: str) -> str:

@@ -216,7 +216,7 @@ def test_interrupted_async_run_stores_what_it_reports(client: ExperimentsClient,
 
 def test_server_down_runs_offline_and_says_so(provider: Any,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    from otel_experiments.server.testing import free_port
+    from server_process import free_port
 
     with ExperimentsClient(endpoint=f"http://127.0.0.1:{free_port()}", max_retries=0) as down:
         result = run_experiment("offline", [{"input": i, "expected_output": i} for i in range(3)],

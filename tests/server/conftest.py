@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from otel_experiments.server.testing import (
+from server_process import (
     ServerProcess,
     TempPostgres,
     create_database,

@@ -21,7 +21,7 @@ from otel_experiments.server.settings import (
     default_database_url,
     is_loopback,
 )
-from otel_experiments.server.testing import ServerProcess
+from server_process import ServerProcess
 
 KEY_A = "key-a-0123456789"
 KEY_B = "key-b-9876543210"

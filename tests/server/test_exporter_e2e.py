@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from server_helpers import API, uid
 
 from otel_experiments import attributes as A
-from otel_experiments.server.testing import ServerProcess
+from server_process import ServerProcess
 
 exporter_mod = pytest.importorskip("otel_experiments.export.exporter")
 

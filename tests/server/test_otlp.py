@@ -22,7 +22,7 @@ from server_helpers import API, uid
 
 from otel_experiments import attributes as A
 from otel_experiments.events import spans_to_event_bodies
-from otel_experiments.server.testing import ServerProcess
+from server_process import ServerProcess
 
 
 def _make_spans(exp_id: str, slug: str) -> list[ReadableSpan]:

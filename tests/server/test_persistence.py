@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from server_helpers import API, events_body, metric, span, uid
 
 from otel_experiments.server.db import create_engine, current_revision, head_revision, migrate
-from otel_experiments.server.testing import ServerProcess
+from server_process import ServerProcess
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -93,7 +93,7 @@ def test_upgrade_from_first_revision_keeps_data(backend: str,
 
     with ServerProcess(url, log_dir=server_logs) as server, \
             httpx.Client(base_url=server.base_url) as client:
-        assert client.get("/health").json()["schema_revision"] == head_revision() == "0005"
+        assert client.get("/health").json()["schema_revision"] == head_revision() == "0006"
         exp = client.get(f"{API}/experiments/{exp_id}").json()["data"]["attributes"]
         assert (exp["name"], exp["feature_slug"]) == ("old", "slug")
         events = client.get(f"{API}/experiments/{exp_id}/events").json()["data"]

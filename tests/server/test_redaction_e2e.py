@@ -14,7 +14,7 @@ from server_helpers import API, uid
 
 import otel_experiments
 from otel_experiments import settings as config
-from otel_experiments.server.testing import ServerProcess
+from server_process import ServerProcess
 
 HASH_KEY = "k" * 32
 

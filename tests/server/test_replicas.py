@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 from server_helpers import API, events_body, metric, span, uid
 
-from otel_experiments.server.testing import ServerProcess
+from server_process import ServerProcess
 
 
 def test_two_replicas_store_each_span_once(fresh_database_url: Callable[[str], str],

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ._common import CliError, command
 
@@ -101,6 +102,9 @@ def _loop(base: str) -> None:
     verdict = gate(b, minimums={"correct": 0.8}, max_failures=0, baseline=a)
     print("\n" + gate_text(verdict))
     print("\nwhere to look:")
+    print(f"  web UI:       {base}/ui/")
+    print(f"  comparison:   {base}/ui/compare?id={quote(a.experiment_id, safe='')}"
+          f"&id={quote(b.experiment_id, safe='')}")
     print(f"  experiments:  {base}{API}/experiments")
     for r in results:
         print(f"  records:      {base}{API}/experiments/{r.experiment_id}/records")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from typing import Any
 
@@ -53,14 +54,54 @@ def _serve(args: argparse.Namespace) -> int:
         allowed_hosts=allowed_hosts,
         **({"max_body_bytes": args.max_body_bytes} if args.max_body_bytes else {}),
     )
+    # The port first: a busy port is reported before any migration touches the database.
+    try:
+        sock = _listen(args.host, args.port)
+    except OSError as exc:
+        print(f"otel-experiments: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+              " (another server running? choose another --port)", file=sys.stderr)
+        return 2
     try:
         app = create_app(settings)
     except (ValueError, SQLAlchemyError) as exc:
+        sock.close()
         print(f"otel-experiments: cannot open the database: {exc}", file=sys.stderr)
         return 1
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                access_log=args.access_log)
+    host, port = sock.getsockname()[:2]
+    base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    print(f"otel-experiments serve: database {_shown(settings.database_url)}\n"
+          f"  web UI  {base}/\n  API     {base}/api/v2/llm-obs/v1  (OpenAPI: {base}/docs)\n"
+          f"  export  OTEL_EXPERIMENTS_ENDPOINT={base}", flush=True)
+    config = uvicorn.Config(app, log_level=args.log_level, access_log=args.access_log)
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _shown(url: str) -> str:
+    """The database URL without its password (and, for SQLite, the file it is)."""
+    try:
+        import sqlalchemy as sa
+
+        parsed = sa.make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            return f"{parsed.database} (SQLite)"
+        return parsed.render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -98,7 +139,8 @@ def add_parsers(sub: Any) -> None:
     serve.add_argument("--max-body-bytes", type=int, default=None,
                        help="largest request body accepted on the wire")
     serve.add_argument("--log-level", default="info",
-                       choices=["critical", "error", "warning", "info", "debug"])
+                       choices=["critical", "error", "warning", "info", "debug"],
+                       help="server log verbosity")
     serve.add_argument("--no-access-log", dest="access_log", action="store_false",
                        help="do not log one line per request")
     serve.add_argument("--access-log", dest="access_log", action="store_true",
@@ -109,5 +151,6 @@ def add_parsers(sub: Any) -> None:
         "otel-experiments migrate --database-url postgresql+psycopg://u:p@db/experiments",
     ])
     _add_database_url(mig)
-    mig.add_argument("--revision", default="head")
+    mig.add_argument("--revision", default="head",
+                     help="schema revision to upgrade (or downgrade) to")
     mig.set_defaults(func=_migrate)

@@ -11,6 +11,10 @@ from .jsonapi import ApiError, error_response
 
 #: Paths served without a key: liveness and the API description.
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+#: The web UI (``/`` redirects into it) checks its own session cookie, made from an API key
+#: at its login form (``server/ui/session.py``); API routes never accept that cookie.
+UI_PATHS = frozenset({"/", "/ui"})
+UI_PREFIX = "/ui/"
 
 
 def key_matches(provided: bytes, keys: Sequence[bytes]) -> bool:
@@ -29,7 +33,9 @@ class ApiKeyMiddleware:
         self.keys = [k.encode("utf-8") for k in keys]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or scope["path"] in PUBLIC_PATHS:
+        path = scope["path"] if scope["type"] == "http" else ""
+        if (scope["type"] != "http" or not self.keys or path in PUBLIC_PATHS or path in UI_PATHS
+                or path.startswith(UI_PREFIX)):
             await self.app(scope, receive, send)
             return
         provided: list[bytes] = []

@@ -54,6 +54,12 @@ def create_engine(url: str) -> sa.Engine:
 
         return engine
     if parsed.get_backend_name() == "postgresql":
+        try:
+            import psycopg  # noqa: F401  # the [postgres] extra: a SQLite user never needs it
+        except ImportError:
+            raise ValueError(
+                "PostgreSQL needs its driver: pip install 'otel-experiments[postgres]'"
+            ) from None
         return sa.create_engine(parsed, pool_size=10, max_overflow=20, pool_pre_ping=True)
     raise ValueError(
         f"unsupported database URL scheme {parsed.drivername!r}: "

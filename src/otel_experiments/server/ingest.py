@@ -105,7 +105,7 @@ def _schema_error(error: Any) -> ApiError:
 # * lookup columns, which only take values that are valid ids.
 
 _TAG_KEYS = (attr.USER_ID, attr.ORGANIZATION_ID, "dataset_record_id", attr.EXPERIMENT_NAME,
-             "experiment_name", attr.EXPERIMENT_FEATURE_SLUG)
+             "experiment_name", attr.EXPERIMENT_FEATURE_SLUG, attr.EXPERIMENT_ENTRY)
 _TAG_PREFIXES = tuple(f"{key}:" for key in _TAG_KEYS)
 _ASCII_LABEL_OK = LABEL_MAX_BYTES >= 256  # the schema caps labels at 256 characters
 _FLOAT_INT_LIMIT = 2**1000  # ints below this convert to a finite float
@@ -136,7 +136,9 @@ def _span_row(span: dict[str, Any], parent: str | None, name: str, start: int,
               duration: int, tags: dict[str, str]) -> SpanRow:
     record_id = span.get("dataset_record_id", tags.get("dataset_record_id"))
     values = (span["span_id"], span["trace_id"], parent, name, start, duration, span["status"],
-              is_root_parent(parent),
+              # a unit of work: a trace root, or the entry span a plugin marked (a web
+              # framework's server span, whose parent is another service's)
+              is_root_parent(parent) or tags.get(attr.EXPERIMENT_ENTRY) == "true",
               _lookup_id(record_id), _lookup_id(tags.get(attr.USER_ID)),
               _lookup_id(tags.get(attr.ORGANIZATION_ID)), dumps_str(span))
     return SpanRow(values, tags.get(attr.EXPERIMENT_NAME) or tags.get("experiment_name"),

@@ -236,14 +236,18 @@ def receive_otlp(store: Store, body: bytes, content_type: str, max_spans: int) -
     return result
 
 
+#: Response header -> the :class:`OtlpResult` count it carries.
+COUNT_HEADERS = {
+    "X-Otel-Experiments-Accepted-Spans": "accepted_spans",
+    "X-Otel-Experiments-Duplicate-Spans": "duplicate_spans",
+    "X-Otel-Experiments-Ignored-Spans": "ignored_spans",
+    "X-Otel-Experiments-Rejected-Spans": "rejected_spans",
+    "X-Otel-Experiments-Accepted-Metrics": "accepted_metrics",
+}
+
+
 def otlp_response(result: OtlpResult, content_type: str) -> Response:
-    headers = {
-        "X-Otel-Experiments-Accepted-Spans": str(result.accepted_spans),
-        "X-Otel-Experiments-Duplicate-Spans": str(result.duplicate_spans),
-        "X-Otel-Experiments-Ignored-Spans": str(result.ignored_spans),
-        "X-Otel-Experiments-Rejected-Spans": str(result.rejected_spans),
-        "X-Otel-Experiments-Accepted-Metrics": str(result.accepted_metrics),
-    }
+    headers = {name: str(getattr(result, field)) for name, field in COUNT_HEADERS.items()}
     message = ExportTraceServiceResponse()
     if result.rejected_spans:
         message.partial_success.rejected_spans = result.rejected_spans

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,11 +18,24 @@ RECORD_TYPES = frozenset({"dataset_record", "dataset_records", "record", "record
 EXPERIMENT_TYPES = frozenset({"experiment", "experiments"})
 
 
+# A cursor is what ``encode_cursor`` writes: the decimal sequence number, base64url without
+# padding. Three ASCII digits make four characters, each from the class the digits' bits
+# allow; up to 18 digits, so every match decodes to a number below 2**63. The pattern is
+# the whole grammar (the OpenAPI publishes it), so a lenient base64 decoder never decides.
+_LEAD = "(?:[MN][DTjz]|O[DT])"
+_THREE_DIGITS = f"{_LEAD}[AEIMQUYcgk][w-z0-5]"
+_TAIL = f"(?:{_LEAD}[AEIMQUYcgk]|[MN][AQgw]|O[AQ])"
+CURSOR_PATTERN = f"^(?:(?:{_THREE_DIGITS}){{0,6}}|(?:{_THREE_DIGITS}){{0,5}}{_TAIL})$"
+_CURSOR = re.compile(CURSOR_PATTERN.removesuffix("$") + r"\Z")
+
+
 def page_params(size: int | None, cursor: str | None) -> tuple[int, int]:
     if size is None:
         size = DEFAULT_PAGE_SIZE
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise ApiError(400, f"must be between 1 and {MAX_PAGE_SIZE}", parameter="page[size]")
+    if cursor is not None and not _CURSOR.match(cursor):
+        raise ApiError(400, "invalid page[cursor]", parameter="page[cursor]")
     return size, decode_cursor(cursor)
 
 

@@ -61,15 +61,6 @@ def list_document(request: Request, page: Page, render: Callable[[dict[str, Any]
     }
 
 
-def request_body(example: dict[str, Any], media_types: tuple[str, ...] = (
-        "application/json", "application/vnd.api+json")) -> dict[str, Any]:
-    """``openapi_extra`` documenting a JSON:API request body (the routes read it raw)."""
-    schema = {"type": "object", "required": ["data"],
-              "properties": {"data": {"type": ["object", "array"]}}}
-    return {"requestBody": {"required": True, "content": {
-        media: {"schema": schema, "example": example} for media in media_types}}}
-
-
 EXAMPLE_SPAN = {
     "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7",
     "name": "extraction_task", "start_ns": 1704067200000000000, "duration": 5000000000,

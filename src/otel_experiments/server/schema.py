@@ -107,6 +107,8 @@ spans = sa.Table(
     sa.Index("ix_spans_experiment_seq", "experiment_id", "seq"),
     sa.Index("ix_spans_experiment_errors", "experiment_id", "seq",
              sqlite_where=sa.text("status = 'error'"), postgresql_where=sa.text("status = 'error'")),
+    # revision 0006: one trace of an experiment (the web UI's trace page)
+    sa.Index("ix_spans_experiment_trace", "experiment_id", "trace_id"),
 )
 
 metrics = sa.Table(

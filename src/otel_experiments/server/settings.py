@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from .._runtime.env import env_str, xdg_dir
 OTEL_EXPERIMENTS_DATA_DIR: Final = "OTEL_EXPERIMENTS_DATA_DIR"
 OTEL_EXPERIMENTS_DATABASE_URL: Final = "OTEL_EXPERIMENTS_DATABASE_URL"
 OTEL_EXPERIMENTS_SERVER_API_KEYS: Final = "OTEL_EXPERIMENTS_SERVER_API_KEYS"
+OTEL_EXPERIMENTS_SERVER_CORS_ORIGINS: Final = "OTEL_EXPERIMENTS_SERVER_CORS_ORIGINS"
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8642
@@ -24,6 +26,7 @@ DEFAULT_MAX_DECOMPRESSED_BYTES: Final = 32 * 1024 * 1024
 #: Most spans (or metrics) accepted in one events request.
 DEFAULT_MAX_ITEMS_PER_REQUEST: Final = 10_000
 SQLITE_FILE_NAME: Final = "experiments.db"
+_ORIGIN = re.compile(r"https?://[^\s/?#*]+")
 
 
 def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -50,6 +53,12 @@ def api_keys_from_env(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     return tuple(key.strip() for key in raw.split(",") if key.strip())
 
 
+def cors_origins_from_env(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """Origins allowed to call the server from a browser (comma-separated; none by default)."""
+    raw = env_str(OTEL_EXPERIMENTS_SERVER_CORS_ORIGINS, "", env) or ""
+    return tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
+
+
 def is_loopback(host: str) -> bool:
     """True for ``localhost`` and loopback IP literals; False for anything else."""
     if host.strip().lower() == "localhost":
@@ -71,6 +80,17 @@ class ServerSettings:
     #: When set, requests whose Host header names another host get 400: a server without
     #: API keys on a loopback address is then not reachable through DNS rebinding.
     allowed_hosts: tuple[str, ...] | None = None
+    #: Origins (``https://app.example``) whose pages may call this server from a browser.
+    #: Empty: no CORS headers at all, so a browser lets no other site read an answer or
+    #: send a request that needs a preflight (every write does; see docs/server.md).
+    cors_origins: tuple[str, ...] = field(default_factory=cors_origins_from_env)
+
+    def __post_init__(self) -> None:
+        for origin in self.cors_origins:
+            # An allow-list only: "*" would let every web page write to a keyless server.
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"CORS origin {origin!r} is not scheme://host[:port] "
+                                 f"(from {OTEL_EXPERIMENTS_SERVER_CORS_ORIGINS} or the settings)")
 
 
 LOOPBACK_HOSTS: Final = ("127.0.0.1", "localhost", "::1")

@@ -1,5 +1,12 @@
 """A FastAPI app under the official instrumentation, one experiment per request.
 
+Run (with ``otel-experiments serve`` in another terminal)::
+
+    python examples/web_fastapi.py
+    curl -H "x-variant: a" -H "x-user: u-1" http://127.0.0.1:PORT/answer
+
+then look at ``web-exp-a`` / ``web-exp-b`` on http://127.0.0.1:8642.
+
 ``WEB_MODE=middleware``: an HTTP middleware picks the experiment (``x-variant``) and the
 user (``x-user``) with ``experiment_context``; the handler records a metric with
 ``observe.add_metric`` (outside any ``start_observe``). ``WEB_MODE=handler``: the

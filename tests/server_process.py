@@ -1,7 +1,7 @@
 """Helpers for tests and benchmarks: a throwaway PostgreSQL cluster and a server subprocess.
 
-Not used by the server itself. ``initdb`` refuses to run as root, so when running as root
-the cluster is created and run as the ``postgres`` OS user (created if missing).
+Kept out of the package: it may run ``useradd``. ``initdb`` refuses to run as root, so when
+running as root the cluster is created and run as the ``postgres`` OS user (created if missing).
 """
 
 from __future__ import annotations

@@ -1,0 +1,56 @@
+"""What every router shares: the store and settings of the app, JSON bodies, paging."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from ..jsonapi import ApiError, media_type, parse_json, read_body
+from ..settings import ServerSettings
+from ..store import Store
+
+#: Every JSON:API route lives under this prefix (the exporter's ``EVENTS_PATH`` is
+#: ``API_PREFIX + EVENTS_ROUTE``; a test keeps the two in step).
+API_PREFIX = "/api/v2/llm-obs/v1"
+EVENTS_ROUTE = "/experiments/{experiment_id}/events"
+
+
+def store_of(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def settings_of(request: Request) -> ServerSettings:
+    settings: ServerSettings = request.app.state.settings
+    return settings
+
+
+def is_json_media(media: str) -> bool:
+    return media == "application/json" or media.endswith("+json")
+
+
+async def json_body(request: Request) -> Any:
+    """The decoded JSON body; 415 unless the request says it is JSON.
+
+    Requiring a JSON media type keeps browsers' no-preflight cross-site requests (no
+    Content-Type, text/plain, form encodings) away from a local server without API keys.
+    """
+    media = media_type(request.headers.get("content-type", ""))
+    if not is_json_media(media):
+        raise ApiError(415, f"Content-Type must be application/json or "
+                       f"application/vnd.api+json, got {media or 'none'!r}")
+    settings = settings_of(request)
+    body = await read_body(request, settings.max_body_bytes, settings.max_decompressed_bytes)
+    return parse_json(body)
+
+
+def whole_number(value: object) -> object:
+    """``5.0`` as ``5``, anything else as it is.
+
+    JSON Schema, and so the published contract, calls every number without a fraction an
+    integer, while the checks downstream take only ints.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

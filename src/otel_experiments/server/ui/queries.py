@@ -1,0 +1,207 @@
+"""Read-only queries the pages need beyond the JSON:API ones: sorted/searched experiment
+lists with their span counts and headline metrics, histogram buckets, one trace.
+
+Every aggregate runs in SQL over the covering indexes of revision 0003
+(``ix_spans_summary``, ``ix_metrics_summary``), so a page costs a few index scans whatever
+the number of spans; only the rows shown are ever loaded into Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from ... import attributes as attr
+from ..jsonapi import loads
+from ..schema import datasets, experiments, metrics, projects, spans
+from ..store import Store
+from ..store.records import _metric_value as metric_value
+
+#: Columns the experiments list sorts by (query value -> column).
+SORTS: dict[str, sa.ColumnElement[Any]] = {
+    "created": experiments.c.seq,
+    "name": experiments.c.name,
+    "status": experiments.c.status,
+    "feature": experiments.c.feature_slug,
+    "updated": experiments.c.updated_at,
+}
+
+
+@dataclass(frozen=True)
+class ExperimentFilters:
+    project_id: str | None = None
+    feature_slug: str | None = None
+    status: str | None = None
+    search: str | None = None
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def list_experiments(store: Store, filters: ExperimentFilters, sort: str, descending: bool,
+                     limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """One page of experiments (plus the total matching) with names of project/dataset."""
+    e = experiments.c
+    where: list[sa.ColumnElement[bool]] = []
+    for column, value in (("project_id", filters.project_id),
+                          ("feature_slug", filters.feature_slug), ("status", filters.status)):
+        if value:
+            where.append(e[column] == value)
+    if filters.search:
+        # Case-insensitive substring search; LIKE wildcards in the text are literal.
+        where.append(sa.func.lower(e.name).like(
+            f"%{_like_escape(filters.search.lower())}%", escape="\\"))
+    order = SORTS.get(sort, e.seq)
+    order_by = [order.desc() if descending else order.asc(), e.seq.desc()]
+    query = (sa.select(experiments, projects.c.name.label("project_name"),
+                       datasets.c.name.label("dataset_name"))
+             .select_from(experiments
+                          .outerjoin(projects, projects.c.id == e.project_id)
+                          .outerjoin(datasets, datasets.c.id == e.dataset_id))
+             .where(*where).order_by(*order_by).limit(limit).offset(offset))
+    with store._read() as conn:
+        total = conn.execute(sa.select(sa.func.count()).select_from(experiments)
+                             .where(*where)).scalar_one()
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+    return rows, int(total)
+
+
+def experiment_stats(store: Store, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Span / error counts and per-metric headline values for each experiment in ``ids``."""
+    out: dict[str, dict[str, Any]] = {i: {"span_count": 0, "error_count": 0, "metrics": []}
+                                      for i in ids}
+    if not ids:
+        return out
+    s, m = spans.c, metrics.c
+    with store._read() as conn:
+        # Two counts rather than one SUM(CASE ...): each is answered from an index alone
+        # (errors are few, and found through the status index without touching the rest).
+        for exp_id, count in conn.execute(
+            sa.select(s.experiment_id, sa.func.count())
+            .where(s.experiment_id.in_(ids)).group_by(s.experiment_id)
+        ):
+            out[exp_id]["span_count"] = int(count)
+        for exp_id, count in conn.execute(
+            sa.select(s.experiment_id, sa.func.count())
+            .where(s.experiment_id.in_(ids), s.status == "error").group_by(s.experiment_id)
+        ):
+            out[exp_id]["error_count"] = int(count)
+        for exp_id, label, mtype, count, mean, trues, bools in conn.execute(
+            sa.select(m.experiment_id, m.label, m.metric_type, sa.func.count(),
+                      sa.func.avg(m.score_value),
+                      sa.func.sum(sa.case((m.boolean_value.is_(True), 1), else_=0)),
+                      sa.func.count(m.boolean_value))
+            .where(m.experiment_id.in_(ids))
+            .group_by(m.experiment_id, m.label, m.metric_type)
+            .order_by(m.experiment_id, m.label, m.metric_type)
+        ):
+            out[exp_id]["metrics"].append(headline(label, mtype, int(count), mean,
+                                                   int(trues or 0), int(bools)))
+    return out
+
+
+def headline(label: str, mtype: str, count: int, mean: float | None, trues: int,
+             bools: int) -> dict[str, Any]:
+    """One number per metric: a score's mean, a boolean's pass rate; categoricals count."""
+    if mtype == attr.METRIC_TYPE_SCORE:
+        value = None if mean is None else float(mean)
+        kind = "mean"
+    elif mtype == attr.METRIC_TYPE_BOOLEAN:
+        value = trues / bools if bools else None
+        kind = "pass rate"
+    else:
+        value, kind = None, "values"
+    return {"label": label, "metric_type": mtype, "count": count, "value": value, "kind": kind}
+
+
+def filter_choices(store: Store) -> dict[str, list[Any]]:
+    """Projects and feature slugs that experiments use, for the list's filter menus."""
+    e = experiments.c
+    with store._read() as conn:
+        project_rows = conn.execute(
+            sa.select(projects.c.id, projects.c.name).order_by(projects.c.name)).all()
+        slugs = conn.execute(
+            sa.select(e.feature_slug).where(e.feature_slug.is_not(None)).distinct()
+            .order_by(e.feature_slug)).scalars().all()
+    return {"projects": [(r.id, r.name) for r in project_rows], "feature_slugs": list(slugs)}
+
+
+def names_of(store: Store, project_id: str | None, dataset_id: str | None) -> dict[str, Any]:
+    with store._read() as conn:
+        project = None if project_id is None else conn.execute(
+            sa.select(projects.c.name).where(projects.c.id == project_id)).scalar()
+        dataset = None if dataset_id is None else conn.execute(
+            sa.select(datasets.c.name).where(datasets.c.id == dataset_id)).scalar()
+    return {"project_name": project, "dataset_name": dataset}
+
+
+def _bucket(store: Store, column: sa.ColumnElement[Any], lo: float, hi: float,
+            bins: int) -> sa.ColumnElement[Any]:
+    scaled = (column - lo) * bins / (hi - lo)
+    # CAST truncates on SQLite (values here are >= 0, so that is floor); PostgreSQL rounds.
+    index = sa.cast(scaled, sa.Integer) if store.sqlite else sa.func.floor(scaled)
+    return sa.case((column >= hi, bins - 1), else_=index)
+
+
+def histogram(store: Store, column: sa.ColumnElement[Any], where: Sequence[sa.ColumnElement[bool]],
+              lo: float, hi: float, bins: int) -> list[int]:
+    """Counts of ``column`` in ``bins`` equal-width buckets over [lo, hi], one GROUP BY."""
+    if hi <= lo:
+        with store._read() as conn:
+            n = conn.execute(sa.select(sa.func.count()).where(*where, column.is_not(None))
+                             ).scalar_one()
+        return [int(n)]
+    bucket = _bucket(store, column, lo, hi, bins).label("bucket")
+    counts = [0] * bins
+    with store._read() as conn:
+        for index, count in conn.execute(
+            sa.select(bucket, sa.func.count()).where(*where, column.is_not(None))
+            .group_by(bucket)
+        ):
+            counts[min(max(int(index), 0), bins - 1)] += int(count)
+    return counts
+
+
+def score_histogram(store: Store, experiment_id: str, label: str, lo: float, hi: float,
+                    bins: int) -> list[int]:
+    m = metrics.c
+    return histogram(store, m.score_value,
+                     [m.experiment_id == experiment_id, m.label == label,
+                      m.metric_type == attr.METRIC_TYPE_SCORE], lo, hi, bins)
+
+
+def latency_histogram(store: Store, experiment_id: str, lo: float, hi: float,
+                      bins: int) -> list[int]:
+    s = spans.c
+    return histogram(store, s.duration, [s.experiment_id == experiment_id, s.is_root.is_(True)],
+                     lo, hi, bins)
+
+
+def trace_spans(store: Store, experiment_id: str, trace_id: str,
+                limit: int) -> list[dict[str, Any]]:
+    """The spans of one trace in this experiment (oldest first), each with its metrics."""
+    s, m = spans.c, metrics.c
+    with store._read() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(
+            sa.select(s.span_id, s.parent_id, s.name, s.start_ns, s.duration, s.status, s.doc)
+            .where(s.experiment_id == experiment_id, s.trace_id == trace_id)
+            .order_by(s.start_ns, s.seq).limit(limit))]
+        by_span: dict[str, list[dict[str, Any]]] = {}
+        if rows:
+            for span_id, doc in conn.execute(
+                sa.select(m.span_id, m.doc)
+                .where(m.experiment_id == experiment_id,
+                       m.span_id.in_([r["span_id"] for r in rows]))
+                .order_by(m.seq)
+            ):
+                metric = loads(doc)
+                metric["value"] = metric_value(metric)  # as the records table shows it
+                by_span.setdefault(span_id, []).append(metric)
+    for row in rows:
+        row["doc"] = loads(row["doc"])
+        row["metrics"] = by_span.get(row["span_id"], [])
+    return rows

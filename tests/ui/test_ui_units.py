@@ -1,0 +1,149 @@
+"""The UI's pure parts and its cache, on a real SQLite store."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from otel_experiments.server.db import create_engine, migrate
+from otel_experiments.server.store import SpanRow, Store
+from otel_experiments.server.ui import charts, session, views
+from otel_experiments.server.ui.cache import ResultCache
+
+
+def test_session_cookie_round_trip_expiry_and_tampering() -> None:
+    keys = ("alpha", "beta")
+    assert session.login("wrong", keys) is None
+    assert session.login("", keys) is None
+    cookie = session.login("beta", keys, now=1_000_000)
+    assert cookie is not None and "beta" not in cookie
+    assert session.valid(cookie, keys, now=1_000_000 + 60)
+    assert not session.valid(cookie, ("alpha",), now=1_000_000 + 60)  # key removed: logged out
+    assert not session.valid(cookie, keys, now=1_000_000 + session.SESSION_SECONDS + 1)
+    version, issued, mac = cookie.split(".")
+    assert not session.valid(f"{version}.{int(issued) + 1}.{mac}", keys, now=1_000_000 + 60)
+    forged = mac[:-1] + ("1" if mac[-1] == "0" else "0")
+    assert not session.valid(f"{version}.{issued}.{forged}", keys, now=1_000_000 + 60)
+    assert not session.valid(None, keys) and not session.valid(cookie, (), now=1_000_000)
+
+
+@pytest.mark.parametrize(("target", "expected"), [
+    ("/ui/experiment?id=a", "/ui/experiment?id=a"),
+    ("//evil.example/ui/", "/ui/"),
+    ("https://evil.example/ui/", "/ui/"),
+    ("/ui\\@evil", "/ui/"),
+    ("/api/v2/llm-obs/v1/projects", "/ui/"),
+    (None, "/ui/"),
+])
+def test_login_redirect_stays_in_the_ui(target: str | None, expected: str) -> None:
+    assert session.safe_next(target, "/ui") == expected
+
+
+def _span(span_id: str, parent: str | None, start: int, duration: int) -> dict[str, Any]:
+    return {"span_id": span_id, "parent_id": parent, "start_ns": start, "duration": duration,
+            "name": span_id, "status": "ok", "doc": {}, "metrics": []}
+
+
+def test_span_tree_order_depth_and_cycles() -> None:
+    rows = [_span("root", None, 0, 100), _span("a", "root", 10, 50), _span("b", "root", 20, 10),
+            _span("a1", "a", 15, 5), _span("x", "y", 30, 5), _span("y", "x", 31, 5)]
+    tree = views.span_tree(rows)
+    order = [(s["span_id"], s["depth"]) for s in tree["spans"]]
+    assert order[:4] == [("root", 0), ("a", 1), ("a1", 2), ("b", 1)]
+    assert {s for s, _ in order} == {r["span_id"] for r in rows}  # the cycle is still shown
+    a = next(s for s in tree["spans"] if s["span_id"] == "a")
+    assert a["offset"] == pytest.approx(10.0) and a["width"] == pytest.approx(50.0)
+
+
+def test_histogram_geometry() -> None:
+    chart = charts.histogram([1, 0, 3], 0.0, 3.0, str, "x")
+    assert [round(b.height, 1) for b in chart.bars][1] == 0.0
+    assert chart.bars[2].height > chart.bars[0].height > 0
+    assert chart.bars[2].y + chart.bars[2].height == pytest.approx(chart.baseline)
+    assert "4 values" in chart.description
+
+
+def _store(tmp_path: Path) -> Store:
+    engine = create_engine(f"sqlite:///{tmp_path / 'ui.db'}")
+    migrate(engine)
+    return Store(engine)
+
+
+def _ingest(store: Store, exp: str, n: int, first: int = 0) -> None:
+    rows = [SpanRow({"span_id": f"{i:016x}", "trace_id": f"{i:032x}", "parent_id": None,
+                     "name": "s", "start_ns": i, "duration": 10 + i, "status": "ok",
+                     "is_root": True, "dataset_record_id": None, "doc": "{}",
+                     "user_id": None, "organization_id": None}, {})
+            for i in range(first, first + n)]
+    store.ingest(exp, rows, [])
+
+
+def test_cache_reuses_until_new_spans_arrive_and_finishes_slow_work_later(
+        tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    _ingest(store, "exp-1", 3)
+    cache = ResultCache(store)
+    calls: list[int] = []
+
+    def count() -> int:
+        calls.append(1)
+        row = store.get_experiment("exp-1")
+        assert row is not None
+        return int(store.summary("exp-1")["span_count"])
+
+    row = store.get_experiment("exp-1")
+    assert row is not None
+    assert cache.get("n", [row], count) == 3
+    assert cache.get("n", [row], count) == 3 and len(calls) == 1
+    _ingest(store, "exp-1", 2, first=3)
+    assert cache.get("n", [row], count) == 5 and len(calls) == 2
+
+    release = threading.Event()
+
+    def slow() -> str:
+        release.wait(10)
+        return "done"
+
+    assert cache.get_soon("slow", [row], slow, wait=0.01) is None
+    assert cache.get_soon("slow", [row], slow, wait=0.01) is None  # still one job, not two
+    release.set()
+    deadline = time.monotonic() + 10
+    while (value := cache.get_soon("slow", [row], slow, wait=0.5)) is None:
+        assert time.monotonic() < deadline
+    assert value == "done"
+
+
+def test_changed_records_judged_as_the_runner_judges_them() -> None:
+    """The UI restates the runner's rule (the server layer may not import the runner):
+    on many random pairs of runs, both must find the same changes in the same order."""
+    from otel_experiments.runner.compare import LOWER_IS_BETTER, compare
+    from otel_experiments.runner.results import ExperimentResult, RecordOutcome
+    from otel_experiments.server.ui import changes
+
+    assert changes.LOWER_IS_BETTER == LOWER_IS_BETTER
+    rng = random.Random(7)
+    values = [None, True, False, 0, 1, 0.5, 2.5, "cat", "dog"]
+    for _ in range(200):
+        runs: list[dict[str, dict[str, Any]]] = [{}, {}]
+        for i in range(rng.randint(0, 12)):
+            for run in runs:
+                if rng.random() < 0.9:  # some records only in one run
+                    metrics = {label: rng.choice(values) for label in ("a", "b", "c")
+                               if rng.random() < 0.8}
+                    error = {"type": "E", "message": f"m{i}"} if rng.random() < 0.15 else None
+                    run[f"r{i}"] = {"record_id": f"r{i}", "input": i, "output": None,
+                                    "error": error, "metrics": metrics,
+                                    "span_id": f"s{i}", "trace_id": f"t{i}"}
+        ours, common = changes.compare_outcomes(runs[0], runs[1])
+        results = [ExperimentResult(f"e{n}", f"e{n}", "COMPLETED", [
+            RecordOutcome(r["record_id"], r["input"], None, None, r["error"], None, r["metrics"])
+            for r in run.values()]) for n, run in enumerate(runs)]
+        theirs = compare(*results)
+        assert common == theirs.common_records
+        assert [(c["record_id"], c["kind"], c["what"]) for c in ours] == \
+            [(c.record_id, c.kind, c.what) for c in theirs.changes]
