@@ -313,11 +313,16 @@ _EXPORTER_FIELDS: Final[dict[str, tuple[Callable[[Any], Any], Callable[[Env], An
         redact_arg,
         lambda env: parse_rules(env_str(OTEL_EXPERIMENTS_REDACT, "", env) or ""),
     ),
-    "hash_user_ids_key": (
-        hash_key_arg,
-        lambda env: env_str(OTEL_EXPERIMENTS_HASH_USER_IDS_KEY, None, env),
-    ),
+    "hash_user_ids_key": (hash_key_arg, lambda env: _hash_key_env(env)),
 }
+
+
+def _hash_key_env(env: Env) -> str | None:
+    value = env_str(OTEL_EXPERIMENTS_HASH_USER_IDS_KEY, None, env)
+    if value is not None and len(value) < 16:  # a weak key would make ids guessable
+        warn_invalid(OTEL_EXPERIMENTS_HASH_USER_IDS_KEY, value, "at least 16 characters", None)
+        return None
+    return value
 
 
 @dataclass(frozen=True, repr=False)
