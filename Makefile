@@ -1,10 +1,12 @@
 # Two commands from a fresh clone: `make demo` and `make test`. Both create .venv on first use.
 PY ?= python3
+# make bench LOAD_ARGS=--quick: 10 s load runs instead of 60 s
+LOAD_ARGS ?=
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test bench lint install clean
+.PHONY: demo test bench bench-server-full lint install clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,6 +28,11 @@ bench: $(STAMP)
 	@if [ -f benchmarks/bench_server.py ]; then echo; $(PYTHON) benchmarks/bench_server.py --quick; fi
 	@echo; $(PYTHON) benchmarks/bench_runner.py
 	@echo; $(PYTHON) benchmarks/bench_ui.py
+	@echo; $(PYTHON) benchmarks/bench_load.py $(LOAD_ARGS)
+
+# The server benchmark at full size (300k-span growth, summary at 100k and 1M spans): ~30 min.
+bench-server-full: $(STAMP)
+	$(PYTHON) benchmarks/bench_server.py --million
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

@@ -52,6 +52,7 @@ OTEL_EXPERIMENTS_HEADERS: Final = "OTEL_EXPERIMENTS_HEADERS"
 OTEL_EXPERIMENTS_TIMEOUT: Final = "OTEL_EXPERIMENTS_TIMEOUT"
 OTEL_EXPERIMENTS_SHUTDOWN_TIMEOUT: Final = "OTEL_EXPERIMENTS_SHUTDOWN_TIMEOUT"
 OTEL_EXPERIMENTS_COMPRESSION: Final = "OTEL_EXPERIMENTS_COMPRESSION"
+OTEL_EXPERIMENTS_DIALECT: Final = "OTEL_EXPERIMENTS_DIALECT"
 OTEL_EXPERIMENTS_MAX_BODY_BYTES: Final = "OTEL_EXPERIMENTS_MAX_BODY_BYTES"
 OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST: Final = "OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST"
 OTEL_EXPERIMENTS_SPOOL_DIR: Final = "OTEL_EXPERIMENTS_SPOOL_DIR"
@@ -69,6 +70,7 @@ DEFAULT_ENDPOINT: Final = "http://127.0.0.1:8642"
 DEFAULT_TIMEOUT_S: Final = 10.0
 DEFAULT_SHUTDOWN_TIMEOUT_S: Final = 5.0
 DEFAULT_COMPRESSION: Final = "gzip"
+DEFAULT_DIALECT: Final = "otel"
 DEFAULT_MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 DEFAULT_MAX_SPANS_PER_REQUEST: Final = 1000
 DEFAULT_MAX_PAYLOAD_CHARS: Final = 32 * 1024
@@ -84,6 +86,7 @@ ALL_VARIABLES: Final = (
     OTEL_EXPERIMENTS_TIMEOUT,
     OTEL_EXPERIMENTS_SHUTDOWN_TIMEOUT,
     OTEL_EXPERIMENTS_COMPRESSION,
+    OTEL_EXPERIMENTS_DIALECT,
     OTEL_EXPERIMENTS_MAX_BODY_BYTES,
     OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST,
     OTEL_EXPERIMENTS_SPOOL_DIR,
@@ -100,6 +103,9 @@ ALL_VARIABLES: Final = (
 
 #: Accepted values of ``OTEL_EXPERIMENTS_COMPRESSION``.
 COMPRESSIONS: Final = frozenset({"gzip", "none"})
+#: Accepted values of ``OTEL_EXPERIMENTS_DIALECT``: ours (to our server or Datadog's public
+#: experiments API), or ddtrace's (what Datadog's SDK sends; ``events/dialects.py``).
+DIALECTS: Final = frozenset({"otel", "ddtrace"})
 
 def default_spool_dir() -> str:
     """``$XDG_CACHE_HOME/otel-experiments/spool``, else ``~/.cache/otel-experiments/spool``.
@@ -271,6 +277,12 @@ def _compression_arg(value: object) -> str:
     return value.strip().lower()
 
 
+def dialect_arg(value: object) -> str:
+    if not isinstance(value, str) or value.strip().lower() not in DIALECTS:
+        raise ValueError(f"dialect must be one of {sorted(DIALECTS)}, got {value!r}")
+    return value.strip().lower()
+
+
 #: Each exporter setting: how an argument is checked (raises) and how the variable is
 #: read (warns and falls back). The one table ``ExporterSettings.resolve`` walks.
 _EXPORTER_FIELDS: Final[dict[str, tuple[Callable[[Any], Any], Callable[[Env], Any]]]] = {
@@ -300,6 +312,10 @@ _EXPORTER_FIELDS: Final[dict[str, tuple[Callable[[Any], Any], Callable[[Env], An
         lambda env: env_int(
             OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST, DEFAULT_MAX_SPANS_PER_REQUEST, env
         ),
+    ),
+    "dialect": (
+        dialect_arg,
+        lambda env: env_choice(OTEL_EXPERIMENTS_DIALECT, DEFAULT_DIALECT, DIALECTS, env),
     ),
     "spool_dir": (
         spool_dir_arg,
@@ -341,6 +357,8 @@ class ExporterSettings:
     compression: str = DEFAULT_COMPRESSION
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_spans_per_request: int = DEFAULT_MAX_SPANS_PER_REQUEST
+    #: the wire dialect: ``otel`` (ours) or ``ddtrace`` (Datadog's SDK's)
+    dialect: str = DEFAULT_DIALECT
     spool_dir: str = field(default_factory=default_spool_dir)
     spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
     #: bound on shutting down, flushes at exit included (``OTEL_EXPERIMENTS_SHUTDOWN_TIMEOUT``)

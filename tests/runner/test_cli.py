@@ -94,8 +94,11 @@ def test_run_gate_compare(workdir: Path, server: ServerProcess) -> None:
     assert "| ❌ | exact_match vs baseline |" in regressed.stdout
     assert "| ✅ | error_rate vs baseline |" in regressed.stdout
     same = cli(workdir, "gate", cand["experiment_id"], "--min", "exact_match=1",
-               "--endpoint", url)
+               "--max", "latency_p95_ms=60000", "--endpoint", url)
     assert same.returncode == 0, same.stdout + same.stderr
+    assert "PASS  latency_p95_ms <= 60000" in same.stdout
+    slow = cli(workdir, "gate", "cand.json", "--max", "latency_p50_ms=0")
+    assert slow.returncode == 1 and "FAIL  latency_p50_ms <= 0" in slow.stdout
 
     cmp = cli(workdir, "compare", "cand.json", "worse.json")
     assert cmp.returncode == 0, cmp.stderr

@@ -116,3 +116,33 @@ def test_datasets_from_lists_jsonl_csv_json(tmp_path: Path) -> None:
         load_dataset(tmp_path / "d.txt")
     with pytest.raises(DatasetError, match="metadata must be an object"):
         load_dataset([{"input": 1, "metadata": [1]}])
+
+
+def test_progress_bar_on_and_off(capsys: pytest.CaptureFixture[str]) -> None:
+    from otel_experiments.runner.progress import Progress
+
+    with Progress(3, "run", enabled=True) as bar:
+        assert bar._bar is not None  # rich is installed with the [runner] extra
+        for failed in (False, True, False):
+            bar.advance(failed=failed)
+    assert bar.failed == 1
+    with Progress(3, "run", enabled=False) as quiet:
+        quiet.advance()
+    assert quiet._bar is None and capsys.readouterr().out == ""
+
+
+def test_delivery_line_never_hides_a_loss() -> None:
+    from otel_experiments.runner.tracing import delivery_is_clean, delivery_line
+
+    clean = {"exporting": True, "flushed": True, "delivered": 12, "spooled": 0, "dropped": 0,
+             "retried": 1, "replayed": 0, "dropped_by_reason": {}, "last_error": None}
+    assert delivery_line(clean) == "spans: 12 delivered, 0 spooled (sent later), 0 dropped"
+    assert delivery_is_clean(clean)
+    lossy = {**clean, "delivered": 10, "dropped": 2, "dropped_by_reason": {"rejected": 2},
+             "last_error": "HTTP 400"}
+    assert delivery_line(lossy) == ("spans: 10 delivered, 0 spooled (sent later), 2 dropped "
+                                    "(rejected: 2); last error: HTTP 400")
+    assert not delivery_is_clean(lossy)
+    assert "flush did not finish" in delivery_line({"exporting": True, "flushed": False})
+    assert "not exported" in delivery_line({"exporting": False, "flushed": True})
+    assert not delivery_is_clean({"exporting": True, "flushed": True, "offline": True})

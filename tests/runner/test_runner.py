@@ -61,7 +61,9 @@ def test_sync_run_with_failure_read_back(client: ExperimentsClient, provider: An
     assert stored.status == "COMPLETED" and stored.name == name
     assert stored.config == {"model": "adder", "temperature": 0}
     assert stored.dataset_id == ds.id and stored.dataset_version == 1
-    assert stored.metadata["reproducibility"]["python"]
+    repro = stored.metadata["reproducibility"]
+    assert repro["python"] and repro["packages"]["opentelemetry-sdk"]
+    assert len(repro["git"]["commit"]) == 40 and isinstance(repro["git"]["dirty"], bool)
     assert stored.metadata["dataset"]["record_count"] == 6
     assert stored.metadata["summary"]["evaluations"]["accuracy"] == 4 / 6
 
@@ -292,3 +294,25 @@ def test_sync_task_timeout(client: ExperimentsClient, provider: Any) -> None:
                              "message": "TimeoutError: task timed out after 0.3 s"}}
     rows = {r.dataset_record_id: r for r in client.experiments.records(result.experiment_id)}
     assert rows["s1"].status == "error" and rows["s0"].status == "ok"
+
+
+def test_application_exporter_is_reused_and_flushed(client: ExperimentsClient,
+                                                    endpoint: str) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from otel_experiments import ExperimentEventsExporter, ExperimentSpanProcessor
+
+    provider = TracerProvider()  # set up by the application, the README's way
+    provider.add_span_processor(ExperimentSpanProcessor())
+    exporter = ExperimentEventsExporter(endpoint=endpoint)
+    # a long delay: only an explicit flush gets the spans out before the test reads them
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
+    try:
+        result = run_experiment(f"app-{uuid.uuid4().hex[:8]}", [{"input": i} for i in range(4)],
+                                lambda x: x, client=client, tracer_provider=provider,
+                                quiet=True)
+        assert result.delivery is not None and result.delivery["flushed"]
+        assert len(list(client.experiments.records(result.experiment_id))) == 4
+    finally:
+        provider.shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -145,6 +146,51 @@ def test_the_api_queries_use_indexes(fresh_database_url: Callable[[str], str]) -
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_metrics_without_doc_read_back_as_sent(backend: str,
+                                               fresh_database_url: Callable[[str], str]) -> None:
+    """Plain metrics are stored without ``doc`` and rebuilt, byte for byte, on read; the
+    others keep their JSON (and survive a downgrade to 0005, which restores every doc)."""
+    engine = create_engine(fresh_database_url(backend))
+    migrate(engine)
+    store = Store(engine)
+    def plain(label: str, value: Any) -> dict[str, Any]:  # members in the exporter's order
+        m = metric(1, label, value)
+        return {k: m[k] for k in ("span_id", "trace_id", "metric_type", "label")} | {
+            k: v for k, v in m.items() if k.endswith("_value")} | {"timestamp_ms": 1}
+
+    sent = [plain("acc", 0.25), plain("n", 3), plain("neg", -0.0), plain("ok", False),
+            plain("grade", "B"), plain("long", "x" * 500), {**plain("meta", 0.5), "metadata": {}},
+            metric(1, "order", 0.5)]  # trace_id first: kept as sent
+    store.ingest("exp-docs", *ingest.parse_events(events_body([span(1)], sent), 10))
+    with engine.connect() as conn:
+        docs = dict(conn.execute(sa.text("SELECT label, doc FROM metrics")).all())
+    assert sorted(label for label, doc in docs.items() if doc is None) == ["acc", "grade", "ok"]
+    page = store.list_events("exp-docs", {}, 10, 0)
+    from otel_experiments.server.jsonapi import dumps_str
+
+    got = {m["label"]: dumps_str(m) for m in page.rows[0]["doc"]["metrics"]}
+    assert got == {m["label"]: dumps_str(m) for m in sent}
+    _downgrade(engine, backend, "0005")
+    with engine.connect() as conn:
+        restored = dict(conn.execute(sa.text("SELECT label, doc FROM metrics")).all())
+    assert all(restored.values())
+    assert {k: json.loads(v) for k, v in restored.items()} == {m["label"]: m for m in sent}
+    engine.dispose()
+
+
+def _downgrade(engine: sa.Engine, backend: str, revision: str) -> None:
+    from alembic import command
+
+    from otel_experiments.server.db import WRITE, _alembic_config
+
+    with engine.connect().execution_options(**WRITE) as conn:
+        if backend == "sqlite":
+            conn.begin()
+        command.downgrade(_alembic_config(conn), revision)
+        conn.commit()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_revision_0005_downgrades_and_upgrades(backend: str,
                                                fresh_database_url: Callable[[str], str]) -> None:
     engine = create_engine(fresh_database_url(backend))
@@ -157,15 +203,7 @@ def test_revision_0005_downgrades_and_upgrades(backend: str,
     assert {"ix_spans_experiment_duration", "ix_spans_experiment_seq",
             "ix_spans_experiment_errors"} <= indexes()
     assert "ix_spans_experiment_user" not in indexes()
-    from alembic import command
-
-    from otel_experiments.server.db import WRITE, _alembic_config
-
-    with engine.connect().execution_options(**WRITE) as conn:
-        if backend == "sqlite":
-            conn.begin()
-        command.downgrade(_alembic_config(conn), "0004")
-        conn.commit()
+    _downgrade(engine, backend, "0004")
     assert current_revision(engine) == "0004"
     assert {"ix_spans_summary", "ix_spans_experiment_user"} <= indexes()
     assert "ix_spans_experiment_seq" not in indexes()
@@ -173,3 +211,16 @@ def test_revision_0005_downgrades_and_upgrades(backend: str,
     assert "ix_spans_experiment_errors" in indexes()
     assert Store(engine).summary("exp-mig")["span_count"] == 2
     engine.dispose()
+
+
+def test_without_jsonschema_the_fast_validator_names_the_field() -> None:
+    """The [server] extra installs one validator (jsonschema-rs): its errors stand alone."""
+    from otel_experiments.server.ingest import _SchemaValidator
+
+    validator = _SchemaValidator(explain=False)
+    assert validator.explainer is None
+    good = events_body([span(1)])
+    assert validator.errors(good) == []
+    bad = events_body([span(1, duration="long")])
+    (error,) = validator.errors(bad)
+    assert error.status == 400 and error.pointer == "/data/attributes/spans/0/duration"

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from otel_experiments.server.db import create_engine, migrate
-from otel_experiments.server.store import SpanRow, Store
+from otel_experiments.server.ingest import parse_events
+from otel_experiments.server.store import Store
 from otel_experiments.server.ui import charts, session, views
 from otel_experiments.server.ui.cache import ResultCache
 
@@ -75,12 +76,11 @@ def _store(tmp_path: Path) -> Store:
 
 
 def _ingest(store: Store, exp: str, n: int, first: int = 0) -> None:
-    rows = [SpanRow({"span_id": f"{i:016x}", "trace_id": f"{i:032x}", "parent_id": None,
-                     "name": "s", "start_ns": i, "duration": 10 + i, "status": "ok",
-                     "is_root": True, "dataset_record_id": None, "doc": "{}",
-                     "user_id": None, "organization_id": None}, {})
-            for i in range(first, first + n)]
-    store.ingest(exp, rows, [])
+    spans = [{"span_id": f"{i:016x}", "trace_id": f"{i:032x}", "name": "s", "start_ns": i,
+              "duration": 10 + i, "status": "ok", "meta": {}, "tags": []}
+             for i in range(first, first + n)]
+    body = {"data": {"type": "experiment_events", "attributes": {"spans": spans, "metrics": []}}}
+    store.ingest(exp, *parse_events(body, 1000))
 
 
 def test_cache_reuses_until_new_spans_arrive_and_finishes_slow_work_later(
@@ -119,8 +119,8 @@ def test_cache_reuses_until_new_spans_arrive_and_finishes_slow_work_later(
 
 
 def test_changed_records_judged_as_the_runner_judges_them() -> None:
-    """The UI restates the runner's rule (the server layer may not import the runner):
-    on many random pairs of runs, both must find the same changes in the same order."""
+    """The UI and the runner share one rule (otel_experiments.outcomes), each with its own
+    pairing of records: on many random pairs of runs, both find the same changes in order."""
     from otel_experiments.runner.compare import LOWER_IS_BETTER, compare
     from otel_experiments.runner.results import ExperimentResult, RecordOutcome
     from otel_experiments.server.ui import changes

@@ -14,14 +14,15 @@ from ._common import PROG, CliError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    import otel_experiments  # the package's version: the public API, not a layer
+
     from . import evaluate, server
     from .demo import add_parsers as add_demo
 
     parser = _Parser(
         prog=PROG, description="Experiments for OpenTelemetry-instrumented Python code.",
         epilog="run 'otel-experiments COMMAND --help' for a command's options and examples")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {otel_experiments.__version__}")
     parser.add_argument("--traceback", action="store_true",
                         help="show the full traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

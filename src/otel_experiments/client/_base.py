@@ -8,15 +8,14 @@ and :class:`~._async.AsyncExperimentsClient` only differ in how they send it, as
 
 from __future__ import annotations
 
-import email.utils
 import random
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 import httpx
 
+from ..export.rules import parse_retry_after as _retry_after_seconds
 from ..settings import ExporterSettings
 from .errors import APIError, error_for
 
@@ -78,20 +77,9 @@ def data_of(parse_item: Callable[[Any], T]) -> Callable[[Any], T]:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds (delta-seconds or an HTTP date), or ``None``."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, min(seconds, _RETRY_AFTER_CAP_S))
+    """``Retry-After`` in seconds (the exporter's rule), capped for an interactive client."""
+    seconds = _retry_after_seconds(value)
+    return None if seconds is None else min(seconds, _RETRY_AFTER_CAP_S)
 
 
 def _detail(error: Mapping[str, Any]) -> str:

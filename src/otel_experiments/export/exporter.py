@@ -22,6 +22,8 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from functools import partial
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
@@ -32,6 +34,7 @@ from .. import settings as _settings
 from .._runtime.env import redact_url
 from .._runtime.logs import WarnOnce
 from ..events.convert import iter_span_events
+from ..events.dialects import DDTRACE
 from ..events.redact import RedactHook, Redactor
 from ..models import validate_id
 from ..settings import ExporterSettings
@@ -47,6 +50,8 @@ logger = logging.getLogger("otel_experiments")
 
 #: Path template of the events endpoint, relative to the configured endpoint.
 EVENTS_PATH: Final = "/api/v2/llm-obs/v1/experiments/{experiment_id}/events"
+#: Where ddtrace posts an experiment's events (``dialect="ddtrace"``).
+DDTRACE_EVENTS_PATH: Final = "/api/unstable/llm-obs/v1/experiments/{experiment_id}/events"
 
 
 class ExperimentEventsExporter(SpanExporter):
@@ -61,7 +66,9 @@ class ExperimentEventsExporter(SpanExporter):
     ``backoff_initial`` / ``backoff_max`` (seconds) shape the retry backoff;
     ``meter_provider`` receives the exporter's counters (default: the global one);
     ``background_replay=False`` leaves spooled bodies to ``export()`` / ``force_flush()``;
-    ``redact`` is a hook over each event about to be sent (:mod:`otel_experiments.events.redact`).
+    ``redact`` is a hook over each event about to be sent (:mod:`otel_experiments.events.redact`);
+    ``dialect="ddtrace"`` speaks Datadog's SDK's dialect (``events/dialects.py``), to
+    Datadog itself.
     """
 
     def __init__(
@@ -76,6 +83,7 @@ class ExperimentEventsExporter(SpanExporter):
         compression: str | None = None,
         max_body_bytes: int | None = None,
         max_spans_per_request: int | None = None,
+        dialect: str | None = None,
         spool_dir: str | None = None,
         spool_max_bytes: int | None = None,
         backoff_initial: float = 0.5,
@@ -93,6 +101,8 @@ class ExperimentEventsExporter(SpanExporter):
             )
         elif not isinstance(settings, ExporterSettings):
             raise TypeError(f"settings must be ExporterSettings, got {type(settings).__name__}")
+        if dialect is not None:  # the argument wins over OTEL_EXPERIMENTS_DIALECT
+            settings = replace(settings, dialect=_settings.dialect_arg(dialect))
         #: what this exporter delivers with (read once, when it was built)
         self.settings = settings
         # OTEL_SDK_DISABLED / OTEL_EXPERIMENTS_ENABLED=false: accept spans, send nothing.
@@ -128,7 +138,7 @@ class ExperimentEventsExporter(SpanExporter):
             else None
         )
         self._sender = GroupSender(settings, self._delivery, self._spool, self._stats,
-                                   self._warn_once, _events_path)
+                                   self._warn_once, partial(_events_path, dialect=settings.dialect))
         self._replayer = (
             SpoolReplayer(self._spool, self._delivery, settings.endpoint, self._stats,
                           timeout=settings.timeout, background=background_replay and self._enabled)
@@ -161,7 +171,7 @@ class ExperimentEventsExporter(SpanExporter):
 
     def events_url(self, experiment_id: str) -> str:
         """The URL spans of ``experiment_id`` are posted to (the id is URL-quoted)."""
-        return self.settings.endpoint + _events_path(experiment_id)
+        return self.settings.endpoint + _events_path(experiment_id, self.settings.dialect)
 
     def __repr__(self) -> str:
         # ExporterSettings leaves the api key and header values out of its repr.
@@ -387,5 +397,6 @@ class ExperimentEventsExporter(SpanExporter):
         return SpanExportResult.SUCCESS if ok and replayed else SpanExportResult.FAILURE
 
 
-def _events_path(experiment_id: str) -> str:
-    return EVENTS_PATH.format(experiment_id=quote(experiment_id, safe=""))
+def _events_path(experiment_id: str, dialect: str = "otel") -> str:
+    template = DDTRACE_EVENTS_PATH if dialect == DDTRACE else EVENTS_PATH
+    return template.format(experiment_id=quote(experiment_id, safe=""))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from .. import settings as _settings
 from .._runtime.logs import WarnOnce
 from ..events.bodies import Item, encode_bodies
+from ..events.dialects import DDTRACE, ddtrace_envelope, ddtrace_items
 from ..settings import ExporterSettings
 from .delivery import HttpDelivery
 from .report import DeliveryStats
@@ -44,6 +45,8 @@ class GroupSender:
         ok = True
         spooled = 0
         refused = 0
+        if self.settings.dialect == DDTRACE:  # ddtrace's ids and spellings, once per span
+            items = ddtrace_items(experiment_id, items)
         bodies, dropped = self._encode(items)
         path = self._events_path(experiment_id)
         url = self.settings.endpoint + path
@@ -103,9 +106,12 @@ class GroupSender:
         return ok and not dropped, spooled
 
     def _encode(self, items: list[Item]) -> tuple[list[tuple[bytes, list[Item]]], int]:
-        return encode_bodies(
+        bodies, dropped = encode_bodies(
             items, self.settings.max_body_bytes, self.settings.max_spans_per_request, self._warn_oversize
         )
+        if self.settings.dialect == DDTRACE:
+            bodies = [(ddtrace_envelope(body), held) for body, held in bodies]
+        return bodies, dropped
 
     def _keep(self, path: str, content: bytes, count: int) -> int:
         """Spool one undelivered body; the number of spans kept (0: dropped, logged)."""

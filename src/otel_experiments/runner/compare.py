@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..outcomes import outcome_change
 from .results import ExperimentResult, RecordOutcome
 
 #: Lower is better for these; every other metric is "higher is better".
@@ -66,7 +67,9 @@ def _winner(label: str, a: float | None, b: float | None, eps: float = 1e-12) ->
     return "B" if better_b else "A"
 
 
-def _headline(result: ExperimentResult, label: str) -> float | None:
+def headline(result: ExperimentResult, label: str) -> float | None:
+    """A run's number for ``label``: a metric's pass rate / mean, a summary evaluation,
+    ``error_rate``, ``latency_p50_ms`` or ``latency_p95_ms``."""
     if label == "error_rate":
         value = result.summary.get("error_rate")
     elif label.startswith("latency_"):
@@ -76,40 +79,12 @@ def _headline(result: ExperimentResult, label: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def _score(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, (int, float)):
-        return float(value)
-    return None
-
-
 def _change(a: RecordOutcome, b: RecordOutcome) -> RecordChange | None:
-    if a.failed != b.failed:
-        if b.failed:
-            return RecordChange(a.record_id, "regression",
-                                f"task now fails ({(b.error or {}).get('message')})", a.input)
-        return RecordChange(a.record_id, "improvement", "task no longer fails", a.input)
-    worse, better, other = [], [], []
-    for label in sorted(set(a.metrics) | set(b.metrics)):
-        va, vb = a.metrics.get(label), b.metrics.get(label)
-        if va == vb:
-            continue
-        sa, sb = _score(va), _score(vb)
-        text = f"{label}: {va!r} -> {vb!r}"
-        if sa is None or sb is None:
-            other.append(text)
-        elif sb < sa:
-            worse.append(text)
-        else:
-            better.append(text)
-    if worse:
-        return RecordChange(a.record_id, "regression", "; ".join(worse + better + other), a.input)
-    if better:
-        return RecordChange(a.record_id, "improvement", "; ".join(better + other), a.input)
-    if other:
-        return RecordChange(a.record_id, "changed", "; ".join(other), a.input)
-    return None
+    found = outcome_change(
+        None if not a.failed else str((a.error or {}).get("message")),
+        None if not b.failed else str((b.error or {}).get("message")),
+        a.metrics, b.metrics, failed_a=a.failed, failed_b=b.failed)
+    return None if found is None else RecordChange(a.record_id, found[0], found[1], a.input)
 
 
 def compare(a: ExperimentResult, b: ExperimentResult) -> Comparison:
@@ -117,7 +92,7 @@ def compare(a: ExperimentResult, b: ExperimentResult) -> Comparison:
     out = Comparison(a, b)
     labels = list(dict.fromkeys([*a.labels(), *b.labels()]))
     for label in [*labels, "error_rate", "latency_p50_ms", "latency_p95_ms"]:
-        va, vb = _headline(a, label), _headline(b, label)
+        va, vb = headline(a, label), headline(b, label)
         out.metrics.append(MetricDelta(label, va, vb, _winner(label, va, vb)))
     by_id = {r.record_id: r for r in a.records}
     for rb in b.records:
@@ -133,4 +108,4 @@ def compare(a: ExperimentResult, b: ExperimentResult) -> Comparison:
     return out
 
 
-__all__ = ["Comparison", "MetricDelta", "RecordChange", "compare"]
+__all__ = ["LOWER_IS_BETTER", "Comparison", "MetricDelta", "RecordChange", "compare", "headline"]

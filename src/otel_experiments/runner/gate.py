@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .compare import LOWER_IS_BETTER, headline
 from .results import ExperimentResult
 
 
@@ -41,26 +42,24 @@ class GateResult:
 def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
-    return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
+    return f"{value:.6g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
 
 
 def _value(result: ExperimentResult, label: str) -> float | None:
-    if label == "error_rate":
-        value = result.summary.get("error_rate")
-        return float(value) if isinstance(value, (int, float)) else None
-    return result.value(label)
+    return headline(result, label)
 
 
 def _known(result: ExperimentResult, label: str) -> None:
-    if label != "error_rate" and result.metric(label) is None:
-        known = ", ".join(result.labels()) or "none"
+    if label not in LOWER_IS_BETTER and result.metric(label) is None:
+        known = ", ".join([*result.labels(), *sorted(LOWER_IS_BETTER)])
         raise GateError(f"unknown metric label {label!r} in {result.name}; known: {known}")
 
 
 def gate(result: ExperimentResult, *, minimums: Mapping[str, float] | None = None,
          maximums: Mapping[str, float] | None = None, max_failures: int | None = None,
          baseline: ExperimentResult | None = None, tolerance: float = 0.0) -> GateResult:
-    """Judge a run. Every metric is "higher is better" except ``error_rate``.
+    """Judge a run. Every metric is "higher is better" except ``error_rate`` and the
+    latencies (``latency_p50_ms``, ``latency_p95_ms``: usable with ``maximums``).
 
     * ``minimums`` / ``maximums``: ``{label: bound}`` on a metric's headline number (pass
       rate of a boolean, mean of a score, value of a summary evaluation, ``error_rate``);

@@ -19,6 +19,7 @@ class Progress:
         self.failed = 0
         if enabled and total:
             try:
+                from rich.console import Console
                 from rich.progress import (
                     BarColumn,
                     MofNCompleteColumn,
@@ -31,7 +32,8 @@ class Progress:
                 return
             self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(),
                                      MofNCompleteColumn(), TextColumn("{task.fields[failed]}"),
-                                     TimeElapsedColumn(), TimeRemainingColumn(), transient=True)
+                                     TimeElapsedColumn(), TimeRemainingColumn(), transient=True,
+                                     console=Console(stderr=True))  # stdout is the user's
 
     def __enter__(self) -> Progress:
         if self._bar is not None:

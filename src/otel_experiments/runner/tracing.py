@@ -71,6 +71,11 @@ class Delivery:
         flushed = True
         try:
             flushed = bool(self.handle.force_flush(int(timeout_s * 1000)))
+            provider = getattr(self.handle, "tracer_provider", None)
+            if getattr(self.handle, "exporter", None) is None and provider is not None:
+                # the provider exported before configure() was called (the application's
+                # own exporter): flush it all, or a resume could miss the last records
+                flushed = bool(provider.force_flush(int(timeout_s * 1000))) and flushed
         except Exception:
             flushed = False
         after = _snapshot(self.handle)

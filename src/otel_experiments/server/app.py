@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from . import _openapi
+from . import _openapi, ddtrace
 from ._errors import install_error_handlers
 from .auth import ApiKeyMiddleware, HostCheckMiddleware
 from .db import create_engine, current_revision, migrate
 from .ingest import schema_validator
 from .routes import datasets, events, experiments, health, otlp, projects, records
-from .routes._common import API_PREFIX, EVENTS_ROUTE
+from .routes._common import API_PREFIX, EVENTS_ROUTE, strict_query
 from .settings import ServerSettings
 from .store import Store
 from .ui import install as install_ui
@@ -46,16 +46,19 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.schema_revision = current_revision(engine)
     install_error_handlers(app)
 
+    strict = [Depends(strict_query)]  # an unknown query parameter is a 400, not ignored
     app.include_router(health.router)
-    app.include_router(projects.router, prefix=API_PREFIX)
-    app.include_router(datasets.router, prefix=API_PREFIX)
-    app.include_router(experiments.router, prefix=API_PREFIX)
-    app.include_router(events.router, prefix=API_PREFIX)
-    app.include_router(records.router, prefix=API_PREFIX)
+    app.include_router(projects.router, prefix=API_PREFIX, dependencies=strict)
+    app.include_router(datasets.router, prefix=API_PREFIX, dependencies=strict)
+    app.include_router(experiments.router, prefix=API_PREFIX, dependencies=strict)
+    app.include_router(events.router, prefix=API_PREFIX, dependencies=strict)
+    app.include_router(records.router, prefix=API_PREFIX, dependencies=strict)
     app.include_router(otlp.router)
+    app.include_router(ddtrace.router)  # ddtrace's own paths (server/ddtrace/)
     install_ui(app)
 
     _openapi.install(app, settings)
+    app.add_middleware(ddtrace.DdtraceQueryDispatch)
     # Added last = outermost: the Host check runs first, and a CORS preflight (which
     # carries no API key) is answered before the key check.
     if settings.api_keys:

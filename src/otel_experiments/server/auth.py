@@ -26,7 +26,8 @@ def key_matches(provided: bytes, keys: Sequence[bytes]) -> bool:
 
 
 class ApiKeyMiddleware:
-    """Accepts ``Authorization: Bearer KEY`` or ``DD-API-KEY: KEY``."""
+    """Accepts ``Authorization: Bearer KEY``, ``DD-API-KEY: KEY`` or ``DD-APPLICATION-KEY: KEY``
+    (ddtrace sends its two keys in the last two: either may hold one of ours)."""
 
     def __init__(self, app: ASGIApp, keys: Sequence[str]) -> None:
         self.app = app
@@ -44,7 +45,7 @@ class ApiKeyMiddleware:
                 scheme, _, token = value.partition(b" ")
                 if scheme.lower() == b"bearer" and token.strip():
                     provided.append(token.strip())
-            elif name == b"dd-api-key":
+            elif name in (b"dd-api-key", b"dd-application-key"):
                 provided.append(value.strip())
         if any(key_matches(p, self.keys) for p in provided):
             await self.app(scope, receive, send)

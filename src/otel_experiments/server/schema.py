@@ -107,7 +107,7 @@ spans = sa.Table(
     sa.Index("ix_spans_experiment_seq", "experiment_id", "seq"),
     sa.Index("ix_spans_experiment_errors", "experiment_id", "seq",
              sqlite_where=sa.text("status = 'error'"), postgresql_where=sa.text("status = 'error'")),
-    # revision 0006: one trace of an experiment (the web UI's trace page)
+    # revision 0007: one trace of an experiment (the web UI's trace page)
     sa.Index("ix_spans_experiment_trace", "experiment_id", "trace_id"),
 )
 
@@ -125,7 +125,8 @@ metrics = sa.Table(
     sa.Column("categorical_value", sa.Text, nullable=True),
     sa.Column("boolean_value", sa.Boolean, nullable=True),
     sa.Column("timestamp_ms", sa.BigInteger, nullable=True),
-    sa.Column("doc", sa.Text, nullable=False),
+    #: The metric as sent; NULL (revision 0006) when the columns above hold it exactly.
+    sa.Column("doc", sa.Text, nullable=True),
     sa.UniqueConstraint(
         "experiment_id", "span_id", "metric_type", "label", name="uq_metrics_experiment_span_label"
     ),

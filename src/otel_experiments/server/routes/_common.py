@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from starlette.requests import Request
@@ -54,3 +55,43 @@ def whole_number(value: object) -> object:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+async def strict_query(request: Request) -> None:
+    """400 for a query parameter the route does not take: a typo must not look like a filter.
+
+    Every API router depends on this; the route's declared query parameters (their
+    aliases, e.g. ``filter[user_id]``) are the ones allowed.
+    """
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    allowed: set[str] = set()
+    pending = [dependant]
+    while pending:  # the route's own query parameters and those of its dependencies
+        current = pending.pop()
+        allowed.update(param.alias for param in current.query_params)
+        pending.extend(current.dependencies)
+    for name in request.query_params:
+        if name not in allowed:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise ApiError(400, f"unknown query parameter {name!r} (this endpoint takes: "
+                           f"{known})", parameter=name)
+
+
+def time_ns(value: str | None, name: str) -> int | None:
+    """A time filter: integer nanoseconds since the epoch, or an ISO 8601 date-time."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit() and len(text) <= 19:
+        return int(text)
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, "must be nanoseconds since the epoch or an ISO 8601 date-time, "
+                       f"got {value[:40]!r}", parameter=name) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return int(when.timestamp() * 1_000_000_000)

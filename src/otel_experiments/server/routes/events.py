@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ...events import load_events_schema
 from .. import _openapi as doc
+from .. import ddtrace
 from ..ingest import parse_events
 from ..jsonapi import ApiError, JsonApiResponse, resource
 from ..parsing import page_params
 from ..render import EXAMPLES, list_document
+from ..store import GROUP_COLUMNS, SpanFilters
 from ..validation import path_id
-from ._common import EVENTS_ROUTE, json_body, settings_of, store_of, whole_number
+from ._common import EVENTS_ROUTE, json_body, settings_of, store_of, time_ns, whole_number
 
 router = APIRouter(tags=["events"], default_response_class=JsonApiResponse)
 
@@ -54,6 +56,8 @@ def _whole_numbers(body: Any) -> None:
 async def push_events(request: Request, experiment_id: str) -> Response:
     experiment_id = path_id(experiment_id, "experiment_id")
     body = await json_body(request)
+    if ddtrace.dialects.is_ddtrace_events(body):  # ddtrace's dialect: its own handler
+        return await ddtrace.push_ddtrace_events(request, experiment_id, body)
     store = store_of(request)
     max_items = settings_of(request).max_items_per_request
 
@@ -72,26 +76,64 @@ async def push_events(request: Request, experiment_id: str) -> Response:
     })}, 202)
 
 
+def _span_filters(user_id: str | None, organization_id: str | None, status: str | None,
+                  name: str | None, start_after: str | None,
+                  start_before: str | None) -> SpanFilters:
+    if status is not None and status.lower() not in doc.SPAN_STATUSES:
+        raise ApiError(400, "must be 'ok' or 'error'", parameter="filter[status]")
+    if name is not None and (not name or len(name) > 512):
+        raise ApiError(400, "must be a span name (1 to 512 characters)", parameter="filter[name]")
+    return SpanFilters(
+        user_id=None if user_id is None else path_id(user_id, "filter[user_id]"),
+        organization_id=(None if organization_id is None
+                         else path_id(organization_id, "filter[organization_id]")),
+        status=None if status is None else status.lower(),
+        name=name,
+        start_after_ns=time_ns(start_after, "filter[start_after]"),
+        start_before_ns=time_ns(start_before, "filter[start_before]"),
+    )
+
+
+_FILTER_DOC = {
+    "user_id": "spans of this user (the user.id tag)",
+    "organization_id": "spans of this organization (the organization.id tag)",
+    "status": "ok or error",
+    "name": "spans with this name (e.g. a variant's entry span name)",
+    "start_after": "spans starting at or after this time (ns since the epoch, or ISO 8601)",
+    "start_before": "spans starting before this time (ns since the epoch, or ISO 8601)",
+}
+
+
+def _span_filter_params(
+    user_id: str | None = Query(None, alias="filter[user_id]", description=_FILTER_DOC["user_id"]),
+    organization_id: str | None = Query(None, alias="filter[organization_id]",
+                                        description=_FILTER_DOC["organization_id"]),
+    status: str | None = Query(None, alias="filter[status]", description=_FILTER_DOC["status"]),
+    name: str | None = Query(None, alias="filter[name]", description=_FILTER_DOC["name"]),
+    start_after: str | None = Query(None, alias="filter[start_after]",
+                                    description=_FILTER_DOC["start_after"]),
+    start_before: str | None = Query(None, alias="filter[start_before]",
+                                     description=_FILTER_DOC["start_before"]),
+) -> SpanFilters:
+    """The span filters of a read (one declaration for events and summary)."""
+    return _span_filters(user_id, organization_id, status, name, start_after, start_before)
+
+
 @router.get(EVENTS_ROUTE, responses=doc.responses({200: "SpanList"}, 400, 404))
 async def list_events(
     request: Request,
     experiment_id: str,
-    user_id: str | None = Query(None, alias="filter[user_id]"),
-    organization_id: str | None = Query(None, alias="filter[organization_id]"),
-    status: str | None = Query(None, alias="filter[status]"),
+    chosen: Annotated[SpanFilters, Depends(_span_filter_params)],
     page_size: int | None = Query(None, alias="page[size]"),
     page_cursor: str | None = Query(None, alias="page[cursor]"),
 ) -> Response:
     experiment_id = path_id(experiment_id, "experiment_id")
     size, cursor = page_params(page_size, page_cursor)
-    filters: dict[str, str] = {}
-    for column, value in (("user_id", user_id), ("organization_id", organization_id)):
-        if value is not None:
-            filters[column] = path_id(value, f"filter[{column}]")
-    if status is not None:
-        if status.lower() not in doc.SPAN_STATUSES:
-            raise ApiError(400, "must be 'ok' or 'error'", parameter="filter[status]")
-        filters["status"] = status.lower()
+    filters = {key: str(value) for key, value in (
+        ("user_id", chosen.user_id), ("organization_id", chosen.organization_id),
+        ("status", chosen.status), ("name", chosen.name),
+        ("start_after", chosen.start_after_ns), ("start_before", chosen.start_before_ns),
+    ) if value is not None}
     page = await run_in_threadpool(store_of(request).list_events, experiment_id, filters,
                                    size, cursor)
     return JsonApiResponse(list_document(
@@ -99,8 +141,23 @@ async def list_events(
 
 
 @router.get("/experiments/{experiment_id}/summary",
-            responses=doc.responses({200: "SummaryDocument"}, 400, 404))
-async def summary(request: Request, experiment_id: str) -> Response:
+            responses=doc.responses({200: "SummaryDocument"}, 400, 404),
+            description="Statistics of the experiment's spans, units of work (`root_spans`) "
+                        "and metrics; with filters, of the matching spans and the metrics of "
+                        "the matching units; with `group_by`, also per group of units.")
+async def summary(
+    request: Request,
+    experiment_id: str,
+    chosen: Annotated[SpanFilters, Depends(_span_filter_params)],
+    group_by: str | None = Query(None, description="name, user_id or organization_id: "
+                                 "the same statistics per group of units"),
+) -> Response:
     experiment_id = path_id(experiment_id, "experiment_id")
-    attrs = await run_in_threadpool(store_of(request).summary, experiment_id)
+    if group_by is not None and group_by not in GROUP_COLUMNS:
+        raise ApiError(400, f"must be one of {', '.join(GROUP_COLUMNS)}", parameter="group_by")
+    store = store_of(request)
+    if chosen or group_by is not None:
+        attrs = await run_in_threadpool(store.summary_of, experiment_id, chosen, group_by)
+    else:  # the plain summary reads covering indexes only
+        attrs = await run_in_threadpool(store.summary, experiment_id)
     return JsonApiResponse({"data": resource("experiment_summaries", experiment_id, attrs)})

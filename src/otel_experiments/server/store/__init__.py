@@ -21,23 +21,26 @@ from .events import (
     SpanRow,
     is_root_parent,
 )
+from .grouped import GROUP_COLUMNS, GroupedSummaryQueries, SpanFilters
 from .resources import EXPERIMENT_STATUSES, ResourceQueries
 from .summary import SummaryQueries
 
 
-class Store(ResourceQueries, EventQueries, SummaryQueries):
+class Store(ResourceQueries, EventQueries, SummaryQueries, GroupedSummaryQueries):
     """All queries over one engine (one write queue per process for SQLite)."""
 
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "EXPERIMENT_STATUSES",
+    "GROUP_COLUMNS",
     "MAX_PAGE_SIZE",
     "METRIC_COLUMNS",
     "SPAN_COLUMNS",
     "IngestResult",
     "MetricRow",
     "Page",
+    "SpanFilters",
     "SpanRow",
     "Store",
     "decode_cursor",

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from .. import schema
 from ..jsonapi import ApiError, loads
 from .base import Page, StoreBase
+from .events import metric_docs
 
 #: The filters :func:`experiment_records` accepts (span column -> value).
 RECORD_FILTERS = ("status", "dataset_record_id", "user_id", "organization_id")
@@ -106,7 +107,7 @@ def experiment_records(store: StoreBase, experiment_id: str, *,
     ingested, plus ``value``) and ``record`` (the dataset record, or ``None`` when the span
     names none or the experiment has no dataset).
     """
-    s, m, r = schema.spans.c, schema.metrics.c, schema.dataset_records.c
+    s, r = schema.spans.c, schema.dataset_records.c
     query = (sa.select(s.seq, s.span_id, s.trace_id, s.name, s.status, s.start_ns, s.duration,
                        s.dataset_record_id, s.user_id, s.organization_id, s.doc)
              .where(s.experiment_id == experiment_id, s.is_root.is_(True), s.seq > cursor))
@@ -121,16 +122,9 @@ def experiment_records(store: StoreBase, experiment_id: str, *,
         rows: list[Any] = list(conn.execute(query.order_by(s.seq).limit(size + 1)).all())
         page = store._page(rows, size)
         span_ids = [row["span_id"] for row in page.rows]
-        by_span: dict[str, list[dict[str, Any]]] = {}
-        if span_ids:
-            for span_id, doc in conn.execute(
-                sa.select(m.span_id, m.doc)
-                .where(m.experiment_id == experiment_id, m.span_id.in_(span_ids))
-                .order_by(m.seq)
-            ):
-                metric = loads(doc)
-                metric["value"] = _metric_value(metric)
-                by_span.setdefault(span_id, []).append(metric)
+        by_span = metric_docs(conn, experiment_id, span_ids)
+        for metric in (m for ms in by_span.values() for m in ms):
+            metric["value"] = _metric_value(metric)
         record_ids = sorted({row["dataset_record_id"] for row in page.rows
                              if row["dataset_record_id"] is not None})
         records: dict[str, dict[str, Any]] = {}

@@ -2,20 +2,18 @@
 
 No join of its own: each experiment's records come from the runner's store query
 (:func:`..store.records.experiment_records`). Records are paired by dataset record id (span
-id when a record has none) and judged by the rule of ``otel-experiments compare``
-(``runner/compare.py``): the server layer may not import the runner, so the rule is
-restated here and ``tests/ui/test_ui_units.py`` checks that both give the same verdicts.
+id when a record has none) and judged by :func:`otel_experiments.outcomes.outcome_change`,
+the rule ``otel-experiments compare`` uses too.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ...outcomes import KINDS, outcome_change
 from ..store import MAX_PAGE_SIZE, Store, decode_cursor
 from ..store.records import experiment_records
 
-#: Listed first to last, as the runner's comparison orders them.
-KINDS = ("regression", "improvement", "changed")
 #: Summary evaluations judged lower-is-better (the runner's ``compare.LOWER_IS_BETTER``).
 LOWER_IS_BETTER = frozenset({"error_rate", "latency_p50_ms", "latency_p95_ms"})
 
@@ -40,40 +38,12 @@ def outcomes(store: Store, experiment_id: str) -> dict[str, dict[str, Any]]:
         cursor = decode_cursor(page.next_cursor)
 
 
-def _score(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, (int, float)):
-        return float(value)
-    return None
-
-
 def change(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, str] | None:
     """``(kind, what)`` when record ``b`` differs in outcome from ``a``, else ``None``."""
-    if (a["error"] is None) != (b["error"] is None):
-        if b["error"] is not None:
-            return "regression", f"task now fails ({b['error'].get('message')})"
-        return "improvement", "task no longer fails"
-    worse, better, other = [], [], []
-    for label in sorted(set(a["metrics"]) | set(b["metrics"])):
-        va, vb = a["metrics"].get(label), b["metrics"].get(label)
-        if va == vb:
-            continue
-        sa, sb = _score(va), _score(vb)
-        text = f"{label}: {va!r} -> {vb!r}"
-        if sa is None or sb is None:
-            other.append(text)
-        elif sb < sa:
-            worse.append(text)
-        else:
-            better.append(text)
-    if worse:
-        return "regression", "; ".join(worse + better + other)
-    if better:
-        return "improvement", "; ".join(better + other)
-    if other:
-        return "changed", "; ".join(other)
-    return None
+    return outcome_change(
+        None if a["error"] is None else str(a["error"].get("message")),
+        None if b["error"] is None else str(b["error"].get("message")),
+        a["metrics"], b["metrics"])
 
 
 def compare_outcomes(a_records: dict[str, dict[str, Any]],

@@ -3,16 +3,16 @@
 Without it, finding the spans of a trace scans every span of the experiment (over 200 ms
 at 100,000 spans on SQLite); with it, a few index entries.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
