@@ -144,7 +144,8 @@ def test_a_new_process_replays_what_an_old_one_left_without_any_export(
     assert not list(spool_dir.glob(".*lock"))  # an empty spool: no lock file, nothing on disk
     new = ExperimentEventsExporter(endpoint=endpoint, timeout=2)  # no export, no flush
     deadline = time.monotonic() + 10
-    while len(received) < 2 and time.monotonic() < deadline:
+    # the report counts once the answer is read, just after the server saw the body
+    while new.delivery_report().replayed < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(received) == 2 and new.delivery_report().replayed == 2
     new.shutdown()
