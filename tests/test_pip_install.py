@@ -8,6 +8,7 @@ the package itself comes only from the wheel.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -29,8 +30,13 @@ def _run(*cmd: str | Path, timeout: float = 180) -> str:
 @pytest.fixture(scope="module")
 def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("pip")
+    # a copy of what a clone holds: a checkout's build/ or egg-info must not leak in
+    source = work / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".otel-experiments", "build", "dist", "*.egg-info", "__pycache__",
+        ".*_cache", "tests"))
     _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", work / "dist", ROOT)
+         "-w", work / "dist", source)
     (wheel,) = (work / "dist").glob("otel_experiments-*.whl")
     venv = work / "venv"
     _run(sys.executable, "-m", "venv", "--without-pip", venv)

@@ -56,6 +56,8 @@ def test_sync_run_with_failure_read_back(client: ExperimentsClient, provider: An
     assert result.summary["evaluations"] == {"accuracy": 4 / 6, "error_rate": 1 / 6}
     assert result.summary["metrics"]["exact_match"]["pass_rate"] == 4 / 5
     assert result.delivery is not None and result.delivery["flushed"]
+    assert (result.delivery["delivered"], result.delivery["spooled"],
+            result.delivery["dropped"]) == (6, 0, 0)  # one span per record, all delivered
 
     stored = client.experiments.retrieve(result.experiment_id)
     assert stored.status == "COMPLETED" and stored.name == name

@@ -277,3 +277,17 @@ def test_our_client_and_gate_read_a_ddtrace_experiment(dd_server: ServerProcess,
                            str(tmp_path / "dd.json"), "--min", "exact_match=0.9"],
                           capture_output=True, text=True, timeout=60)
     assert gate.returncode == 1, gate.stdout + gate.stderr  # 2/3 < 0.9: the gate fails
+
+
+def test_the_web_ui_shows_a_ddtrace_experiment(dd_server: ServerProcess,
+                                               first_run: dict[str, Any]) -> None:
+    exp_id = first_run["experiment"]["id"]
+    with httpx.Client(base_url=dd_server.base_url, timeout=30.0) as browser:
+        login = browser.post("/ui/login", data={"api_key": KEY, "next": "/ui/"})
+        assert login.status_code in (200, 303), login.text
+        listing = browser.get("/ui/")
+        assert listing.status_code == 200 and exp_id in listing.text
+        detail = browser.get("/ui/experiment", params={"id": exp_id})
+        assert detail.status_code == 200, detail.text
+    for shown in ("calc-v1", "accuracy", "worst", "exact_match", "distance", "parity"):
+        assert shown in detail.text, shown

@@ -166,7 +166,7 @@ def span_from_ddtrace(span: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "trace_id": trace_id_from_ddtrace(span.get("trace_id")),
         "span_id": span_id_from_ddtrace(span.get("span_id")),
-        "name": span.get("name") if isinstance(span.get("name"), str) else "span",
+        "name": span.get("name"),
         "start_ns": span.get("start_ns"),
         "duration": span.get("duration"),
         "status": status,
@@ -247,17 +247,20 @@ def from_ddtrace_events(body: Mapping[str, Any]) -> DdtraceEvents:
     attrs = attrs if isinstance(attrs, dict) else {}
     raw_spans = attrs.get("spans") or []
     raw_metrics = attrs.get("metrics") or []
-    spans = [span_from_ddtrace(s) if isinstance(s, dict) else s for s in raw_spans]
+    spans = [span_from_ddtrace(s) if isinstance(s, dict) else s
+             for s in (raw_spans if isinstance(raw_spans, list) else [])]
     metrics: list[Any] = []
     summary: list[dict[str, Any]] = []
-    for m in raw_metrics if isinstance(raw_metrics, list) else [raw_metrics]:
+    for m in raw_metrics if isinstance(raw_metrics, list) else []:
         if isinstance(m, dict) and _is_summary(m):
             summary.append(metric_from_ddtrace(m, summary=True))
         else:
             metrics.append(metric_from_ddtrace(m) if isinstance(m, dict) else m)
+    # what is not a list stays as sent, for the events schema to refuse by name
     return DdtraceEvents(
         {"data": {"type": "experiment_events", "attributes": {
-            "spans": spans if isinstance(raw_spans, list) else raw_spans, "metrics": metrics}}},
+            "spans": spans if isinstance(raw_spans, list) else raw_spans,
+            "metrics": metrics if isinstance(raw_metrics, list) else raw_metrics}}},
         summary)
 
 

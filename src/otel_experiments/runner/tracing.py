@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
-from ..sdk.configure import _handles as configured_handles
-from ..sdk.configure import configure
+from ..sdk.configure import configure, configured_handle
 from ..settings import ExporterSettings
 
 if TYPE_CHECKING:
@@ -31,8 +30,8 @@ def ensure_export(client: ExperimentsClient,
     provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
     # configure() already called for this provider (by the application, or an earlier
     # run): that configuration stays, and asking again with other arguments would warn.
-    existing = configured_handles.get(provider)  # type: ignore[call-overload]
-    if existing is not None and not existing.is_shut_down:
+    existing = configured_handle(provider)
+    if existing is not None:
         return existing
     if client.settings == ExporterSettings.resolve():
         # the client follows the environment, as configure() does: ask for nothing more, so
@@ -106,6 +105,8 @@ def delivery_line(delivery: dict[str, Any]) -> str:
             line += " (" + ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items())) + ")"
         if delivery.get("last_error") and (delivery["dropped"] or delivery["spooled"]):
             line += f"; last error: {delivery['last_error']}"
+        if delivery.get("offline"):
+            line += "; the server was unreachable: spooled spans are sent when it is back"
         return line
     if delivery.get("offline"):
         return ("spans: the server was unreachable; undelivered spans are spooled on disk and "

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ExperimentsHandle",
     "configure",
+    "configured_handle",
     "find_experiment_processor",
     "install_processor",
     "resolve_tracer_provider",
@@ -56,6 +57,13 @@ __all__ = [
 
 logger = logging.getLogger("otel_experiments")
 # --------------------------------------------------------------------- provider helpers
+
+
+def configured_handle(provider: object) -> ExperimentsHandle | None:
+    """The live handle of an earlier :func:`configure` call on ``provider``, if any."""
+    with _lock:
+        handle = _handles.get(provider) if isinstance(provider, TracerProvider) else None
+    return handle if handle is not None and not handle.is_shut_down else None
 
 
 def find_experiment_processor(provider: TracerProvider) -> ExperimentSpanProcessor | None:

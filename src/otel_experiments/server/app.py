@@ -58,7 +58,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     install_ui(app)
 
     _openapi.install(app, settings)
-    app.add_middleware(ddtrace.DdtraceQueryDispatch)
+    app.add_middleware(ddtrace.DdtraceQueryDispatch)  # innermost: after auth, like routing
     # Added last = outermost: the Host check runs first, and a CORS preflight (which
     # carries no API key) is answered before the key check.
     if settings.api_keys:
@@ -67,7 +67,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "POST", "PATCH", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "Content-Encoding",
-                                          "DD-API-KEY"],
+                                          "DD-API-KEY", "DD-APPLICATION-KEY"],
                            expose_headers=list(_openapi.OTLP_COUNT_HEADERS))
     if settings.allowed_hosts is not None:
         app.add_middleware(HostCheckMiddleware, hosts=settings.allowed_hosts)

@@ -58,9 +58,19 @@ class _SchemaValidator:
             found = sorted(self.explainer.iter_errors(body), key=_path_key)
             errors = [_schema_error(e) for e in found[:_MAX_SCHEMA_ERRORS]]
         if not errors:  # no explainer, or the two validators disagree: trust either
-            errors = [ApiError(400, e.message, pointer(list(e.instance_path)))
-                      for e in list(self.fast.iter_errors(body))[:_MAX_SCHEMA_ERRORS]]
+            found = sorted((_fast_path(e), e.message) for e in self.fast.iter_errors(body))
+            errors = [ApiError(400, message, pointer(path))
+                      for path, message in found[:_MAX_SCHEMA_ERRORS]]
         return errors
+
+
+def _fast_path(error: Any) -> list[Any]:
+    """jsonschema-rs's path of an error, pointing at a missing member itself."""
+    path = list(error.instance_path)
+    missing = getattr(error.kind, "property", None)
+    if type(error.kind).__name__ == "Required" and isinstance(missing, str):
+        path.append(missing)
+    return path
 
 
 _validator: _SchemaValidator | None = None

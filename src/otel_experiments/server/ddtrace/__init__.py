@@ -15,8 +15,7 @@ datasets, experiments, spans and metrics here, listed by our API next to our own
 
 from __future__ import annotations
 
-from ...events import dialects
 from .dispatch import DdtraceQueryDispatch
 from .routes import push_ddtrace_events, router
 
-__all__ = ["DdtraceQueryDispatch", "dialects", "push_ddtrace_events", "router"]
+__all__ = ["DdtraceQueryDispatch", "push_ddtrace_events", "router"]

@@ -55,7 +55,9 @@ UNSTABLE = "/api/unstable/llm-obs/v1"
 V2 = "/api/v2/llm-obs/v1"
 INTAKE = "/api/v2/llmobs"
 
-router = APIRouter(tags=["ddtrace"])
+# Left out of /openapi.json: these answer ddtrace's client, in its shapes, and are
+# described where that client is (docs/server.md), not as part of our API.
+router = APIRouter(tags=["ddtrace"], include_in_schema=False)
 
 
 def _store(request: Request) -> Store:

@@ -12,20 +12,16 @@ from typing import Any
 from starlette.requests import Request
 
 from ...events.dialects import metric_value, span_id_to_ddtrace
-from ..jsonapi import ApiError, loads, media_type, parse_json, read_body, resource
+from ..jsonapi import ApiError, loads, resource
 from ..render import dataset_resource, experiment_resource
+from ..routes._common import json_body
 from ..store.ddtrace import DD_KEY
 from ..validation import id_value, object_value, string_list
 
 
 async def body_json(request: Request) -> Any:
-    """The request's JSON body, under the server's body limits (as every route reads it)."""
-    media = media_type(request.headers.get("content-type", ""))
-    if media != "application/json" and not media.endswith("+json"):
-        raise ApiError(415, f"Content-Type must be application/json, got {media or 'none'!r}")
-    settings = request.app.state.settings
-    body = await read_body(request, settings.max_body_bytes, settings.max_decompressed_bytes)
-    return parse_json(body)
+    """The request's JSON body, read as every route reads it (limits, 415 unless JSON)."""
+    return await json_body(request)
 
 
 # -- datasets ----------------------------------------------------------------------------

@@ -9,8 +9,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ...events import load_events_schema
+from ...events.dialects import is_ddtrace_events
 from .. import _openapi as doc
-from .. import ddtrace
+from ..ddtrace import push_ddtrace_events
 from ..ingest import parse_events
 from ..jsonapi import ApiError, JsonApiResponse, resource
 from ..parsing import page_params
@@ -56,8 +57,8 @@ def _whole_numbers(body: Any) -> None:
 async def push_events(request: Request, experiment_id: str) -> Response:
     experiment_id = path_id(experiment_id, "experiment_id")
     body = await json_body(request)
-    if ddtrace.dialects.is_ddtrace_events(body):  # ddtrace's dialect: its own handler
-        return await ddtrace.push_ddtrace_events(request, experiment_id, body)
+    if is_ddtrace_events(body):  # ddtrace's dialect (events/dialects.py): its own handler
+        return await push_ddtrace_events(request, experiment_id, body)
     store = store_of(request)
     max_items = settings_of(request).max_items_per_request
 

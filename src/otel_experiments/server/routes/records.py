@@ -17,11 +17,12 @@ from ..parsing import page_params
 from ..render import list_document
 from ..store.records import RecordFilters, delete_experiment, experiment_records
 from ..validation import path_id
+from ._common import store_of
 
-router = APIRouter()
+router = APIRouter(tags=["events"], default_response_class=JsonApiResponse)
 
 
-@router.get("/experiments/{experiment_id}/records", tags=["events"])
+@router.get("/experiments/{experiment_id}/records")
 async def list_experiment_records(
     experiment_id: str,
     request: Request,
@@ -40,8 +41,8 @@ async def list_experiment_records(
            for name, value in (("dataset_record_id", dataset_record_id), ("user_id", user_id),
                                ("organization_id", organization_id))}
     filters = RecordFilters(status=None if status is None else status.lower(), **ids)
-    store = request.app.state.store
-    page = await run_in_threadpool(experiment_records, store, experiment_id, filters=filters,
+    page = await run_in_threadpool(experiment_records, store_of(request), experiment_id,
+                                   filters=filters,
                                    size=size, cursor=cursor)
     return JsonApiResponse(list_document(
         request, page,
@@ -53,5 +54,5 @@ async def list_experiment_records(
 @router.delete("/experiments/{experiment_id}", tags=["experiments"])
 async def remove_experiment(experiment_id: str, request: Request) -> Response:
     experiment_id = path_id(experiment_id, "experiment_id")
-    spans = await run_in_threadpool(delete_experiment, request.app.state.store, experiment_id)
+    spans = await run_in_threadpool(delete_experiment, store_of(request), experiment_id)
     return JsonApiResponse({"meta": {"deleted": experiment_id, "deleted_spans": spans}})
