@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
 import time
 from pathlib import Path
 
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from otel_experiments import ExperimentEventsExporter
 from otel_experiments import attributes as A
@@ -62,3 +69,39 @@ def test_without_a_spool_overflow_is_counted_as_dropped(spool_dir: Path) -> None
     assert report.dropped_by_reason["queue_full"] > 0
     assert set(report.dropped_by_reason) <= {"queue_full", "spool_off"}
     assert not spool_dir.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_batches_and_delivers_its_own_spans(httpserver: HTTPServer) -> None:
+    """Pre-fork servers (gunicorn --preload): the processor is built in the parent."""
+    names: list[str] = []
+
+    def handler(request: Request) -> Response:
+        body = json.loads(request.get_data())
+        names.extend(s["name"] for s in body["data"]["attributes"]["spans"])
+        return Response("{}", status=202)
+
+    httpserver.expect_request(re.compile(r".*/events$"), method="POST").respond_with_handler(handler)
+    exporter = ExperimentEventsExporter(endpoint=httpserver.url_for("").rstrip("/"), timeout=5,
+                                        compression="none")
+    processor = ExperimentBatchSpanProcessor(exporter, schedule_delay_millis=5000)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("fork")
+    tracer.start_span("parent-queued", attributes={A.EXPERIMENT_ID: "exp-fork"}).end()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            signal.alarm(15)
+            tracer.start_span("child", attributes={A.EXPERIMENT_ID: "exp-fork"}).end()
+            if processor.force_flush(10_000):
+                code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert names == ["child"]  # the parent's queued span is the parent's to send
+    assert processor.force_flush(10_000) is True
+    assert sorted(names) == ["child", "parent-queued"]  # each exactly once
+    processor.shutdown()

@@ -4,6 +4,7 @@ though the application never exports another span (real server subprocess)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 import uuid
@@ -14,6 +15,8 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from helpers import free_port
 from otel_experiments import ExperimentEventsExporter
@@ -119,3 +122,29 @@ def test_a_forked_child_has_no_replay_thread_and_does_not_hold_the_spool_lock(
     assert replayer._lock_spool()
     replayer._unlock_spool()
     exp.shutdown()
+
+
+def test_a_new_process_replays_what_an_old_one_left_without_any_export(
+    spool_dir: Path, httpserver: HTTPServer
+) -> None:
+    received: list[int] = []
+
+    def handler(request: Request) -> Response:
+        received.append(len(request.get_data()))
+        return Response("{}", status=503 if len(received) == 1 else 202)
+
+    httpserver.expect_request(re.compile(r".*/events$"), method="POST").respond_with_handler(handler)
+    endpoint = httpserver.url_for("").rstrip("/")
+    old = ExperimentEventsExporter(endpoint=endpoint, timeout=0.3, background_replay=False,
+                                   backoff_initial=1.0)
+    assert old.export(spans(2, "exp-left")) is SpanExportResult.FAILURE  # 503: spooled
+    old.shutdown()
+    healthy = ExperimentEventsExporter(endpoint=f"http://127.0.0.1:{free_port()}")
+    healthy.shutdown()
+    assert not list(spool_dir.glob(".*lock"))  # an empty spool: no lock file, nothing on disk
+    new = ExperimentEventsExporter(endpoint=endpoint, timeout=2)  # no export, no flush
+    deadline = time.monotonic() + 10
+    while len(received) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(received) == 2 and new.delivery_report().replayed == 2
+    new.shutdown()

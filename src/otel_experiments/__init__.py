@@ -23,6 +23,7 @@ _EXPORTS: dict[str, str] = {
     "ContextExecutor": ".context.threads",
     "DeliveryReport": ".export.report",
     "Experiment": ".models",
+    "ExperimentBatchSpanProcessor": ".sdk.batch",
     "ExperimentEventsExporter": ".export.exporter",
     "ExperimentScope": ".context.scope",
     "ExperimentSpanProcessor": ".sdk.processor",
@@ -47,6 +48,7 @@ __all__ = [
     "ContextExecutor",
     "DeliveryReport",
     "Experiment",
+    "ExperimentBatchSpanProcessor",
     "ExperimentEventsExporter",
     "ExperimentScope",
     "ExperimentSpanProcessor",
@@ -84,6 +86,7 @@ if TYPE_CHECKING:
     from .observation.span import ObservedSpan, observe
     from .observation.start import start_observe
     from .runner import Metric, eval_dataset, experiment, run_experiment
+    from .sdk.batch import ExperimentBatchSpanProcessor
     from .sdk.configure import ExperimentsHandle, configure
     from .sdk.processor import ExperimentSpanProcessor
     from .settings import ExporterSettings

@@ -11,13 +11,21 @@ are never echoed) and the default is used. The parsing rules are
 
 from __future__ import annotations
 
-import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ._runtime.args import (
+    api_key_arg,
+    hash_key_arg,
+    int_arg,
+    parse_rules,
+    redact_arg,
+    seconds_arg,
+    spool_dir_arg,
+)
 from ._runtime.env import (
     env_bool,
     env_choice,
@@ -28,7 +36,6 @@ from ._runtime.env import (
     env_str,
     raw_value,
     redact_url,
-    valid_header_value,
     valid_http_url,
     validate_headers,
     warn_invalid,
@@ -93,12 +100,6 @@ ALL_VARIABLES: Final = (
     OTEL_EXPERIMENTS_NAME,
     OTEL_EXPERIMENTS_FEATURE_SLUG,
 )
-
-def parse_rules(raw: str | Iterable[str]) -> tuple[str, ...]:
-    """``OTEL_EXPERIMENTS_REDACT``: ``"a, $.b"`` (or an iterable) -> ``("a", "$.b")``."""
-    items = raw.split(",") if isinstance(raw, str) else raw
-    return tuple(item.strip() for item in items if item and item.strip())
-
 
 #: Accepted values of ``OTEL_EXPERIMENTS_COMPRESSION``.
 COMPRESSIONS: Final = frozenset({"gzip", "none"})
@@ -269,25 +270,6 @@ def _endpoint_env(env: Env) -> str:
     return url
 
 
-def _api_key_arg(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("api_key must be a non-empty str")
-    if not valid_header_value(value):
-        raise ValueError("api_key contains control characters")
-    return value.strip()
-
-
-def _seconds_arg(name: str) -> Callable[[object], float]:
-    def check(value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            0.001 <= float(value) < float("inf")
-        ):
-            raise ValueError(f"{name} must be a finite number of seconds >= 0.001, got {value!r}")
-        return float(value)
-
-    return check
-
-
 def _compression_arg(value: object) -> str:
     value = getattr(value, "value", value)  # also opentelemetry's ``Compression`` enum
     if not isinstance(value, str) or value.strip().lower() not in COMPRESSIONS:
@@ -301,45 +283,18 @@ def dialect_arg(value: object) -> str:
     return value.strip().lower()
 
 
-def _int_arg(name: str, minimum: int) -> Callable[[object], int]:
-    def check(value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-        return value
-
-    return check
-
-
-def _redact_arg(value: object) -> tuple[str, ...]:
-    if isinstance(value, str) or not all(isinstance(v, str) for v in value):  # type: ignore[attr-defined]
-        raise ValueError(f"redact must be a sequence of keys / JSON paths, got {value!r}")
-    return parse_rules(value)  # type: ignore[arg-type]
-
-
-def _hash_key_arg(value: object) -> str:
-    if not isinstance(value, str) or len(value) < 16:
-        raise ValueError("hash_user_ids_key must be a str of at least 16 characters")
-    return value
-
-
-def _spool_dir_arg(value: object) -> str:
-    if not isinstance(value, (str, os.PathLike)) or not str(os.fspath(value)).strip():
-        raise ValueError(f"spool_dir must be a non-empty path, got {value!r}")
-    return os.path.abspath(os.path.expanduser(os.fspath(value)))
-
-
 #: Each exporter setting: how an argument is checked (raises) and how the variable is
 #: read (warns and falls back). The one table ``ExporterSettings.resolve`` walks.
 _EXPORTER_FIELDS: Final[dict[str, tuple[Callable[[Any], Any], Callable[[Env], Any]]]] = {
     "endpoint": (_endpoint_arg, _endpoint_env),
-    "api_key": (_api_key_arg, lambda env: env_str(OTEL_EXPERIMENTS_API_KEY, None, env)),
+    "api_key": (api_key_arg, lambda env: env_str(OTEL_EXPERIMENTS_API_KEY, None, env)),
     "headers": (validate_headers, lambda env: env_headers(OTEL_EXPERIMENTS_HEADERS, env)),
     "timeout": (
-        _seconds_arg("timeout"),
+        seconds_arg("timeout"),
         lambda env: env_float(OTEL_EXPERIMENTS_TIMEOUT, DEFAULT_TIMEOUT_S, env, minimum=0.001),
     ),
     "shutdown_timeout": (
-        _seconds_arg("shutdown_timeout"),
+        seconds_arg("shutdown_timeout"),
         lambda env: env_float(
             OTEL_EXPERIMENTS_SHUTDOWN_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT_S, env, minimum=0.001
         ),
@@ -349,11 +304,11 @@ _EXPORTER_FIELDS: Final[dict[str, tuple[Callable[[Any], Any], Callable[[Env], An
         lambda env: env_choice(OTEL_EXPERIMENTS_COMPRESSION, DEFAULT_COMPRESSION, COMPRESSIONS, env),
     ),
     "max_body_bytes": (
-        _int_arg("max_body_bytes", 1024),
+        int_arg("max_body_bytes", 1024),
         lambda env: env_int(OTEL_EXPERIMENTS_MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, env, minimum=1024),
     ),
     "max_spans_per_request": (
-        _int_arg("max_spans_per_request", 1),
+        int_arg("max_spans_per_request", 1),
         lambda env: env_int(
             OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST, DEFAULT_MAX_SPANS_PER_REQUEST, env
         ),
@@ -363,22 +318,27 @@ _EXPORTER_FIELDS: Final[dict[str, tuple[Callable[[Any], Any], Callable[[Env], An
         lambda env: env_choice(OTEL_EXPERIMENTS_DIALECT, DEFAULT_DIALECT, DIALECTS, env),
     ),
     "spool_dir": (
-        _spool_dir_arg,
+        spool_dir_arg,
         lambda env: env_path(OTEL_EXPERIMENTS_SPOOL_DIR, default_spool_dir(), env),
     ),
     "spool_max_bytes": (
-        _int_arg("spool_max_bytes", 0),
+        int_arg("spool_max_bytes", 0),
         lambda env: env_int(OTEL_EXPERIMENTS_SPOOL_MAX_BYTES, DEFAULT_SPOOL_MAX_BYTES, env, minimum=0),
     ),
     "redact": (
-        _redact_arg,
+        redact_arg,
         lambda env: parse_rules(env_str(OTEL_EXPERIMENTS_REDACT, "", env) or ""),
     ),
-    "hash_user_ids_key": (
-        _hash_key_arg,
-        lambda env: env_str(OTEL_EXPERIMENTS_HASH_USER_IDS_KEY, None, env),
-    ),
+    "hash_user_ids_key": (hash_key_arg, lambda env: _hash_key_env(env)),
 }
+
+
+def _hash_key_env(env: Env) -> str | None:
+    value = env_str(OTEL_EXPERIMENTS_HASH_USER_IDS_KEY, None, env)
+    if value is not None and len(value) < 16:  # a weak key would make ids guessable
+        warn_invalid(OTEL_EXPERIMENTS_HASH_USER_IDS_KEY, value, "at least 16 characters", None)
+        return None
+    return value
 
 
 @dataclass(frozen=True, repr=False)

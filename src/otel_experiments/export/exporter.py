@@ -162,7 +162,8 @@ class ExperimentEventsExporter(SpanExporter):
 
         self._at_exit = at_exit
         atexit.register(at_exit)
-        if self._replayer is not None and self._enabled:
+        if self._replayer is not None and self._enabled and self._spool is not None \
+                and self._spool.pending():
             # bodies an earlier process left: deliver them without waiting for traffic
             self._replayer.kick()
 
@@ -272,6 +273,8 @@ class ExperimentEventsExporter(SpanExporter):
         at once: what is in the spool stays there for a later process."""
         self._shutdown = True
         self._stop_sending()
+        if self._replayer is not None:
+            self._replayer.stop(join_timeout=1.0)  # woken by the closed client: quick
         if self._abort_timer is not None:
             self._abort_timer.cancel()
         atexit.unregister(self._at_exit)

@@ -100,6 +100,9 @@ class SpoolReplayer:
         elif not self.lock.acquire(blocking=False):
             return True
         try:
+            if not self.spool.pending():  # nothing to do: no lock file, no disk touched
+                self.last_ok = True
+                return True
             self.last_attempt = time.monotonic()
             while not self._lock_spool():  # another process is replaying this spool
                 if not wait or time.monotonic() >= deadline:
@@ -215,9 +218,15 @@ class SpoolReplayer:
         """The backend answered: try now rather than at the end of the backoff."""
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop(self, join_timeout: float = 0.0) -> None:
+        """No more passes; wait up to ``join_timeout`` for a running one to put back the
+        file it claimed (at exit, a daemon thread killed mid-send would leave a claim that
+        only a later process's stale-claim check gives back)."""
         self._stopped = True
         self._wake.set()
+        thread = self._thread
+        if join_timeout > 0 and thread is not None and thread is not threading.current_thread():
+            thread.join(join_timeout)
 
     def _run(self) -> None:
         delay = BACKOFF_INITIAL_S
