@@ -48,12 +48,16 @@ def _serve(args: argparse.Namespace) -> int:
     allowed_hosts = None
     if not keys and is_loopback(args.host):
         allowed_hosts = (*LOOPBACK_HOSTS, args.host)
-    settings = ServerSettings(
-        database_url=args.database_url or default_database_url(),
-        api_keys=keys,
-        allowed_hosts=allowed_hosts,
-        **({"max_body_bytes": args.max_body_bytes} if args.max_body_bytes else {}),
-    )
+    try:
+        settings = ServerSettings(
+            database_url=args.database_url or default_database_url(),
+            api_keys=keys,
+            allowed_hosts=allowed_hosts,
+            **({"max_body_bytes": args.max_body_bytes} if args.max_body_bytes else {}),
+        )
+    except ValueError as exc:  # e.g. a bad OTEL_EXPERIMENTS_SERVER_CORS_ORIGINS entry
+        print(f"otel-experiments: {exc}", file=sys.stderr)
+        return 2
     # The port first: a busy port is reported before any migration touches the database.
     try:
         sock = _listen(args.host, args.port)
