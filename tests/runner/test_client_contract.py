@@ -31,7 +31,7 @@ def _operation(spec: dict[str, Any], call: Call[Any]) -> dict[str, Any]:
     for template, item in spec["paths"].items():
         parts = template.split("/")
         if len(parts) == len(path) and all(
-                t == p or (t.startswith("{") and t.endswith("}") and p) for t, p in zip(parts, path)):
+                t == p or (t.startswith("{") and t.endswith("}") and p) for t, p in zip(parts, path, strict=True)):
             operation = item.get(call.method.lower())
             assert operation is not None, f"{call.method} {template} is not published"
             return operation  # type: ignore[no-any-return]
