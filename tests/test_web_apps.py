@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,12 +51,12 @@ def _run_app(script: str, server: ServerProcess, **env: str) -> None:
         assert line.startswith("PORT "), line + (proc.stderr.read() if proc.stderr else "")
         base = f"http://127.0.0.1:{int(line.split()[1])}"
         with httpx.Client(base_url=base, timeout=10) as client:
-            for _ in range(50):  # uvicorn may print the port before it accepts
+            for _ in range(100):  # uvicorn may print the port before it accepts
                 try:
                     client.get("/health")
                     break
                 except httpx.TransportError:
-                    pass
+                    time.sleep(0.1)
             for variant, user in REQUESTS:
                 response = client.get("/answer", headers={"x-variant": variant, "x-user": user})
                 assert response.status_code == 200, response.text
