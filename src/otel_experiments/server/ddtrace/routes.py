@@ -17,7 +17,8 @@ from starlette.responses import Response
 
 from ..jsonapi import ApiError, JsonApiResponse, loads, read_body, resource
 from ..parsing import DATASET_TYPES, EXPERIMENT_TYPES, PROJECT_TYPES, optional, status_value
-from ..render import project_resource
+from ..render import dataset_resource, project_resource
+from ..routes._common import json_body
 from ..store import MAX_PAGE_SIZE, Store, decode_cursor, new_id
 from ..store.ddtrace import (
     DD_KEY,
@@ -42,8 +43,6 @@ from ..validation import (
 from .ingest import ingest_ddtrace_events, ingest_intake
 from .shapes import (
     batch_request,
-    body_json,
-    dataset_doc,
     experiment_doc,
     experiment_events,
     record_doc,
@@ -90,7 +89,7 @@ async def _require_dataset(store: Store, project_id: str, dataset_id: str) -> di
 @router.post(f"{UNSTABLE}/projects")
 async def create_project(request: Request) -> Response:
     """Get-or-create by name; ddtrace calls it before every dataset and experiment."""
-    (res,) = document_data(await body_json(request), PROJECT_TYPES)
+    (res,) = document_data(await json_body(request), PROJECT_TYPES)
     attrs = attributes(res)
     name = name_value(attrs.get("name"), "/data/attributes/name")
     description = optional(attrs, "description", text_value) or ""
@@ -103,12 +102,12 @@ async def create_dataset(project_id: str, request: Request) -> Response:
     """Get-or-create by (project, name): rerunning a script lands on the same dataset."""
     store = _store(request)
     project_id = await _require_project(store, project_id)
-    (res,) = document_data(await body_json(request), DATASET_TYPES)
+    (res,) = document_data(await json_body(request), DATASET_TYPES)
     attrs = attributes(res)
     name = name_value(attrs.get("name"), "/data/attributes/name")
     description = optional(attrs, "description", text_value) or ""
     row, _ = await run_in_threadpool(get_or_create_dataset, store, project_id, name, description)
-    return JsonApiResponse({"data": dataset_doc(row)})
+    return JsonApiResponse({"data": dataset_resource(row)})
 
 
 @router.get(f"{V2}/{{project_id}}/datasets")
@@ -117,7 +116,7 @@ async def find_dataset(project_id: str, request: Request,
     store = _store(request)
     project_id = await _require_project(store, project_id)
     rows = await run_in_threadpool(find_datasets, store, project_id, name)
-    return JsonApiResponse({"data": [dataset_doc(r) for r in rows]})
+    return JsonApiResponse({"data": [dataset_resource(r) for r in rows]})
 
 
 @router.post(f"{V2}/{{project_id}}/datasets/{{dataset_id}}/batch_update")
@@ -125,7 +124,7 @@ async def update_records(project_id: str, dataset_id: str, request: Request) -> 
     store = _store(request)
     project_id = await _require_project(store, project_id)
     dataset = await _require_dataset(store, project_id, dataset_id)
-    (res,) = document_data(await body_json(request), DATASET_TYPES)
+    (res,) = document_data(await json_body(request), DATASET_TYPES)
     batch = batch_request(attributes(res), _max_items(request))
     items = await run_in_threadpool(
         lambda: batch_update(store, dataset["id"], batch["inserts"], batch["updates"],
@@ -181,7 +180,7 @@ async def pull_records(
 
 @router.post(f"{UNSTABLE}/experiments")
 async def create_experiment(request: Request) -> Response:
-    (res,) = document_data(await body_json(request), EXPERIMENT_TYPES)
+    (res,) = document_data(await json_body(request), EXPERIMENT_TYPES)
     attrs = attributes(res)
     metadata = optional(attrs, "metadata", object_value) or {}
     extras: dict[str, Any] = {"run_count": optional(attrs, "run_count", int32_value) or 1}
@@ -209,7 +208,7 @@ async def create_experiment(request: Request) -> Response:
 async def update_experiment(experiment_id: str, request: Request) -> Response:
     """``status`` (running / completed / failed / interrupted, any case) and ``error``."""
     experiment_id = path_id(experiment_id, "experiment_id")
-    (res,) = document_data(await body_json(request), EXPERIMENT_TYPES)
+    (res,) = document_data(await json_body(request), EXPERIMENT_TYPES)
     attrs = attributes(res)
     status = optional(attrs, "status", status_value)
     error = optional(attrs, "error", text_value)
@@ -230,12 +229,12 @@ async def push_ddtrace_events(request: Request, experiment_id: str, body: Any) -
 
 @router.post(f"{UNSTABLE}/experiments/{{experiment_id}}/events", status_code=202)
 async def push_events(experiment_id: str, request: Request) -> Response:
-    return await push_ddtrace_events(request, experiment_id, await body_json(request))
+    return await push_ddtrace_events(request, experiment_id, await json_body(request))
 
 
 @router.post(INTAKE, status_code=202)
 async def span_intake(request: Request) -> Response:
-    payload = await body_json(request)
+    payload = await json_body(request)
     counts = await run_in_threadpool(ingest_intake, _store(request), payload,
                                      _max_items(request))
     return JsonApiResponse({"data": resource("llmobs_spans", "intake", counts)}, 202)

@@ -9,26 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
-
 from ...events.dialects import metric_value, span_id_to_ddtrace
 from ..jsonapi import ApiError, loads, resource
-from ..render import dataset_resource, experiment_resource
-from ..routes._common import json_body
+from ..render import experiment_resource
 from ..store.ddtrace import DD_KEY
 from ..validation import id_value, object_value, string_list
 
-
-async def body_json(request: Request) -> Any:
-    """The request's JSON body, read as every route reads it (limits, 415 unless JSON)."""
-    return await json_body(request)
-
-
 # -- datasets ----------------------------------------------------------------------------
-
-
-def dataset_doc(row: dict[str, Any]) -> dict[str, Any]:
-    return dataset_resource(row)  # ddtrace reads id, current_version, description
 
 
 def record_doc(row: dict[str, Any]) -> dict[str, Any]:
@@ -155,5 +142,5 @@ def experiment_events(row: dict[str, Any], records: list[dict[str, Any]]) -> dic
         "spans": [record_span(r) for r in records], "summary_metrics": summary})}
 
 
-__all__ = ["batch_request", "body_json", "dataset_doc", "experiment_doc",
+__all__ = ["batch_request", "experiment_doc",
            "experiment_events", "record_doc", "record_span"]
