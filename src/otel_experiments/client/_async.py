@@ -212,10 +212,15 @@ class AsyncExperiments(_Resource):
 
     def list(self, *, project_id: str | None = None, feature_slug: str | None = None,
              status: str | None = None, dataset_id: str | None = None,
+             where: Mapping[str, Any] | Iterable[str] | None = None,
              page_size: int | None = None) -> AsyncPager[ExperimentDetails]:
+        """Experiments, oldest first; ``where`` filters on run metadata, every condition
+        holding: ``{"config.model": "gpt-4o", "git.dirty": False}`` or
+        ``["config.model=gpt-4o"]`` (paths start at ``config.`` / ``metadata.``, or are
+        ``model``, ``prompt_version``, ``git.commit``, ``git.dirty``, ``git.branch``)."""
         filters = {"project_id": project_id, "feature_slug": feature_slug, "status": status,
                    "dataset_id": dataset_id}
-        return self._client._pager(calls.list_experiments(filters, page_size))
+        return self._client._pager(calls.list_experiments(filters, page_size, where))
 
     async def retrieve(self, experiment_id: str) -> ExperimentDetails:
         return await self._client._send(calls.retrieve_experiment(experiment_id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -161,9 +162,30 @@ def as_experiment(details: ExperimentDetails, feature_slug: str) -> Experiment:
                       details.created_at or "")
 
 
-def list_experiments(filters: Mapping[str, str | None], page_size: int | None) -> Call[Page]:
+def where_conditions(where: Mapping[str, Any] | Iterable[str] | None) -> list[str]:
+    """``{"config.model": "gpt-4o", "git.dirty": False}`` or ``["config.model=gpt-4o"]`` ->
+    the ``filter[where]`` values (see ``docs/server.md``): values written as JSON would."""
+    if where is None:
+        return []
+    if isinstance(where, str):
+        raise TypeError("where must be a mapping or a list of 'PATH=VALUE' strings, not a str")
+    if isinstance(where, Mapping):
+        out = []
+        for key, value in where.items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            out.append(f"{key}={text}")
+        return out
+    return [str(item) for item in where]
+
+
+def list_experiments(filters: Mapping[str, str | None], page_size: int | None,
+                     where: Mapping[str, Any] | Iterable[str] | None = None) -> Call[Page]:
+    params: dict[str, Any] = _page_params(page_size, **filters)
+    conditions = where_conditions(where)
+    if conditions:
+        params["filter[where]"] = conditions
     return Call("GET", "/experiments", page_of(ExperimentDetails.from_resource),
-                _page_params(page_size, **filters), idempotent=True)
+                params, idempotent=True)
 
 
 def retrieve_experiment(experiment_id: str) -> Call[ExperimentDetails]:

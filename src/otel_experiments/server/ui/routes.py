@@ -24,6 +24,7 @@ from ..settings import ServerSettings
 from ..store import EXPERIMENT_STATUSES, Store
 from ..store.base import decode_cursor
 from ..store.records import RecordFilters, experiment_records
+from ..where import parse_where
 from . import queries, session, views
 from .cache import ResultCache
 from .changes import changed_records
@@ -189,12 +190,13 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
     def experiment_list(
         request: Request, project: str = "", feature: str = "", status: str = "",
         q: str = Query("", max_length=200), sort: str = "created", order: str = "desc",
-        page: int = Query(1, ge=1, le=100_000),
+        page: int = Query(1, ge=1, le=100_000), where: str = Query("", max_length=2000),
     ) -> Response:
         status = status.upper() if status.upper() in EXPERIMENT_STATUSES else ""
         sort = sort if sort in queries.SORTS else "created"
+        conditions = tuple(parse_where([c.strip() for c in where.split(",") if c.strip()]))
         filters = queries.ExperimentFilters(project or None, feature or None, status or None,
-                                            q.strip() or None)
+                                            q.strip() or None, conditions)
         rows, total = queries.list_experiments(
             store, filters, sort, order != "asc", EXPERIMENTS_PER_PAGE,
             (page - 1) * EXPERIMENTS_PER_PAGE)
@@ -205,7 +207,7 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
         return render(request, "list.html", rows=rows, stats=stats, total=total, page=page,
                       pages=max(1, -(-total // EXPERIMENTS_PER_PAGE)),
                       choices=queries.filter_choices(store), statuses=sorted(EXPERIMENT_STATUSES),
-                      f={"project": project, "feature": feature, "status": status, "q": q,
+                      f={"project": project, "feature": feature, "status": status, "q": q, "where": where,
                          "sort": sort, "order": "asc" if order == "asc" else "desc"},
                       sorts=list(queries.SORTS), refresh=REFRESH_SECONDS if live else None)
 
