@@ -29,6 +29,7 @@ from .models import (
     MetricSummary,
     Project,
     RecordResult,
+    RecordsFromSpans,
 )
 
 __all__ = [
@@ -53,5 +54,6 @@ __all__ = [
     "Project",
     "RateLimitError",
     "RecordResult",
+    "RecordsFromSpans",
     "SyncPager",
 ]

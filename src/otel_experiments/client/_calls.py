@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -17,6 +18,7 @@ from .models import (
     ExperimentSummary,
     Project,
     RecordResult,
+    RecordsFromSpans,
 )
 
 #: Records sent per ``POST /datasets/{id}/records`` (the server accepts 10,000).
@@ -123,6 +125,14 @@ def append_records(dataset_id: str, records: Iterable[Mapping[str, Any] | Datase
 
     return [Call("POST", path, parse, json={"data": resources[i:i + RECORDS_PER_REQUEST]})
             for i in range(0, len(resources), RECORDS_PER_REQUEST)]
+
+
+def records_from_spans(dataset_id: str, selection: Mapping[str, Any]) -> Call[RecordsFromSpans]:
+    """``POST /datasets/{id}/from-spans`` (``None`` values are left out)."""
+    attrs = {k: v for k, v in selection.items() if v is not None}
+    return Call("POST", f"/datasets/{_id(dataset_id, 'dataset_id')}/from-spans",
+                RecordsFromSpans.from_document,
+                json={"data": {"type": "dataset_records_from_spans", "attributes": attrs}})
 
 
 def list_records(dataset_id: str, version: int | None, page_size: int | None) -> Call[Page]:
@@ -238,3 +248,36 @@ def experiment_attrs(*, name: str | None, feature_slug: str | None, description:
             "dataset_version": dataset_version, "status": status,
             "config": dict(config) if config is not None else None,
             "metadata": dict(metadata) if metadata is not None else None}
+
+
+def _epoch_ns(value: int | datetime | None, what: str) -> int | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"{what} must be timezone-aware (or epoch nanoseconds)")
+        return int(value.timestamp() * 1_000_000_000)
+    raise TypeError(f"{what} must be epoch nanoseconds or a datetime, got {value!r}")
+
+
+def from_spans_selection(*, experiment_id: str | None, feature_slug: str | None,
+                         metric: str | None, equals: bool | float | str | None,
+                         minimum: float | None, maximum: float | None, span_name: str | None,
+                         status: str | None, start_after: int | datetime | None,
+                         start_before: int | datetime | None, roots_only: bool,
+                         expected_output: str, limit: int | None) -> dict[str, Any]:
+    """The ``from-spans`` request attributes; the server checks them (400 naming the field)."""
+    if experiment_id is None and feature_slug is None:
+        raise ValueError("give experiment_id or feature_slug")
+    if metric is None and (equals is not None or minimum is not None or maximum is not None):
+        raise ValueError("equals / min / max need metric=LABEL")
+    return {
+        "experiment_id": experiment_id, "feature_slug": feature_slug,
+        "metric": None if metric is None else {k: v for k, v in (
+            ("label", metric), ("equals", equals), ("min", minimum), ("max", maximum))
+            if v is not None},
+        "span_name": span_name, "status": status,
+        "start_after_ns": _epoch_ns(start_after, "start_after"),
+        "start_before_ns": _epoch_ns(start_before, "start_before"),
+        "roots_only": roots_only, "expected_output": expected_output, "limit": limit,
+    }

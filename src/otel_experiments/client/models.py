@@ -78,6 +78,25 @@ class DatasetRecord:
 
 
 @dataclass(frozen=True)
+class RecordsFromSpans:
+    """What ``datasets.records.from_spans`` added: the new records and the counts (spans
+    matched, inputs already in the dataset or repeated, spans without an input)."""
+
+    records: list[DatasetRecord]
+    dataset_version: int
+    matched_spans: int
+    duplicates: int
+    without_input: int
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> RecordsFromSpans:
+        meta = doc.get("meta") or {}
+        return cls([DatasetRecord.from_resource(r) for r in doc.get("data") or []],
+                   int(meta.get("dataset_version", 0)), int(meta.get("matched_spans", 0)),
+                   int(meta.get("duplicates", 0)), int(meta.get("without_input", 0)))
+
+
+@dataclass(frozen=True)
 class ExperimentDetails:
     """An experiment as the server stores it (``list`` / ``retrieve`` / ``update``)."""
 

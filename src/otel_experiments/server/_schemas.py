@@ -17,6 +17,7 @@ from ..models import MAX_NAME_LENGTH
 from ._patterns import TEXT_PATTERN, id_pattern, name_pattern, status_pattern
 from .parsing import DATASET_TYPES, EXPERIMENT_TYPES, PROJECT_TYPES, RECORD_TYPES
 from .store import EXPERIMENT_STATUSES
+from .store.from_spans import EXPECTED_SOURCES
 from .validation import INT64_MAX
 
 JsonSchema = dict[str, Any]
@@ -144,6 +145,7 @@ def _request_schemas(max_items: int) -> dict[str, JsonSchema]:
             }, anyOf=[{"required": [key]} for key in
                       ("input", "expected_output", "metadata", "tags")]),
         }, ("attributes",))),
+        "RecordsFromSpansCreate": _from_spans_request(max_items),
         "ExperimentCreate": _document(_obj({
             "type": _type_member(EXPERIMENT_TYPES),
             "id": opt_id,
@@ -163,6 +165,31 @@ def _request_schemas(max_items: int) -> dict[str, JsonSchema]:
             }, description="Absent or null attributes stay as they are."),
         })),
     }
+
+
+def _from_spans_request(max_items: int) -> JsonSchema:
+    """``POST /datasets/{id}/from-spans`` (``routes/from_spans.py``)."""
+    opt_id = _nullable(ref("Id"))
+    ns = _nullable({**_INTEGER, "minimum": 0, "maximum": INT64_MAX})
+    number = _nullable({"type": "number"})
+    metric = _obj({"label": ref("Name"),
+                   "equals": {"type": ["boolean", "number", "string", "null"]},
+                   "min": number, "max": number}, ("label",))
+    attrs = _obj({
+        "experiment_id": opt_id, "feature_slug": opt_id,
+        "roots_only": {"type": ["boolean", "null"]},
+        "span_name": _nullable(ref("Name")),
+        "status": {"enum": ["ok", "error", None]},
+        "start_after_ns": ns, "start_before_ns": ns,
+        "metric": _nullable(metric),
+        "expected_output": {"enum": [*EXPECTED_SOURCES, None]},
+        "limit": _nullable({**_INTEGER, "minimum": 1, "maximum": max_items}),
+    }, anyOf=[{"required": [key], "properties": {key: ref("Id")}}
+              for key in ("experiment_id", "feature_slug")],
+        description="Which spans (all filters must hold) and where the expected output "
+                    "comes from (default: the span's output).")
+    return _document(_obj({"type": {"enum": ["dataset_records_from_spans", None]},
+                           "attributes": attrs}, ("attributes",)))
 
 
 def _latency() -> JsonSchema:
@@ -226,6 +253,10 @@ def _response_schemas() -> dict[str, JsonSchema]:
         "RecordsCreated": _document({"oneOf": [ref("Record"), {
             "type": "array", "items": ref("Record")}]}, meta=version_meta),
         "RecordUpdated": _document(ref("Record"), meta=version_meta),
+        "RecordsFromSpans": _document({"type": "array", "items": ref("Record")},
+                                      meta=_required_all({key: {**_INTEGER, "minimum": 0} for key in (
+                                          "dataset_version", "matched_spans", "added",
+                                          "duplicates", "without_input")})),
         "RecordDeleted": _obj({"meta": _required_all({"dataset_version": _INTEGER,
                                                       "deleted": _STRING})}, ("meta",)),
         "ExperimentRecordList": _list("ExperimentRecord"),
