@@ -46,6 +46,15 @@ EXPECTED_OUTPUT_VALUE: Final = "expected_output.value"
 EXPECTED_OUTPUT_MIME_TYPE: Final = "expected_output.mime_type"
 DATASET_RECORD_ID: Final = "experiment.dataset_record_id"
 
+# OpenTelemetry GenAI semantic conventions the server reads token usage from (the
+# ``prompt`` / ``completion`` names are the conventions' older spelling, still emitted).
+GEN_AI_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"
+GEN_AI_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+
 MIME_JSON: Final = "application/json"
 MIME_TEXT: Final = "text/plain"
 

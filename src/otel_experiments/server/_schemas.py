@@ -202,6 +202,17 @@ def _span_stats() -> JsonSchema:
                           "error_rate": {"type": ["number", "null"]}, "latency_ns": _latency()})
 
 
+def _usage(*, with_spans: bool) -> JsonSchema:
+    """GenAI token usage (``server.usage``): totals and one item per model."""
+    count = {**_INTEGER, "minimum": 0}
+    item = _required_all({"model": _NULLABLE_STRING, "input_tokens": count,
+                          "output_tokens": count, "spans": count})
+    totals = {"input_tokens": count, "output_tokens": count}
+    if with_spans:
+        totals["spans"] = count
+    return _required_all({**totals, "by_model": {"type": "array", "items": item}})
+
+
 def _response_schemas() -> dict[str, JsonSchema]:
     stamp = _STRING
     project = _required_all({"name": _STRING, "description": _STRING, "created_at": stamp,
@@ -232,8 +243,9 @@ def _response_schemas() -> dict[str, JsonSchema]:
     }, ("label", "metric_type", "count"))
     summary = _span_stats()
     summary["properties"].update(root_spans=_span_stats(),
-                                 metrics={"type": "array", "items": metric_summary})
-    summary["required"] += ["root_spans", "metrics"]
+                                 metrics={"type": "array", "items": metric_summary},
+                                 usage=_usage(with_spans=True))
+    summary["required"] += ["root_spans", "metrics", "usage"]
     version_meta = _required_all({"dataset_version": _INTEGER})
     error = _obj({
         "status": {"type": "string", "pattern": "^[45][0-9]{2}$"}, "title": _STRING,
@@ -260,7 +272,8 @@ def _response_schemas() -> dict[str, JsonSchema]:
         "RecordDeleted": _obj({"meta": _required_all({"dataset_version": _INTEGER,
                                                       "deleted": _STRING})}, ("meta",)),
         "ExperimentRecordList": _list("ExperimentRecord"),
-        "ExperimentRecord": _resource("experiment_records", _OBJECT),
+        "ExperimentRecord": _resource("experiment_records", {
+            **_OBJECT, "properties": {"usage": _usage(with_spans=False)}}),
         "ExperimentDeleted": _obj({"meta": _required_all({"deleted": _STRING,
                                                           "deleted_spans": _INTEGER})},
                                   ("meta",)),

@@ -10,6 +10,7 @@ from ..models import validate_id
 from .jsonapi import ApiError, ApiErrors, dumps_str, pointer
 from .schema import CATEGORY_INDEX_CHARS, LABEL_MAX_BYTES
 from .store import MetricRow, SpanRow, is_root_parent, tag_map
+from .usage import span_usage
 from .validation import (
     INT64_MAX,
     column_text,
@@ -178,7 +179,7 @@ def _span_row(span: dict[str, Any], parent: str | None, name: str, start: int,
               # framework's server span, whose parent is another service's)
               is_root_parent(parent) or tags.get(attr.EXPERIMENT_ENTRY) == "true",
               _lookup_id(record_id), _lookup_id(tags.get(attr.USER_ID)),
-              _lookup_id(tags.get(attr.ORGANIZATION_ID)), dumps_str(span))
+              _lookup_id(tags.get(attr.ORGANIZATION_ID)), *span_usage(span), dumps_str(span))
     return SpanRow(values, tags.get(attr.EXPERIMENT_NAME) or tags.get("experiment_name"),
                    tags.get(attr.EXPERIMENT_FEATURE_SLUG))
 

@@ -101,6 +101,10 @@ spans = sa.Table(
     # revision 0002
     sa.Column("user_id", sa.String(MAX_ID_LENGTH), nullable=True),
     sa.Column("organization_id", sa.String(MAX_ID_LENGTH), nullable=True),
+    # revision 0008: GenAI usage (``server.usage``); NULL on spans that carry none
+    sa.Column("input_tokens", sa.BigInteger, nullable=True),
+    sa.Column("output_tokens", sa.BigInteger, nullable=True),
+    sa.Column("model", sa.String(CATEGORY_INDEX_CHARS), nullable=True),
     sa.UniqueConstraint("experiment_id", "span_id", name="uq_spans_experiment_span"),
     # revision 0005: the indexes the API's queries use (see the migration for which query)
     sa.Index("ix_spans_experiment_duration", "experiment_id", "duration", "is_root", "status"),
@@ -132,4 +136,17 @@ metrics = sa.Table(
     ),
     sa.Index("ix_metrics_summary", "experiment_id", "label", "metric_type", "score_value",
              "boolean_value", "categorical_value"),
+)
+
+#: Revision 0008: GenAI usage per experiment and model, added to at ingest for every newly
+#: stored span that carries usage (``model`` is ``''`` for usage without a model), so the
+#: summary reads a few rows instead of every span.
+usage_totals = sa.Table(
+    "usage_totals",
+    metadata,
+    sa.Column("experiment_id", sa.String(MAX_ID_LENGTH), primary_key=True),
+    sa.Column("model", sa.String(CATEGORY_INDEX_CHARS), primary_key=True),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("spans", sa.BigInteger, nullable=False),
 )

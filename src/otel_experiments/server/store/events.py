@@ -11,7 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..jsonapi import loads
-from ..schema import experiments, metrics, spans
+from ..schema import experiments, metrics, spans, usage_totals
+from ..usage import add_usage
 from ..validation import id_value, name_value, valid_or
 from .base import Page, StoreBase, now_iso
 
@@ -20,7 +21,10 @@ _ROOT_PARENTS = frozenset({"", "0", "undefined", "0000000000000000"})
 #: Columns of a span row's ``values`` and of a metric row, in order. The store adds
 #: ``experiment_id`` (and ``received_at`` for spans) in front when inserting.
 SPAN_COLUMNS = ("span_id", "trace_id", "parent_id", "name", "start_ns", "duration", "status",
-                "is_root", "dataset_record_id", "user_id", "organization_id", "doc")
+                "is_root", "dataset_record_id", "user_id", "organization_id", "input_tokens",
+                "output_tokens", "model", "doc")
+#: Where a span row's ``values`` hold its usage (``server.usage.Usage``) and its span id.
+USAGE_SLICE = slice(SPAN_COLUMNS.index("input_tokens"), SPAN_COLUMNS.index("model") + 1)
 METRIC_COLUMNS = ("span_id", "trace_id", "metric_type", "label", "score_value",
                   "categorical_value", "boolean_value", "timestamp_ms", "doc")
 MetricRow = tuple[Any, ...]
@@ -198,20 +202,54 @@ class EventQueries(StoreBase):
         ).first() is not None
         accepted_spans = accepted_metrics = 0
         if span_rows:
-            accepted_spans = self._insert_new(conn, spans, (experiment_id, now),
-                                              [r.values for r in span_rows])
+            values = [r.values for r in span_rows]
+            usage_at = USAGE_SLICE.start
+            # Usage is added for newly stored spans only: the insert then names them.
+            with_usage = any(v[usage_at] is not None or v[usage_at + 1] is not None
+                             for v in values)
+            accepted_spans, stored = self._insert_new(conn, spans, (experiment_id, now),
+                                                      values, returning=with_usage)
+            if stored:
+                self._add_usage(conn, experiment_id, values, stored)
         if metric_rows:
-            accepted_metrics = self._insert_new(conn, metrics, (experiment_id,), metric_rows)
+            accepted_metrics, _ = self._insert_new(conn, metrics, (experiment_id,),
+                                                   metric_rows)
         return IngestResult(
             experiment_id, created, accepted_spans, len(span_rows) - accepted_spans,
             accepted_metrics, len(metric_rows) - accepted_metrics,
         )
 
+    def _add_usage(self, conn: sa.Connection, experiment_id: str,
+                   values: list[tuple[Any, ...]], stored: set[str]) -> None:
+        """Add the usage of the spans just stored (span ids ``stored``) to ``usage_totals``:
+        one additive upsert per model, in model order (concurrent writers lock rows in the
+        same order), so concurrent requests never lose a count."""
+        totals: dict[str, list[int]] = {}
+        seen: set[str] = set()
+        for v in values:
+            span_id = v[0]
+            if span_id in stored and span_id not in seen:  # the first of a repeated id won
+                seen.add(span_id)
+                add_usage(totals, (v[USAGE_SLICE],))
+        if not totals:
+            return
+        mark = "?" if self.sqlite else "%s"
+        t = usage_totals.name
+        conn.exec_driver_sql(
+            f"INSERT INTO {t} (experiment_id, model, input_tokens, output_tokens, spans) "
+            f"VALUES ({', '.join([mark] * 5)}) ON CONFLICT (experiment_id, model) DO UPDATE SET "
+            f"input_tokens = {t}.input_tokens + excluded.input_tokens, "
+            f"output_tokens = {t}.output_tokens + excluded.output_tokens, "
+            f"spans = {t}.spans + excluded.spans",
+            [(experiment_id, model, *sums) for model, sums in sorted(totals.items())])
+
     def _insert_new(self, conn: sa.Connection, table: sa.Table, head: tuple[Any, ...],
-                    rows: list[tuple[Any, ...]]) -> int:
+                    rows: list[tuple[Any, ...]], *, returning: bool = False
+                    ) -> tuple[int, set[str] | None]:
         """Insert ``head + row`` for each of ``rows`` (:data:`_INSERTS` column order; ``head``
         holds the per-request columns) skipping any whose unique key is stored already or
-        earlier in ``rows``; returns how many were inserted.
+        earlier in ``rows``; returns how many were inserted and, if ``returning``, the span
+        ids of the rows inserted.
 
         SQLite: multi-row ``INSERT ... VALUES (..), (..) ON CONFLICT DO NOTHING`` of up to
         ``SQLITE_ROWS_PER_INSERT`` rows each, ``head`` bound once as ``?1``, ``?2``. Not
@@ -225,19 +263,24 @@ class EventQueries(StoreBase):
         columns, key = _INSERTS[table.name]
         fixed = len(head)
         if self.sqlite:
-            return self._insert_values(conn, table.name, columns, key, head, rows)
-        sql = self._sql.get((table.name, 0))
+            return self._insert_values(conn, table.name, columns, key, head, rows, returning)
+        sql = self._sql.get((table.name, -1 if returning else 0))
         if sql is None:
             dialect = conn.dialect
             arrays = ", ".join(f"%s::{table.c[c].type.compile(dialect)}[]"
                                for c in columns[fixed:])
-            sql = self._sql[(table.name, 0)] = (
+            sql = self._sql[(table.name, -1 if returning else 0)] = (
                 f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT "
                 f"{', '.join(['%s'] * fixed)}, u.* FROM unnest({arrays}) AS u "
-                f"ON CONFLICT ({', '.join(key)}) DO NOTHING")
+                f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
+                + (" RETURNING span_id" if returning else ""))
         rows = sorted(rows, key=itemgetter(*(columns.index(c) - fixed for c in key[1:])))
         params = (*head, *([*col] for col in zip(*rows, strict=True)))
-        return int(conn.exec_driver_sql(sql, params).rowcount)
+        result = conn.exec_driver_sql(sql, params)
+        if returning:
+            stored = {row[0] for row in result}
+            return len(stored), stored
+        return int(result.rowcount), None
 
     def list_events(self, experiment_id: str, filters: dict[str, str], size: int,
                     cursor: int) -> Page:
@@ -269,25 +312,35 @@ class EventQueries(StoreBase):
 
     def _insert_values(self, conn: sa.Connection, table: str, columns: Sequence[str],
                        key: Sequence[str], head: tuple[Any, ...],
-                       rows: list[tuple[Any, ...]]) -> int:
+                       rows: list[tuple[Any, ...]], returning: bool
+                       ) -> tuple[int, set[str] | None]:
         """SQLite: ``rows`` in chunks of ``SQLITE_ROWS_PER_INSERT`` rows, then of descending
         powers of two, so that a few statement texts serve every batch size (the driver
         caches the prepared statements)."""
         inserted, i, n = 0, 0, len(rows)
         fixed, width = len(head), len(columns) - len(head)
+        stored: set[str] | None = set() if returning else None
         while i < n:
             size = min(SQLITE_ROWS_PER_INSERT, 1 << ((n - i).bit_length() - 1))
-            sql = self._sql.get((table, size))
+            cache_key = (table, -size if returning else size)
+            sql = self._sql.get(cache_key)
             if sql is None:
                 shared = [f"?{k + 1}" for k in range(fixed)]
                 values = ", ".join(
                     "(" + ", ".join(shared + [f"?{fixed + r * width + k + 1}"
                                               for k in range(width)]) + ")"
                     for r in range(size))
-                sql = self._sql[(table, size)] = (
+                sql = self._sql[cache_key] = (
                     f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} "
-                    f"ON CONFLICT ({', '.join(key)}) DO NOTHING")
+                    f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
+                    + (" RETURNING span_id" if returning else ""))
             params = head + tuple(chain.from_iterable(rows[i:i + size]))
-            inserted += int(conn.exec_driver_sql(sql, params).rowcount)
+            result = conn.exec_driver_sql(sql, params)
+            if stored is not None:
+                ids = [row[0] for row in result]
+                stored.update(ids)
+                inserted += len(ids)
+            else:
+                inserted += int(result.rowcount)
             i += size
-        return inserted
+        return inserted, stored

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from ... import attributes as attr
 from ..schema import experiments, metrics, spans
+from ..usage import usage_document
 from .base import StoreBase
 from .summary import _percentiles, _stats
 
@@ -96,6 +97,11 @@ class GroupedSummaryQueries(StoreBase):
         unit_traces = sa.select(s.trace_id).where(*where, root)
         out["metrics"] = self._metrics_where(
             conn, [metrics.c.experiment_id == experiment_id, metrics.c.trace_id.in_(unit_traces)])
+        out["usage"] = usage_document(conn.execute(
+            sa.select(s.model, sa.func.sum(s.input_tokens), sa.func.sum(s.output_tokens),
+                      sa.func.count())
+            .where(*where, sa.or_(s.input_tokens.is_not(None), s.output_tokens.is_not(None)))
+            .group_by(s.model)).all())
         return out
 
     def _stats_where(self, conn: sa.Connection,

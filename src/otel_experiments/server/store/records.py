@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from .. import schema
 from ..jsonapi import ApiError, loads
+from ..usage import usage_document
 from .base import Page, StoreBase
 from .events import metric_docs
 
@@ -70,7 +71,7 @@ def _record_doc(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _row(span: Mapping[str, Any], metrics: list[dict[str, Any]],
-         record: dict[str, Any] | None) -> dict[str, Any]:
+         record: dict[str, Any] | None, usage: dict[str, Any]) -> dict[str, Any]:
     doc = loads(span["doc"])
     meta = doc.get("meta")
     if not isinstance(meta, dict):
@@ -94,7 +95,26 @@ def _row(span: Mapping[str, Any], metrics: list[dict[str, Any]],
         "tags": doc.get("tags", []),
         "metrics": metrics,
         "record": record,
+        "usage": usage,
     }
+
+
+def _usage_by_trace(conn: sa.Connection, experiment_id: str,
+                    trace_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Each trace's GenAI usage (``server.usage``), summed over every span of the trace
+    (``ix_spans_experiment_trace`` finds them)."""
+    s = schema.spans.c
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    if trace_ids:
+        for trace_id, *row in conn.execute(
+            sa.select(s.trace_id, s.model, sa.func.sum(s.input_tokens),
+                      sa.func.sum(s.output_tokens), sa.func.count())
+            .where(s.experiment_id == experiment_id, s.trace_id.in_(trace_ids),
+                   sa.or_(s.input_tokens.is_not(None), s.output_tokens.is_not(None)))
+            .group_by(s.trace_id, s.model)
+        ):
+            rows.setdefault(trace_id, []).append(tuple(row))
+    return {t: usage_document(rows.get(t, []), with_spans=False) for t in trace_ids}
 
 
 def experiment_records(store: StoreBase, experiment_id: str, *,
@@ -105,7 +125,8 @@ def experiment_records(store: StoreBase, experiment_id: str, *,
     Each row holds the record span's fields (``input``, ``output``, ``expected_output``,
     ``error``, ``metadata`` from its ``meta``), ``metrics`` (the metric documents as
     ingested, plus ``value``) and ``record`` (the dataset record, or ``None`` when the span
-    names none or the experiment has no dataset).
+    names none or the experiment has no dataset), and ``usage`` (GenAI tokens of every span
+    of the record's trace, in total and by model).
     """
     s, r = schema.spans.c, schema.dataset_records.c
     query = (sa.select(s.seq, s.span_id, s.trace_id, s.name, s.status, s.start_ns, s.duration,
@@ -135,8 +156,10 @@ def experiment_records(store: StoreBase, experiment_id: str, *,
                        r.record_id.in_(record_ids))
             ):
                 records[row.record_id] = _record_doc(dict(row._mapping))
+        usage = _usage_by_trace(conn, experiment_id,
+                                sorted({row["trace_id"] for row in page.rows}))
     out = [_row(row, by_span.get(row["span_id"], []),
-                records.get(row["dataset_record_id"] or ""))
+                records.get(row["dataset_record_id"] or ""), usage[row["trace_id"]])
            for row in page.rows]
     return Page(out, page.next_cursor)
 
@@ -156,6 +179,8 @@ def delete_experiment(store: StoreBase, experiment_id: str) -> int:
                 raise ApiError(404, f"experiment {experiment_id!r} not found")
             conn.execute(schema.metrics.delete()
                          .where(schema.metrics.c.experiment_id == experiment_id))
+            conn.execute(schema.usage_totals.delete()
+                         .where(schema.usage_totals.c.experiment_id == experiment_id))
             return int(conn.execute(schema.spans.delete()
                                     .where(schema.spans.c.experiment_id == experiment_id))
                        .rowcount)

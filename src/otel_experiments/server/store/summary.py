@@ -16,7 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from ... import attributes as attr
-from ..schema import experiments, metrics, spans
+from ..schema import experiments, metrics, spans, usage_totals
+from ..usage import usage_document
 from .base import StoreBase
 
 _PERCENTILES = (0.5, 0.95)
@@ -127,4 +128,8 @@ class SummaryQueries(StoreBase):
             self._require(conn, experiments, experiment_id, "experiment")
             out = self._span_summary(conn, experiment_id)
             out["metrics"] = self._metric_summaries(conn, experiment_id)
+            u = usage_totals.c
+            out["usage"] = usage_document(conn.execute(
+                sa.select(u.model, u.input_tokens, u.output_tokens, u.spans)
+                .where(u.experiment_id == experiment_id)).all())
         return out
