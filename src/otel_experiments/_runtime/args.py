@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from .env import valid_header_value
 
 __all__ = [
-    "api_key_arg", "hash_key_arg", "int_arg", "parse_rules", "redact_arg", "seconds_arg",
+    "api_key_arg", "attribute_keys_arg", "hash_key_arg", "int_arg", "parse_rules", "redact_arg", "seconds_arg",
     "spool_dir_arg",
 ]
 
@@ -59,6 +59,15 @@ def redact_arg(value: object) -> tuple[str, ...]:
     if not all(isinstance(rule, str) for rule in rules):
         raise ValueError(f"redact must be a sequence of keys / JSON paths, got {value!r}")
     return parse_rules(rules)
+
+
+def attribute_keys_arg(value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ValueError(f"span_attributes must be a sequence of keys, got {value!r}")
+    keys = list(value)
+    if not all(isinstance(key, str) for key in keys):
+        raise ValueError(f"span_attributes must be a sequence of keys, got {value!r}")
+    return parse_rules(keys)
 
 
 def hash_key_arg(value: object) -> str:
