@@ -17,6 +17,7 @@ from ._common import (
     make_client,
     write_text,
 )
+from ._costs import add_prices_arg, cost_check, load_price_table, priced, usage_rows
 
 if TYPE_CHECKING:
     from ..client import ExperimentsClient
@@ -75,7 +76,8 @@ def _run(args: argparse.Namespace) -> int:
                 project_id=args.project_id, client=client,
                 max_concurrency=args.max_concurrency, task_timeout=args.task_timeout,
                 evaluator_timeout=args.evaluator_timeout,
-                rate_limit=args.rate_limit, resume=resume, quiet=args.quiet)
+                rate_limit=args.rate_limit, resume=resume, quiet=args.quiet,
+                prices=load_price_table(args.prices))
         except DatasetError as exc:
             raise CliError(str(exc)) from None
         except (TypeError, ValueError) as exc:  # a bad evaluator signature, bad bounds
@@ -97,6 +99,7 @@ def _print_metrics(result: Any) -> None:
     rows = [[label, f"{result.value(label):.4g}" if result.value(label) is not None else "-"]
             for label in result.labels()]
     rows.append(["error_rate", f"{result.summary.get('error_rate') or 0:.4g}"])
+    rows.extend(usage_rows(result))
     print(table(["metric", "value"], rows))
 
 
@@ -120,10 +123,16 @@ def _gate(args: argparse.Namespace) -> int:
     try:
         result = load_result(args.results, args, get_client)
         baseline = load_result(args.baseline, args, get_client) if args.baseline else None
+        priced(args, result, baseline)
+        maximums = parse_bounds(args.max, "--max")
+        if args.max_p95_ms is not None:
+            maximums["latency_p95_ms"] = args.max_p95_ms
         verdict = gate(result, minimums=parse_bounds(args.min, "--min"),
-                       maximums=parse_bounds(args.max, "--max"),
+                       maximums=maximums,
                        max_failures=args.max_failures, baseline=baseline,
                        tolerance=args.tolerance)
+        if args.max_cost is not None:
+            verdict.checks.append(cost_check(result, args.max_cost))
     except GateError as exc:
         raise CliError(str(exc), 2) from None
     finally:
@@ -146,6 +155,7 @@ def _compare(args: argparse.Namespace) -> int:
     try:
         a = load_result(args.a, args, get_client)
         b = load_result(args.b, args, get_client)
+        priced(args, a, b)
     finally:
         for c in made:
             c.close()
@@ -194,6 +204,7 @@ def add_parsers(sub: Any) -> None:
     run.add_argument("--output", default="results.json", metavar="FILE",
                      help="results file (default: results.json)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_prices_arg(run)
     add_client_args(run)
     run.set_defaults(func=_run)
 
@@ -202,6 +213,7 @@ def add_parsers(sub: Any) -> None:
         "otel-experiments gate results.json --baseline main.json --tolerance 0.02",
         "otel-experiments gate exp-123 --min accuracy=0.8 --markdown comment.md "
         "--junit gate.xml",
+        "otel-experiments gate exp-123 --max-cost 0.50 --max-p95-ms 2000 --prices prices.toml",
     ], """
         Exit status 0 when every check passes, 1 when one fails, 2 for a usage error.
         A failure is a record whose task raised or timed out; low scores are judged by
@@ -220,12 +232,20 @@ def add_parsers(sub: Any) -> None:
     gate.add_argument("--markdown", nargs="?", const="-", metavar="FILE",
                       help="Markdown for a pull-request comment (to FILE, or stdout)")
     gate.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
+    gate.add_argument("--max-cost", type=float, metavar="USD",
+                      help="the run's token cost must be at most USD (needs --prices or a "
+                      "priced result; fails when a model is unpriced)")
+    gate.add_argument("--max-p95-ms", type=float, metavar="MS",
+                      help="the records' p95 latency must be at most MS milliseconds")
+    add_prices_arg(gate)
     add_client_args(gate)
     gate.set_defaults(func=_gate)
 
     cmp = command(sub, "compare", "compare two runs: metric deltas, winner, changed records", [
         "otel-experiments compare exp-aaa exp-bbb",
         "otel-experiments compare main.json results.json --markdown",
+        "otel-experiments compare where:prompt_version=v1 where:prompt_version=v2 "
+        "--prices prices.json",
     ])
     cmp.add_argument("a", metavar="EXP_A", help="baseline: results file or experiment id")
     cmp.add_argument("b", metavar="EXP_B", help="candidate: results file or experiment id")
@@ -233,6 +253,7 @@ def add_parsers(sub: Any) -> None:
                      help="Markdown instead of the table (to FILE, or stdout)")
     cmp.add_argument("--max-changes", type=int, default=20, metavar="N",
                      help="changed records listed (default: 20)")
+    add_prices_arg(cmp)
     add_client_args(cmp)
     cmp.set_defaults(func=_compare)
 

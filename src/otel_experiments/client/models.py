@@ -130,6 +130,13 @@ class ExperimentDetails:
         return TraceExperiment(self.id, self.name)
 
 
+def _usage(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+    usage = attrs.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    return {**usage, "cost": attrs["cost"]} if isinstance(attrs.get("cost"), dict) else usage
+
+
 @dataclass(frozen=True)
 class RecordResult:
     """One record of an experiment: its record span, metrics and dataset record."""
@@ -151,6 +158,9 @@ class RecordResult:
     user_id: str | None = None
     organization_id: str | None = None
     start_ns: int = 0
+    #: GenAI tokens of every span of the record's trace (``input_tokens``,
+    #: ``output_tokens``, ``by_model``), with ``cost`` when the server has prices
+    usage: dict[str, Any] | None = None
 
     @classmethod
     def from_resource(cls, res: Mapping[str, Any]) -> RecordResult:
@@ -163,7 +173,8 @@ class RecordResult:
                    a.get("dataset_record_id"), a.get("input"), a.get("output"),
                    a.get("expected_output"), error if isinstance(error, dict) else None,
                    a.get("metadata"), list(a.get("tags") or []), metrics, a.get("record"),
-                   a.get("user_id"), a.get("organization_id"), int(a.get("start_ns") or 0))
+                   a.get("user_id"), a.get("organization_id"), int(a.get("start_ns") or 0),
+                   _usage(a))
 
     def tag(self, key: str) -> str | None:
         """The value of tag ``key`` (``"key:value"`` tags), or ``None``."""

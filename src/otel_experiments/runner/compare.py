@@ -7,9 +7,10 @@ from typing import Any
 
 from ..outcomes import outcome_change
 from .results import ExperimentResult, RecordOutcome
+from .usage import USAGE_LABELS, has_usage, usage_headline
 
 #: Lower is better for these; every other metric is "higher is better".
-LOWER_IS_BETTER = frozenset({"error_rate", "latency_p50_ms", "latency_p95_ms"})
+LOWER_IS_BETTER = frozenset({"error_rate", "latency_p50_ms", "latency_p95_ms", *USAGE_LABELS})
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class Comparison:
         """``"A"``, ``"B"`` or ``"tie"``: who wins more metrics (quality metrics only)."""
         wins = {"A": 0, "B": 0}
         for m in self.metrics:
-            if m.winner in wins and not m.label.startswith("latency"):
+            if m.winner in wins and not m.label.startswith("latency") \
+                    and m.label not in USAGE_LABELS:
                 wins[m.winner] += 1
         if wins["A"] == wins["B"]:
             return "tie"
@@ -74,6 +76,8 @@ def headline(result: ExperimentResult, label: str) -> float | None:
         value = result.summary.get("error_rate")
     elif label.startswith("latency_"):
         value = (result.summary.get("latency_ms") or {}).get(label.split("_")[1])
+    elif label in USAGE_LABELS:
+        return usage_headline(result.summary, label)
     else:
         return result.value(label)
     return float(value) if isinstance(value, (int, float)) else None
@@ -91,7 +95,8 @@ def compare(a: ExperimentResult, b: ExperimentResult) -> Comparison:
     """Compare run ``b`` against run ``a`` (records paired by dataset record id)."""
     out = Comparison(a, b)
     labels = list(dict.fromkeys([*a.labels(), *b.labels()]))
-    for label in [*labels, "error_rate", "latency_p50_ms", "latency_p95_ms"]:
+    usage = USAGE_LABELS if has_usage(a) or has_usage(b) else ()
+    for label in [*labels, "error_rate", "latency_p50_ms", "latency_p95_ms", *usage]:
         va, vb = headline(a, label), headline(b, label)
         out.metrics.append(MetricDelta(label, va, vb, _winner(label, va, vb)))
     by_id = {r.record_id: r for r in a.records}

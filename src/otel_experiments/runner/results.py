@@ -37,6 +37,8 @@ class RecordOutcome:
     metadata: dict[str, Any] = field(default_factory=dict)
     span_id: str | None = None
     trace_id: str | None = None
+    #: GenAI tokens of the record's trace, read back from the server (``runner/usage.py``)
+    usage: dict[str, Any] | None = None
 
     @property
     def failed(self) -> bool:
@@ -194,6 +196,9 @@ class ExperimentResult:
         stored = details.metadata.get("summary")
         if isinstance(stored, Mapping) and isinstance(stored.get("evaluations"), Mapping):
             summary["evaluations"] = dict(stored["evaluations"])
+        from .usage import attach_usage
+
+        attach_usage(client, details.id, records, summary)
         return cls(details.id, details.name, details.status or "UNKNOWN", records, summary,
                    details.feature_slug, details.dataset_id, details.dataset_version,
                    dict(details.config), dict(details.metadata), None, client.endpoint)
@@ -210,7 +215,8 @@ def stored_outcomes(client: ExperimentsClient, experiment_id: str) -> dict[str, 
             error = {"type": err.get("type"), "message": err.get("message") or "error"}
         outcomes[key] = RecordOutcome(
             key, row.input, row.expected_output, row.output, error, row.duration_ns / 1e6,
-            dict(row.metrics), {}, dict(row.metadata or {}), row.span_id, row.trace_id)
+            dict(row.metrics), {}, dict(row.metadata or {}), row.span_id, row.trace_id,
+            row.usage)
     return outcomes
 
 

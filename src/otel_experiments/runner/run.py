@@ -16,6 +16,7 @@ from opentelemetry import trace
 
 from ..models import Experiment, TraceExperiment
 from ..observation.start import start_observe
+from ..pricing import PriceSource, PriceTable, load_prices
 from ._record import RecordRunner, _run_coroutine
 from .datasets import LoadedDataset, load_dataset
 from .evaluators import Evaluator, label_of, record_evaluator, summary_evaluator
@@ -24,6 +25,7 @@ from .progress import Progress
 from .reproducibility import reproducibility
 from .results import ExperimentResult, RecordOutcome, stored_outcomes, summarize
 from .tracing import Delivery, delivery_is_clean, delivery_line, ensure_export
+from .usage import attach_usage
 
 if TYPE_CHECKING:
     from ..client import ExperimentsClient
@@ -110,6 +112,7 @@ def run_experiment(
     tracer_provider: trace.TracerProvider | None = None,
     progress: bool | None = None,
     quiet: bool = False,
+    prices: PriceSource | None = None,
 ) -> ExperimentResult:
     """Run ``task`` on every record of ``dataset`` as experiment ``name``; score and store it.
 
@@ -136,6 +139,9 @@ def run_experiment(
         tracer_provider: the SDK provider to record on (default: the global one); it is
             ``configure()``-d to export to the client's endpoint unless it already does.
         progress: a progress bar (default: when stderr is a terminal).
+        prices: a price table (file path, mapping or ``PriceTable``; USD per 1M tokens):
+            the GenAI usage of the run's spans, read back into ``summary["usage"]``, is
+            then priced in ``summary["cost"]`` (see :mod:`otel_experiments.runner.usage`).
 
     Returns an :class:`ExperimentResult`. Ctrl-C marks the experiment ``INTERRUPTED`` and
     raises :class:`RunInterrupted` (a ``KeyboardInterrupt``) carrying the partial result.
@@ -161,7 +167,7 @@ def run_experiment(
         plan = _Plan(name, loaded, task, record_evals, summary_evals, slug, description,
                      dict(config or {}), dict(metadata or {}), project_id, max_concurrency,
                      executor, task_timeout, evaluator_timeout, limiter, resume,
-                     tracer_provider, progress, quiet)
+                     tracer_provider, progress, quiet, load_prices(prices))
         return _run(plan, client, APIConnectionError)
     finally:
         if own_client:
@@ -191,6 +197,7 @@ class _Plan:
     tracer_provider: trace.TracerProvider | None
     progress: bool | None
     quiet: bool
+    prices: PriceTable | None = None
 
 
 def _run(plan: _Plan, client: ExperimentsClient,
@@ -271,6 +278,8 @@ def _execute(plan: _Plan, client: ExperimentsClient, session: _Session,
     report = delivery.finish()
     if not session.online:
         report["offline"] = True
+    else:  # the spans are on the server now: their GenAI usage, priced
+        attach_usage(client, experiment.id, ordered, summary, plan.prices)
     status = "INTERRUPTED" if interrupted else (
         "FAILED" if ordered and summary["failed_count"] == len(ordered) else "COMPLETED")
     session.update(experiment.id, status=status,
