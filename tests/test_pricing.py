@@ -75,3 +75,30 @@ def test_load_prices_passes_tables_and_none_through() -> None:
     assert load_prices(table) is table and load_prices(None) is None
     loaded = load_prices({"m": {"input": 1, "output": 1}})
     assert loaded is not None and loaded.price_of("m") == Price(1, 1)
+
+
+def test_the_server_refuses_to_start_with_an_unreadable_price_table(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from server_process import free_port
+
+    (tmp_path / "prices.json").write_text('{"gpt-4o": {"input": "cheap", "output": 1}}')
+    done = subprocess.run(
+        [sys.executable, "-m", "otel_experiments.cli", "serve", "--port", str(free_port()),
+         "--database-url", f"sqlite:///{tmp_path / 'e.db'}"],
+        env={**os.environ, "OTEL_EXPERIMENTS_PRICES": str(tmp_path / "prices.json")},
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "OTEL_EXPERIMENTS_PRICES" in done.stderr and "prices.json" in done.stderr
+    assert "'cheap' is not a number" in done.stderr
+
+
+def test_server_settings_read_the_table_from_the_environment(tmp_path: Path) -> None:
+    from otel_experiments.server.settings import prices_from_env
+
+    (tmp_path / "p.csv").write_text("model,input,output\nm,1,2\n")
+    table = prices_from_env({"OTEL_EXPERIMENTS_PRICES": str(tmp_path / "p.csv")})
+    assert table is not None and table.price_of("m") == Price(1, 2)
+    assert prices_from_env({}) is None

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from opentelemetry.trace import SpanKind
 
@@ -117,6 +118,15 @@ def test_tokens_and_cost_match_what_the_instrumented_client_produced(
 
     # Latency p50 / p95 sit beside them.
     assert result.summary["latency_ms"]["p95"] >= result.summary["latency_ms"]["p50"] > 0
+
+    # The web UI's experiment page shows them (the server's table prices gpt-4o only).
+    page = httpx.get(f"{priced_server.base_url}/ui/experiment",
+                     params={"id": result.experiment_id}, timeout=30).text
+    assert f'id="kpi-input-tokens">{want_in:,}<' in page
+    assert f'id="kpi-output-tokens">{want_out:,}<' in page
+    assert 'id="kpi-cost"' in page and "+ unpriced" in page
+    assert "local-llama" in page and "no price" in page and "gpt-4o-2024-08-06" in page
+    assert page.count('class="usage small muted"') == len(records)
 
     # The gate: --max-cost fails while a model is unpriced, passes with a full table.
     (tmp_path / "all.csv").write_text(ALL_PRICES_CSV)

@@ -202,6 +202,18 @@ def _span_stats() -> JsonSchema:
                           "error_rate": {"type": ["number", "null"]}, "latency_ns": _latency()})
 
 
+def _cost() -> JsonSchema:
+    """``cost`` beside ``usage`` when the server has a price table (``server/costs.py``)."""
+    usd = {"type": "number", "minimum": 0}
+    item = _required_all({"model": _NULLABLE_STRING, "input_tokens": _INTEGER,
+                          "output_tokens": _INTEGER, "cost_usd": {"type": ["number", "null"]}})
+    return _required_all({"total_usd": usd, "complete": {"type": "boolean"},
+                          "unpriced": {"type": "array", "items": _NULLABLE_STRING},
+                          "by_model": {"type": "array", "items": item}}) | {
+        "description": "Only when the server has a price table (OTEL_EXPERIMENTS_PRICES): "
+                       "USD per the user's prices; unpriced models are listed, not guessed."}
+
+
 def _usage(*, with_spans: bool) -> JsonSchema:
     """GenAI token usage (``server.usage``): totals and one item per model."""
     count = {**_INTEGER, "minimum": 0}
@@ -244,7 +256,7 @@ def _response_schemas() -> dict[str, JsonSchema]:
     summary = _span_stats()
     summary["properties"].update(root_spans=_span_stats(),
                                  metrics={"type": "array", "items": metric_summary},
-                                 usage=_usage(with_spans=True))
+                                 usage=_usage(with_spans=True), cost=_cost())
     summary["required"] += ["root_spans", "metrics", "usage"]
     version_meta = _required_all({"dataset_version": _INTEGER})
     error = _obj({
@@ -273,7 +285,7 @@ def _response_schemas() -> dict[str, JsonSchema]:
                                                       "deleted": _STRING})}, ("meta",)),
         "ExperimentRecordList": _list("ExperimentRecord"),
         "ExperimentRecord": _resource("experiment_records", {
-            **_OBJECT, "properties": {"usage": _usage(with_spans=False)}}),
+            **_OBJECT, "properties": {"usage": _usage(with_spans=False), "cost": _cost()}}),
         "ExperimentDeleted": _obj({"meta": _required_all({"deleted": _STRING,
                                                           "deleted_spans": _INTEGER})},
                                   ("meta",)),

@@ -15,7 +15,8 @@ from ..store import MAX_PAGE_SIZE, Store, decode_cursor
 from ..store.records import experiment_records
 
 #: Summary evaluations judged lower-is-better (the runner's ``compare.LOWER_IS_BETTER``).
-LOWER_IS_BETTER = frozenset({"error_rate", "latency_p50_ms", "latency_p95_ms"})
+LOWER_IS_BETTER = frozenset({"error_rate", "latency_p50_ms", "latency_p95_ms",
+                             "input_tokens", "output_tokens", "cost_usd"})
 
 
 def outcomes(store: Store, experiment_id: str) -> dict[str, dict[str, Any]]:

@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from ..costs import add_cost
 from ..jsonapi import ApiError
 from ..settings import ServerSettings
 from ..store import EXPERIMENT_STATUSES, Store
@@ -103,7 +104,7 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
         exp = row["id"]
 
         def compute() -> dict[str, Any]:
-            summary = store.summary(exp)
+            summary = add_cost(store.summary(exp), settings.prices)
             return {"summary": summary, "metrics": views.metric_rows(store, exp, summary),
                     "latency": views.latency_chart(store, exp,
                                                    summary.get("root_spans") or summary)}
@@ -232,7 +233,8 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
             evaluations=views.summary_evaluations(views.experiment_view(row)["metadata"]),
             names=queries.names_of(store, row["project_id"], row["dataset_id"]),
             summary=cached["summary"], metrics=cached["metrics"], latency=cached["latency"],
-            records=[views.record_view(r) for r in page.rows], next_cursor=page.next_cursor,
+            records=[views.record_view(add_cost(r, settings.prices)) for r in page.rows],
+            next_cursor=page.next_cursor,
             after=after, rf={"status": filters.status or "", "user": user, "org": org,
                              "record": record},
             refresh=REFRESH_SECONDS if row["status"] in LIVE_STATUSES else None)
