@@ -9,11 +9,15 @@ import sqlalchemy as sa
 
 from ..jsonapi import ApiError, dumps_str, loads
 from ..schema import dataset_records, datasets, experiments, projects
-from ..where import Condition, matches_all
+from ..where import Condition, matches_all, text_hint
 from .base import Page, StoreBase, new_id, now_iso
 
 #: Experiments read per query while matching run-metadata conditions.
 _SCAN_BATCH = 500
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 EXPERIMENT_STATUSES = frozenset(
     {"PENDING", "RUNNING", "EVALUATING", "COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED"}
@@ -223,7 +227,11 @@ class ResourceQueries(StoreBase):
                                     .limit(size + 1)).all()
                 return self._page(rows, size)
             # config / metadata conditions are checked on the decoded JSON (same code on
-            # every database): scan in batches until the page (plus one) is full.
+            # every database), on the rows whose JSON text contains the values at all
+            # (a LIKE both databases run); scanned in batches until the page (plus one) is full.
+            for hint in filter(None, map(text_hint, where)):
+                column, value = hint
+                query = query.where(e[column].like(f"%{_like_escape(value)}%", escape="\\"))
             found: list[sa.Row[Any, Any, Any]] = []
             after = cursor
             while len(found) <= size:
