@@ -244,16 +244,18 @@ def test_summary_statistics(client: httpx.Client) -> None:
     assert a["span_count"] == 100 and a["error_count"] == 10 and a["error_rate"] == pytest.approx(0.1)
     lat = a["latency_ns"]
     assert lat["min"] == 1000 and lat["max"] == 100_000 and lat["mean"] == pytest.approx(50_500)
-    assert lat["p50"] == pytest.approx(50_500) and lat["p95"] == pytest.approx(95_050)
+    # percentiles come from log buckets (1 % relative accuracy, server.sketch)
+    assert lat["p50"] == pytest.approx(50_500, rel=0.01)
+    assert lat["p95"] == pytest.approx(95_050, rel=0.01)
     root = a["root_spans"]
     assert root["span_count"] == 50 and root["error_count"] == 0
-    assert root["latency_ns"]["p50"] == pytest.approx(25_500)
+    assert root["latency_ns"]["p50"] == pytest.approx(25_500, rel=0.01)
     by_label = {m["label"]: m for m in a["metrics"]}
     acc = by_label["acc"]
     assert acc["metric_type"] == "score" and acc["count"] == 100
     assert (acc["min"], acc["max"]) == (1.0, 100.0)
-    assert acc["mean"] == pytest.approx(50.5) and acc["p50"] == pytest.approx(50.5)
-    assert acc["p95"] == pytest.approx(95.05)
+    assert acc["mean"] == pytest.approx(50.5) and acc["p50"] == pytest.approx(50.5, rel=0.01)
+    assert acc["p95"] == pytest.approx(95.05, rel=0.01)
     assert by_label["grade"]["value_counts"] == {"A": 70, "B": 30}
     assert by_label["pass"]["value_counts"] == {"true": 25, "false": 75}
     empty = uid("exp")

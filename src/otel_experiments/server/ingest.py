@@ -161,14 +161,27 @@ def _wanted_tags(tags: list[str]) -> dict[str, str]:
     return found
 
 
+#: Lookup-column values already found valid: user, organization and record ids repeat
+#: across the spans of a run, so most lookups skip the checks. Bounded: cleared when full.
+_VALID_IDS: dict[object, str] = {}
+_VALID_IDS_MAX = 4096
+
+
 def _lookup_id(value: object) -> str | None:
     """``value`` if it may go in a lookup column (a valid id), else ``None``."""
     if value is None:
         return None
+    known = _VALID_IDS.get(value) if type(value) is str else None
+    if known is not None:
+        return known
     try:
-        return validate_id(value, "id")
+        valid = validate_id(value, "id")
     except (TypeError, ValueError):
         return None
+    if len(_VALID_IDS) >= _VALID_IDS_MAX:
+        _VALID_IDS.clear()
+    _VALID_IDS[valid] = valid
+    return valid
 
 
 def _span_row(span: dict[str, Any], parent: str | None, name: str, start: int,

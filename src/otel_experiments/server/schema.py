@@ -106,8 +106,8 @@ spans = sa.Table(
     sa.Column("output_tokens", sa.BigInteger, nullable=True),
     sa.Column("model", sa.String(CATEGORY_INDEX_CHARS), nullable=True),
     sa.UniqueConstraint("experiment_id", "span_id", name="uq_spans_experiment_span"),
-    # revision 0005: the indexes the API's queries use (see the migration for which query)
-    sa.Index("ix_spans_experiment_duration", "experiment_id", "duration", "is_root", "status"),
+    # revision 0005: the indexes the API's queries use (see the migration for which query);
+    # revision 0009 dropped the summary's duration index (aggregates replace it)
     sa.Index("ix_spans_experiment_seq", "experiment_id", "seq"),
     sa.Index("ix_spans_experiment_errors", "experiment_id", "seq",
              sqlite_where=sa.text("status = 'error'"), postgresql_where=sa.text("status = 'error'")),
@@ -134,8 +134,6 @@ metrics = sa.Table(
     sa.UniqueConstraint(
         "experiment_id", "span_id", "metric_type", "label", name="uq_metrics_experiment_span_label"
     ),
-    sa.Index("ix_metrics_summary", "experiment_id", "label", "metric_type", "score_value",
-             "boolean_value", "categorical_value"),
 )
 
 #: Revision 0008: GenAI usage per experiment and model, added to at ingest for every newly
@@ -149,4 +147,58 @@ usage_totals = sa.Table(
     sa.Column("input_tokens", sa.BigInteger, nullable=False),
     sa.Column("output_tokens", sa.BigInteger, nullable=False),
     sa.Column("spans", sa.BigInteger, nullable=False),
+)
+
+# Revision 0009: the summary's aggregates, added to at ingest for newly stored rows only
+# (``store.aggregates``), so the summary reads a few rows at any experiment size.
+
+#: Span statistics per experiment and scope (0: every span, 1: the units, ``is_root``).
+span_totals = sa.Table(
+    "span_totals",
+    metadata,
+    sa.Column("experiment_id", sa.String(MAX_ID_LENGTH), primary_key=True),
+    sa.Column("scope", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("span_count", sa.BigInteger, nullable=False),
+    sa.Column("error_count", sa.BigInteger, nullable=False),
+    sa.Column("duration_sum", sa.Float, nullable=False),
+    sa.Column("duration_min", sa.BigInteger, nullable=False),
+    sa.Column("duration_max", sa.BigInteger, nullable=False),
+)
+
+#: Per metric (label, type): count, and for scores count / sum / min / max of the values.
+metric_totals = sa.Table(
+    "metric_totals",
+    metadata,
+    sa.Column("experiment_id", sa.String(MAX_ID_LENGTH), primary_key=True),
+    sa.Column("label", sa.String(MAX_NAME_LENGTH), primary_key=True),
+    sa.Column("metric_type", sa.String(16), primary_key=True),
+    sa.Column("metric_count", sa.BigInteger, nullable=False),
+    sa.Column("score_count", sa.BigInteger, nullable=False),
+    sa.Column("score_sum", sa.Float, nullable=False),
+    sa.Column("score_min", sa.Float, nullable=True),
+    sa.Column("score_max", sa.Float, nullable=True),
+)
+
+#: Value counts of boolean (``true`` / ``false``) and categorical metrics (the first
+#: CATEGORY_INDEX_CHARS characters, as ``metrics.categorical_value``).
+metric_values = sa.Table(
+    "metric_values",
+    metadata,
+    sa.Column("experiment_id", sa.String(MAX_ID_LENGTH), primary_key=True),
+    sa.Column("label", sa.String(MAX_NAME_LENGTH), primary_key=True),
+    sa.Column("metric_type", sa.String(16), primary_key=True),
+    sa.Column("value", sa.Text, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+
+#: Log-bucket histograms (``server.sketch``): series 0 every span's duration, 1 the units'
+#: durations (``label`` ``''``), 2 a score metric's values (its label).
+value_buckets = sa.Table(
+    "value_buckets",
+    metadata,
+    sa.Column("experiment_id", sa.String(MAX_ID_LENGTH), primary_key=True),
+    sa.Column("series", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("label", sa.String(MAX_NAME_LENGTH), primary_key=True),
+    sa.Column("bucket", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("n", sa.BigInteger, nullable=False),
 )

@@ -12,9 +12,8 @@ from .base import (
     now_iso,
     tag_map,
 )
+from .columns import METRIC_COLUMNS, SPAN_COLUMNS
 from .events import (
-    METRIC_COLUMNS,
-    SPAN_COLUMNS,
     EventQueries,
     IngestResult,
     MetricRow,

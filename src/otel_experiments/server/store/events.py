@@ -11,22 +11,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..jsonapi import loads
-from ..schema import experiments, metrics, spans, usage_totals
-from ..usage import add_usage
+from ..schema import experiments, metrics, spans
 from ..validation import id_value, name_value, valid_or
+from . import aggregates
 from .base import Page, StoreBase, now_iso
+from .columns import METRIC_COLUMNS, SPAN_COLUMNS
 
 _ROOT_PARENTS = frozenset({"", "0", "undefined", "0000000000000000"})
 
-#: Columns of a span row's ``values`` and of a metric row, in order. The store adds
-#: ``experiment_id`` (and ``received_at`` for spans) in front when inserting.
-SPAN_COLUMNS = ("span_id", "trace_id", "parent_id", "name", "start_ns", "duration", "status",
-                "is_root", "dataset_record_id", "user_id", "organization_id", "input_tokens",
-                "output_tokens", "model", "doc")
-#: Where a span row's ``values`` hold its usage (``server.usage.Usage``) and its span id.
-USAGE_SLICE = slice(SPAN_COLUMNS.index("input_tokens"), SPAN_COLUMNS.index("model") + 1)
-METRIC_COLUMNS = ("span_id", "trace_id", "metric_type", "label", "score_value",
-                  "categorical_value", "boolean_value", "timestamp_ms", "doc")
 MetricRow = tuple[Any, ...]
 _EXPERIMENT_COLUMNS = ("id", "name", "description", "feature_slug", "status", "config",
                        "metadata", "created_at", "updated_at")
@@ -87,6 +79,21 @@ def metric_docs(conn: sa.Connection, experiment_id: str,
         by_span.setdefault(row.span_id, []).append(
             _metric_from_columns(row) if row.doc is None else loads(row.doc))
     return by_span
+
+
+def _new_rows(rows: list[tuple[Any, ...]], stored: set[Any] | None,
+              key: Any) -> list[tuple[Any, ...]]:
+    """The rows just stored: all (``stored`` is ``None``), else the first row of each key in
+    ``stored`` (the first of a repeated key is the one an insert keeps)."""
+    if stored is None:
+        return rows
+    out = []
+    for row in rows:
+        k = key(row)
+        if k in stored:
+            stored.discard(k)
+            out.append(row)
+    return out
 
 
 def _experiment_hints(experiment_id: str, span_rows: list[SpanRow]) -> tuple[str, str | None]:
@@ -201,86 +208,68 @@ class EventQueries(StoreBase):
             (experiment_id, name, "", slug, "RUNNING", "{}", "{}", now, now),
         ).first() is not None
         accepted_spans = accepted_metrics = 0
+        new_spans: list[tuple[Any, ...]] = []
+        new_metrics: list[MetricRow] = []
         if span_rows:
             values = [r.values for r in span_rows]
-            usage_at = USAGE_SLICE.start
-            # Usage is added for newly stored spans only: the insert then names them.
-            with_usage = any(v[usage_at] is not None or v[usage_at + 1] is not None
-                             for v in values)
-            accepted_spans, stored = self._insert_new(conn, spans, (experiment_id, now),
-                                                      values, returning=with_usage)
-            if stored:
-                self._add_usage(conn, experiment_id, values, stored)
+            accepted_spans, stored = self._insert_new(conn, spans, (experiment_id, now), values)
+            new_spans = _new_rows(values, stored, itemgetter(0))
         if metric_rows:
-            accepted_metrics, _ = self._insert_new(conn, metrics, (experiment_id,),
-                                                   metric_rows)
+            accepted_metrics, stored = self._insert_new(conn, metrics, (experiment_id,),
+                                                        metric_rows)
+            new_metrics = _new_rows(metric_rows, stored, itemgetter(0, 2, 3))
+        aggregates.add_rows(conn, self.sqlite, experiment_id, new_spans, new_metrics)
         return IngestResult(
             experiment_id, created, accepted_spans, len(span_rows) - accepted_spans,
             accepted_metrics, len(metric_rows) - accepted_metrics,
         )
 
-    def _add_usage(self, conn: sa.Connection, experiment_id: str,
-                   values: list[tuple[Any, ...]], stored: set[str]) -> None:
-        """Add the usage of the spans just stored (span ids ``stored``) to ``usage_totals``:
-        one additive upsert per model, in model order (concurrent writers lock rows in the
-        same order), so concurrent requests never lose a count."""
-        totals: dict[str, list[int]] = {}
-        seen: set[str] = set()
-        for v in values:
-            span_id = v[0]
-            if span_id in stored and span_id not in seen:  # the first of a repeated id won
-                seen.add(span_id)
-                add_usage(totals, (v[USAGE_SLICE],))
-        if not totals:
-            return
-        mark = "?" if self.sqlite else "%s"
-        t = usage_totals.name
-        conn.exec_driver_sql(
-            f"INSERT INTO {t} (experiment_id, model, input_tokens, output_tokens, spans) "
-            f"VALUES ({', '.join([mark] * 5)}) ON CONFLICT (experiment_id, model) DO UPDATE SET "
-            f"input_tokens = {t}.input_tokens + excluded.input_tokens, "
-            f"output_tokens = {t}.output_tokens + excluded.output_tokens, "
-            f"spans = {t}.spans + excluded.spans",
-            [(experiment_id, model, *sums) for model, sums in sorted(totals.items())])
-
     def _insert_new(self, conn: sa.Connection, table: sa.Table, head: tuple[Any, ...],
-                    rows: list[tuple[Any, ...]], *, returning: bool = False
-                    ) -> tuple[int, set[str] | None]:
+                    rows: list[tuple[Any, ...]]) -> tuple[int, set[Any] | None]:
         """Insert ``head + row`` for each of ``rows`` (:data:`_INSERTS` column order; ``head``
         holds the per-request columns) skipping any whose unique key is stored already or
-        earlier in ``rows``; returns how many were inserted and, if ``returning``, the span
-        ids of the rows inserted.
+        earlier in ``rows``. Returns how many were inserted and which: ``None`` when every
+        row was (the common case, known from the count alone), else the set of the inserted
+        rows' keys (the unique key after ``experiment_id``: a span id, or a metric's
+        ``(span id, type, label)``), so that aggregates add new rows only.
 
         SQLite: multi-row ``INSERT ... VALUES (..), (..) ON CONFLICT DO NOTHING`` of up to
         ``SQLITE_ROWS_PER_INSERT`` rows each, ``head`` bound once as ``?1``, ``?2``. Not
         ``executemany``: the ``sqlite3`` module releases and retakes the GIL around every
         statement step, once per row there, and with the event loop thread busy parsing the
-        next body every retake can wait for the interpreter's switch interval.
-        PostgreSQL: one ``INSERT ... SELECT FROM unnest(<one array per column>)``, so the
-        server plans once and parses plain arrays, and rows are sorted by their unique key
-        first so that concurrent writers lock keys in the same order (no deadlocks).
+        next body every retake can wait for the interpreter's switch interval. The rows
+        inserted are those past the table's last ``seq`` before the insert (this transaction
+        is the only writer), read back only when some row was a duplicate.
+        PostgreSQL: one ``INSERT ... SELECT FROM unnest(<one array per column>) ... RETURNING
+        <key>``, so the server plans once and parses plain arrays, and rows are sorted by
+        their unique key first so that concurrent writers lock keys in the same order (no
+        deadlocks).
         """
         columns, key = _INSERTS[table.name]
         fixed = len(head)
         if self.sqlite:
-            return self._insert_values(conn, table.name, columns, key, head, rows, returning)
-        sql = self._sql.get((table.name, -1 if returning else 0))
+            last = conn.exec_driver_sql(f"SELECT max(seq) FROM {table.name}").scalar()
+            inserted = self._insert_values(conn, table.name, columns, key, head, rows)
+            if inserted == len(rows):
+                return inserted, None
+            found = conn.exec_driver_sql(
+                f"SELECT {', '.join(key[1:])} FROM {table.name} WHERE seq > ? "
+                "AND experiment_id = ?", (last or 0, head[0]))
+            return inserted, {r[0] if len(r) == 1 else tuple(r) for r in found}
+        sql = self._sql.get((table.name, 0))
         if sql is None:
             dialect = conn.dialect
             arrays = ", ".join(f"%s::{table.c[c].type.compile(dialect)}[]"
                                for c in columns[fixed:])
-            sql = self._sql[(table.name, -1 if returning else 0)] = (
+            sql = self._sql[(table.name, 0)] = (
                 f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT "
                 f"{', '.join(['%s'] * fixed)}, u.* FROM unnest({arrays}) AS u "
-                f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
-                + (" RETURNING span_id" if returning else ""))
+                f"ON CONFLICT ({', '.join(key)}) DO NOTHING RETURNING {', '.join(key[1:])}")
         rows = sorted(rows, key=itemgetter(*(columns.index(c) - fixed for c in key[1:])))
         params = (*head, *([*col] for col in zip(*rows, strict=True)))
-        result = conn.exec_driver_sql(sql, params)
-        if returning:
-            stored = {row[0] for row in result}
-            return len(stored), stored
-        return int(result.rowcount), None
+        keys = [r[0] if len(r) == 1 else tuple(r)
+                for r in conn.exec_driver_sql(sql, params)]
+        return len(keys), (None if len(keys) == len(rows) else set(keys))
 
     def list_events(self, experiment_id: str, filters: dict[str, str], size: int,
                     cursor: int) -> Page:
@@ -312,35 +301,25 @@ class EventQueries(StoreBase):
 
     def _insert_values(self, conn: sa.Connection, table: str, columns: Sequence[str],
                        key: Sequence[str], head: tuple[Any, ...],
-                       rows: list[tuple[Any, ...]], returning: bool
-                       ) -> tuple[int, set[str] | None]:
+                       rows: list[tuple[Any, ...]]) -> int:
         """SQLite: ``rows`` in chunks of ``SQLITE_ROWS_PER_INSERT`` rows, then of descending
         powers of two, so that a few statement texts serve every batch size (the driver
         caches the prepared statements)."""
         inserted, i, n = 0, 0, len(rows)
         fixed, width = len(head), len(columns) - len(head)
-        stored: set[str] | None = set() if returning else None
         while i < n:
             size = min(SQLITE_ROWS_PER_INSERT, 1 << ((n - i).bit_length() - 1))
-            cache_key = (table, -size if returning else size)
-            sql = self._sql.get(cache_key)
+            sql = self._sql.get((table, size))
             if sql is None:
                 shared = [f"?{k + 1}" for k in range(fixed)]
                 values = ", ".join(
                     "(" + ", ".join(shared + [f"?{fixed + r * width + k + 1}"
                                               for k in range(width)]) + ")"
                     for r in range(size))
-                sql = self._sql[cache_key] = (
+                sql = self._sql[(table, size)] = (
                     f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} "
-                    f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
-                    + (" RETURNING span_id" if returning else ""))
+                    f"ON CONFLICT ({', '.join(key)}) DO NOTHING")
             params = head + tuple(chain.from_iterable(rows[i:i + size]))
-            result = conn.exec_driver_sql(sql, params)
-            if stored is not None:
-                ids = [row[0] for row in result]
-                stored.update(ids)
-                inserted += len(ids)
-            else:
-                inserted += int(result.rowcount)
+            inserted += int(conn.exec_driver_sql(sql, params).rowcount)
             i += size
-        return inserted, stored
+        return inserted

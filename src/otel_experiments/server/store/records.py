@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from .. import schema
 from ..jsonapi import ApiError, loads
 from ..usage import usage_document
+from . import aggregates
 from .base import Page, StoreBase
 from .events import metric_docs
 
@@ -179,8 +180,7 @@ def delete_experiment(store: StoreBase, experiment_id: str) -> int:
                 raise ApiError(404, f"experiment {experiment_id!r} not found")
             conn.execute(schema.metrics.delete()
                          .where(schema.metrics.c.experiment_id == experiment_id))
-            conn.execute(schema.usage_totals.delete()
-                         .where(schema.usage_totals.c.experiment_id == experiment_id))
+            aggregates.delete_experiment(conn, experiment_id)
             return int(conn.execute(schema.spans.delete()
                                     .where(schema.spans.c.experiment_id == experiment_id))
                        .rowcount)

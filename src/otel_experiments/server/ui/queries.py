@@ -1,9 +1,9 @@
 """Read-only queries the pages need beyond the JSON:API ones: sorted/searched experiment
 lists with their span counts and headline metrics, histogram buckets, one trace.
 
-Every aggregate runs in SQL over the covering indexes of revision 0003
-(``ix_spans_summary``, ``ix_metrics_summary``), so a page costs a few index scans whatever
-the number of spans; only the rows shown are ever loaded into Python.
+Counts, headline values and distributions come from the aggregates kept at ingest
+(``store.aggregates``), so a page costs a few small reads whatever the number of spans;
+only the rows shown are ever loaded into Python.
 """
 
 from __future__ import annotations
@@ -15,9 +15,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from ... import attributes as attr
+from .. import sketch
 from ..jsonapi import loads
-from ..schema import datasets, experiments, metrics, projects, spans
-from ..store import Store
+from ..schema import (
+    datasets,
+    experiments,
+    metric_totals,
+    metric_values,
+    projects,
+    span_totals,
+    spans,
+)
+from ..store import Store, aggregates
 from ..store.events import metric_docs
 from ..store.records import _metric_value as metric_value
 from ..where import Condition, matches_all
@@ -81,39 +90,35 @@ def list_experiments(store: Store, filters: ExperimentFilters, sort: str, descen
 
 
 def experiment_stats(store: Store, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Span / error counts and per-metric headline values for each experiment in ``ids``."""
+    """Span / error counts and per-metric headline values for each experiment in ``ids``,
+    from the aggregates kept at ingest (a few rows per experiment, whatever its size)."""
     out: dict[str, dict[str, Any]] = {i: {"span_count": 0, "error_count": 0, "metrics": []}
                                       for i in ids}
     if not ids:
         return out
-    s, m = spans.c, metrics.c
+    t, m, v = span_totals.c, metric_totals.c, metric_values.c
     with store._read() as conn:
-        # Two counts rather than one SUM(CASE ...): each is answered from an index alone
-        # (errors are few, and have an index of their own).
-        for exp_id, count in conn.execute(
-            sa.select(s.experiment_id, sa.func.count())
-            .where(s.experiment_id.in_(ids)).group_by(s.experiment_id)
+        for exp_id, count, errors in conn.execute(
+            sa.select(t.experiment_id, t.span_count, t.error_count)
+            .where(t.experiment_id.in_(ids), t.scope == 0)
         ):
-            out[exp_id]["span_count"] = int(count)
-        # 'error' as a literal, not a bound parameter: only then can the planner prove the
-        # query matches the partial index of error spans (ix_spans_experiment_errors).
-        for exp_id, count in conn.execute(
-            sa.select(s.experiment_id, sa.func.count())
-            .where(s.experiment_id.in_(ids), s.status == sa.literal_column("'error'"))
-            .group_by(s.experiment_id)
-        ):
-            out[exp_id]["error_count"] = int(count)
-        for exp_id, label, mtype, count, mean, trues, bools in conn.execute(
-            sa.select(m.experiment_id, m.label, m.metric_type, sa.func.count(),
-                      sa.func.avg(m.score_value),
-                      sa.func.sum(sa.case((m.boolean_value.is_(True), 1), else_=0)),
-                      sa.func.count(m.boolean_value))
+            out[exp_id].update(span_count=int(count), error_count=int(errors))
+        trues: dict[tuple[str, str], int] = {
+            (exp_id, label): int(n) for exp_id, label, n in conn.execute(
+                sa.select(v.experiment_id, v.label, v.n).where(
+                    v.experiment_id.in_(ids), v.metric_type == attr.METRIC_TYPE_BOOLEAN,
+                    v.value == "true"))}
+        for exp_id, label, mtype, count, n_scores, total in conn.execute(
+            sa.select(m.experiment_id, m.label, m.metric_type, m.metric_count, m.score_count,
+                      m.score_sum)
             .where(m.experiment_id.in_(ids))
-            .group_by(m.experiment_id, m.label, m.metric_type)
             .order_by(m.experiment_id, m.label, m.metric_type)
         ):
-            out[exp_id]["metrics"].append(headline(label, mtype, int(count), mean,
-                                                   int(trues or 0), int(bools)))
+            boolean = mtype == attr.METRIC_TYPE_BOOLEAN
+            out[exp_id]["metrics"].append(headline(
+                label, mtype, int(count), total / n_scores if n_scores else None,
+                trues.get((exp_id, label), 0) if boolean else 0,
+                int(count) if boolean else 0))
     return out
 
 
@@ -152,46 +157,20 @@ def names_of(store: Store, project_id: str | None, dataset_id: str | None) -> di
     return {"project_name": project, "dataset_name": dataset}
 
 
-def _bucket(store: Store, column: sa.ColumnElement[Any], lo: float, hi: float,
-            bins: int) -> sa.ColumnElement[Any]:
-    scaled = (column - lo) * bins / (hi - lo)
-    # CAST truncates on SQLite (values here are >= 0, so that is floor); PostgreSQL rounds.
-    index = sa.cast(scaled, sa.Integer) if store.sqlite else sa.func.floor(scaled)
-    return sa.case((column >= hi, bins - 1), else_=index)
-
-
-def histogram(store: Store, column: sa.ColumnElement[Any], where: Sequence[sa.ColumnElement[bool]],
-              lo: float, hi: float, bins: int) -> list[int]:
-    """Counts of ``column`` in ``bins`` equal-width buckets over [lo, hi], one GROUP BY."""
-    if hi <= lo:
-        with store._read() as conn:
-            n = conn.execute(sa.select(sa.func.count()).where(*where, column.is_not(None))
-                             ).scalar_one()
-        return [int(n)]
-    bucket = _bucket(store, column, lo, hi, bins).label("bucket")
-    counts = [0] * bins
-    with store._read() as conn:
-        for index, count in conn.execute(
-            sa.select(bucket, sa.func.count()).where(*where, column.is_not(None))
-            .group_by(bucket)
-        ):
-            counts[min(max(int(index), 0), bins - 1)] += int(count)
-    return counts
-
-
 def score_histogram(store: Store, experiment_id: str, label: str, lo: float, hi: float,
                     bins: int) -> list[int]:
-    m = metrics.c
-    return histogram(store, m.score_value,
-                     [m.experiment_id == experiment_id, m.label == label,
-                      m.metric_type == attr.METRIC_TYPE_SCORE], lo, hi, bins)
+    """A score metric's distribution in ``bins`` equal-width bins over [lo, hi], re-binned
+    from its log buckets (``server.sketch``): no read of the metrics themselves."""
+    with store._read() as conn:
+        return sketch.histogram(aggregates.score_buckets(conn, experiment_id, label),
+                                lo, hi, bins)
 
 
 def latency_histogram(store: Store, experiment_id: str, lo: float, hi: float,
                       bins: int) -> list[int]:
-    s = spans.c
-    return histogram(store, s.duration, [s.experiment_id == experiment_id, s.is_root.is_(True)],
-                     lo, hi, bins)
+    """The units' latency distribution, re-binned from their duration buckets."""
+    with store._read() as conn:
+        return sketch.histogram(aggregates.duration_buckets(conn, experiment_id), lo, hi, bins)
 
 
 def trace_spans(store: Store, experiment_id: str, trace_id: str,

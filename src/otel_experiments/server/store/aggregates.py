@@ -1,0 +1,225 @@
+"""The summary's aggregates, kept at ingest: what one request adds, and the summary read back.
+
+Ingest adds the rows it newly stored (never a duplicate) to small per-experiment tables
+(schema revisions 0008 / 0009): span counts / errors / duration sum, min, max for every
+span and for the units; per metric count, score sum / min / max and value counts; GenAI
+usage by model; log-bucket histograms (``server.sketch``) for duration and score
+percentiles. Each request's additions are summed in Python first, then written as additive
+upserts (``INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n``): correct with any
+number of concurrent writers (each upsert locks its row; rows are written in key order so
+writers never deadlock), on SQLite and PostgreSQL. The summary is then a handful of reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from ... import attributes as attr
+from .. import sketch
+from ..schema import metric_totals, metric_values, span_totals, usage_totals, value_buckets
+from ..usage import add_usage, usage_document
+from .columns import (
+    BOOLEAN_AT,
+    CATEGORY_AT,
+    DURATION_AT,
+    IS_ROOT_AT,
+    LABEL_AT,
+    METRIC_TYPE_AT,
+    SCORE_AT,
+    STATUS_AT,
+    USAGE_AT,
+)
+
+#: ``value_buckets.series``: durations of every span, of the units, a score metric's values.
+SERIES_SPANS, SERIES_ROOTS, SERIES_SCORE = 0, 1, 2
+_DURATION, _STATUS, _IS_ROOT, _USAGE = DURATION_AT, STATUS_AT, IS_ROOT_AT, USAGE_AT
+_M_TYPE, _M_LABEL, _M_SCORE = METRIC_TYPE_AT, LABEL_AT, SCORE_AT
+_M_CATEGORY, _M_BOOLEAN = CATEGORY_AT, BOOLEAN_AT
+
+AGGREGATE_TABLES = (span_totals, metric_totals, metric_values, value_buckets, usage_totals)
+
+
+def _upsert(table: str, keys: tuple[str, ...], adds: tuple[str, ...],
+            extremes: tuple[tuple[str, str], ...], sqlite: bool) -> str:
+    """The additive upsert of ``table``: ``adds`` summed, ``extremes`` (column, 'min' or
+    'max') kept as the smaller / larger (NULL-safe: a NULL side keeps the other)."""
+    mark = "?" if sqlite else "%s"
+    columns = (*keys, *adds, *(c for c, _ in extremes))
+    sets = [f"{c} = {table}.{c} + excluded.{c}" for c in adds]
+    for column, kind in extremes:
+        fn = kind if sqlite else ("LEAST" if kind == "min" else "GREATEST")
+        # (PostgreSQL's LEAST / GREATEST skip NULLs; SQLite's min / max return NULL)
+        pick = (f"coalesce({fn}({table}.{column}, excluded.{column}), {table}.{column}, "
+                f"excluded.{column})")
+        sets.append(f"{column} = {pick}")
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+            f"({', '.join([mark] * len(columns))}) ON CONFLICT ({', '.join(keys)}) "
+            f"DO UPDATE SET {', '.join(sets)}")
+
+
+def _statements(sqlite: bool) -> dict[str, str]:
+    return {
+        "span_totals": _upsert("span_totals", ("experiment_id", "scope"),
+                               ("span_count", "error_count", "duration_sum"),
+                               (("duration_min", "min"), ("duration_max", "max")), sqlite),
+        "value_buckets": _upsert("value_buckets", ("experiment_id", "series", "label", "bucket"),
+                                 ("n",), (), sqlite),
+        "metric_totals": _upsert("metric_totals", ("experiment_id", "label", "metric_type"),
+                                 ("metric_count", "score_count", "score_sum"),
+                                 (("score_min", "min"), ("score_max", "max")), sqlite),
+        "metric_values": _upsert("metric_values",
+                                 ("experiment_id", "label", "metric_type", "value"), ("n",), (),
+                                 sqlite),
+        "usage_totals": _upsert("usage_totals", ("experiment_id", "model"),
+                                ("input_tokens", "output_tokens", "spans"), (), sqlite),
+    }
+
+
+_SQL = {True: _statements(True), False: _statements(False)}
+
+
+def add_rows(conn: sa.Connection, sqlite: bool, experiment_id: str,
+             span_rows: Iterable[tuple[Any, ...]], metric_rows: Iterable[tuple[Any, ...]]) -> None:
+    """Add newly stored span rows and metric rows of one experiment to its aggregates."""
+    params: dict[str, list[tuple[Any, ...]]] = {}
+    spans = list(span_rows)
+    if spans:
+        totals: dict[int, list[Any]] = {}
+        buckets: dict[tuple[int, str, int], int] = {}
+        usage: dict[str, list[int]] = {}
+        for row in spans:
+            duration = row[_DURATION]
+            error = row[_STATUS] == "error"
+            key = sketch.bucket(duration)
+            for scope in ((0, 1) if row[_IS_ROOT] else (0,)):
+                t = totals.get(scope)
+                if t is None:
+                    totals[scope] = [1, int(error), float(duration), duration, duration]
+                else:
+                    t[0] += 1
+                    t[1] += error
+                    t[2] += duration
+                    t[3] = min(t[3], duration)
+                    t[4] = max(t[4], duration)
+                bkey = (scope, "", key)
+                buckets[bkey] = buckets.get(bkey, 0) + 1
+            add_usage(usage, (row[_USAGE],))
+        params["span_totals"] = [(experiment_id, s, *t) for s, t in sorted(totals.items())]
+        params["value_buckets"] = [(experiment_id, *k, n) for k, n in sorted(buckets.items())]
+        if usage:
+            params["usage_totals"] = [(experiment_id, m, *t) for m, t in sorted(usage.items())]
+    metrics = list(metric_rows)
+    if metrics:
+        m_totals: dict[tuple[str, str], list[Any]] = {}
+        values: dict[tuple[str, str, str], int] = {}
+        scores: dict[tuple[int, str, int], int] = {}
+        for row in metrics:
+            label, mtype = row[_M_LABEL], row[_M_TYPE]
+            t = m_totals.setdefault((label, mtype), [0, 0, 0.0, None, None])
+            t[0] += 1
+            if mtype == attr.METRIC_TYPE_SCORE:
+                score = row[_M_SCORE]
+                t[1] += 1
+                t[2] += score
+                t[3] = score if t[3] is None else min(t[3], score)
+                t[4] = score if t[4] is None else max(t[4], score)
+                skey = (SERIES_SCORE, label, sketch.bucket(score))
+                scores[skey] = scores.get(skey, 0) + 1
+            else:
+                value = (("true" if row[_M_BOOLEAN] else "false")
+                         if mtype == attr.METRIC_TYPE_BOOLEAN else row[_M_CATEGORY])
+                vkey = (label, mtype, value)
+                values[vkey] = values.get(vkey, 0) + 1
+        if scores:
+            params.setdefault("value_buckets", []).extend(
+                (experiment_id, *k, n) for k, n in sorted(scores.items()))
+        params["metric_totals"] = [(experiment_id, *k, *t) for k, t in sorted(m_totals.items())]
+        if values:
+            params["metric_values"] = [(experiment_id, *k, n) for k, n in sorted(values.items())]
+    sql = _SQL[sqlite]
+    for table in ("span_totals", "value_buckets", "metric_totals", "metric_values",
+                  "usage_totals"):  # one order for every writer: no lock cycles
+        rows = params.get(table)
+        if rows:
+            conn.exec_driver_sql(sql[table], rows)
+
+
+def delete_experiment(conn: sa.Connection, experiment_id: str) -> None:
+    for table in AGGREGATE_TABLES:
+        conn.execute(table.delete().where(table.c.experiment_id == experiment_id))
+
+
+def _buckets(conn: sa.Connection, experiment_id: str,
+             series: int, label: str = "") -> list[tuple[int, int]]:
+    b = value_buckets.c
+    return [(int(k), int(n)) for k, n in conn.execute(
+        sa.select(b.bucket, b.n).where(b.experiment_id == experiment_id, b.series == series,
+                                       b.label == label).order_by(b.bucket))]
+
+
+def _span_stats(conn: sa.Connection, experiment_id: str, scope: int,
+                row: Any) -> dict[str, Any]:
+    count, errors = (int(row.span_count), int(row.error_count)) if row else (0, 0)
+    lo = int(row.duration_min) if row else None
+    hi = int(row.duration_max) if row else None
+    latency: dict[str, Any] = {"mean": row.duration_sum / count if count else None,
+                               "min": lo, "max": hi}
+    latency.update(sketch.percentiles(_buckets(conn, experiment_id, scope), lo, hi))
+    return {"span_count": count, "error_count": errors,
+            "error_rate": errors / count if count else None, "latency_ns": latency}
+
+
+def _metric_summaries(conn: sa.Connection, experiment_id: str) -> list[dict[str, Any]]:
+    v = metric_values.c
+    counts: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for label, mtype, value, n in conn.execute(
+        sa.select(v.label, v.metric_type, v.value, v.n).where(v.experiment_id == experiment_id)
+    ):
+        counts.setdefault((label, mtype), []).append((value, int(n)))
+    m = metric_totals.c
+    out = []
+    for row in conn.execute(sa.select(metric_totals).where(m.experiment_id == experiment_id)
+                            .order_by(m.label, m.metric_type)):
+        item: dict[str, Any] = {"label": row.label, "metric_type": row.metric_type,
+                                "count": int(row.metric_count)}
+        if row.metric_type == attr.METRIC_TYPE_SCORE:
+            n = int(row.score_count)
+            item.update(mean=row.score_sum / n if n else None, min=row.score_min,
+                        max=row.score_max)
+            item.update(sketch.percentiles(
+                _buckets(conn, experiment_id, SERIES_SCORE, row.label),
+                row.score_min, row.score_max))
+        else:
+            pairs = sorted(counts.get((row.label, row.metric_type), []),
+                           key=lambda kv: (-kv[1], kv[0]))
+            item["value_counts"] = {value: n for value, n in pairs if n}
+        out.append(item)
+    return out
+
+
+def read_summary(conn: sa.Connection, experiment_id: str) -> dict[str, Any]:
+    """The experiment's summary (the ``/summary`` document's attributes) from its aggregates."""
+    t = span_totals.c
+    rows = {int(r.scope): r for r in conn.execute(
+        sa.select(span_totals).where(t.experiment_id == experiment_id))}
+    out = _span_stats(conn, experiment_id, SERIES_SPANS, rows.get(0))
+    out["root_spans"] = _span_stats(conn, experiment_id, SERIES_ROOTS, rows.get(1))
+    out["metrics"] = _metric_summaries(conn, experiment_id)
+    u = usage_totals.c
+    out["usage"] = usage_document(conn.execute(
+        sa.select(u.model, u.input_tokens, u.output_tokens, u.spans)
+        .where(u.experiment_id == experiment_id)).all())
+    return out
+
+
+def duration_buckets(conn: sa.Connection, experiment_id: str,
+                     roots: bool = True) -> list[tuple[int, int]]:
+    """The units' (``roots``) or every span's duration histogram, in bucket order."""
+    return _buckets(conn, experiment_id, SERIES_ROOTS if roots else SERIES_SPANS)
+
+
+def score_buckets(conn: sa.Connection, experiment_id: str, label: str) -> list[tuple[int, int]]:
+    return _buckets(conn, experiment_id, SERIES_SCORE, label)
