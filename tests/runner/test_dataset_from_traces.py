@@ -3,6 +3,7 @@ and CLI), deduplicated, each record linked to its span, and runnable as a datase
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from otel_experiments.client import ExperimentsClient
+from otel_experiments.client import AsyncExperimentsClient, ExperimentsClient
 from otel_experiments.runner import exact_match, run_experiment
 
 #: Inputs 0..7, twice each (records a/b): the task is wrong on multiples of 3.
@@ -53,6 +54,15 @@ def test_a_dataset_of_a_runs_failures(client: ExperimentsClient, provider: Any,
     assert len(again.records) == 5 and again.duplicates == 11  # 8 distinct inputs in all
     with pytest.raises(ValueError, match="metric"):
         client.datasets.records.from_spans(ds.id, experiment_id="e", equals=True)
+
+    async def from_async() -> Any:
+        async with AsyncExperimentsClient(endpoint=endpoint) as aclient:
+            fresh = await aclient.datasets.create(f"async-{uuid.uuid4().hex[:6]}")
+            return await aclient.datasets.records.from_spans(
+                fresh.id, experiment_id=run.experiment_id, metric="exact_match", equals=True)
+
+    passing = asyncio.run(from_async())
+    assert sorted(r.input["n"] for r in passing.records) == [1, 2, 4, 5, 7]
 
     # The dataset runs like any other: its expected outputs are the recorded outputs, so
     # the same task matches all of them and the corrected one only the five it got right.
