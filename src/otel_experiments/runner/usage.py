@@ -41,8 +41,10 @@ def attach_usage(client: ExperimentsClient, experiment_id: str, records: Sequenc
     try:
         raw = client.experiments.summary(experiment_id).raw
         usage, server_cost = raw.get("usage"), raw.get("cost")
-        by_span = {r.span_id: r.usage for r in client.experiments.records(
-            experiment_id, page_size=1000) if r.usage is not None}
+        by_span: dict[str, Any] = {}
+        if isinstance(usage, dict) and usage.get("by_model"):  # else no record has any
+            by_span = {r.span_id: r.usage for r in client.experiments.records(
+                experiment_id, page_size=1000) if r.usage is not None}
     except ExperimentsError as exc:
         logger.warning("otel-experiments: could not read the usage of experiment %s: %s",
                        experiment_id, exc)
