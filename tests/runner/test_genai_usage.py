@@ -165,3 +165,10 @@ def test_tokens_and_cost_match_what_the_instrumented_client_produced(
               "--evaluator", "exact_match", "--output", "r.json")
     assert ran.returncode == 0, ran.stderr
     assert "latency_p95_ms" in ran.stdout
+
+    # The web UI's compare page: tokens and cost rows (the echo run used none).
+    other = json.loads((tmp_path / "r.json").read_text())["experiment_id"]
+    compared = httpx.get(f"{priced_server.base_url}/ui/compare",
+                         params=[("id", result.experiment_id), ("id", other)], timeout=30).text
+    assert "input tokens" in compared and f"{want_in:,}" in compared
+    assert "cost (USD)" in compared  # unknown (a model is unpriced): shown, not summed
