@@ -167,7 +167,7 @@ def run_experiment(
         plan = _Plan(name, loaded, task, record_evals, summary_evals, slug, description,
                      dict(config or {}), dict(metadata or {}), project_id, max_concurrency,
                      executor, task_timeout, evaluator_timeout, limiter, resume,
-                     tracer_provider, progress, quiet, load_prices(prices))
+                     tracer_provider, progress, quiet, prices=load_prices(prices))
         return _run(plan, client, APIConnectionError)
     finally:
         if own_client:
