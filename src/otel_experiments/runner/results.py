@@ -216,7 +216,7 @@ def stored_outcomes(client: ExperimentsClient, experiment_id: str) -> dict[str, 
         outcomes[key] = RecordOutcome(
             key, row.input, row.expected_output, row.output, error, row.duration_ns / 1e6,
             dict(row.metrics), {}, dict(row.metadata or {}), row.span_id, row.trace_id,
-            row.usage)
+            usage=row.usage)
     return outcomes
 
 
