@@ -218,7 +218,9 @@ def add_parsers(sub: Any) -> None:
         Exit status 0 when every check passes, 1 when one fails, 2 for a usage error.
         A failure is a record whose task raised or timed out; low scores are judged by
         --min / --max. With --baseline, no metric may drop by more than --tolerance.""")
-    gate.add_argument("results", metavar="RESULTS.json|EXPERIMENT_ID")
+    gate.add_argument("results", metavar="RESULTS.json|EXPERIMENT_ID",
+                      help="or where:PATH=VALUE[,...]: the newest experiment whose run "
+                      "metadata matches (e.g. where:git.branch=main,model=gpt-4o)")
     gate.add_argument("--min", action="append", metavar="LABEL=VALUE",
                       help="the metric's pass rate / mean must be at least VALUE")
     gate.add_argument("--max", action="append", metavar="LABEL=VALUE",
@@ -247,8 +249,9 @@ def add_parsers(sub: Any) -> None:
         "otel-experiments compare where:prompt_version=v1 where:prompt_version=v2 "
         "--prices prices.json",
     ])
-    cmp.add_argument("a", metavar="EXP_A", help="baseline: results file or experiment id")
-    cmp.add_argument("b", metavar="EXP_B", help="candidate: results file or experiment id")
+    cmp.add_argument("a", metavar="EXP_A", help="baseline: results file, experiment id, or "
+                     "where:PATH=VALUE[,...] (the newest experiment whose run metadata matches)")
+    cmp.add_argument("b", metavar="EXP_B", help="candidate: the same kinds")
     cmp.add_argument("--markdown", nargs="?", const="-", metavar="FILE",
                      help="Markdown instead of the table (to FILE, or stdout)")
     cmp.add_argument("--max-changes", type=int, default=20, metavar="N",
