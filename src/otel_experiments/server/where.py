@@ -17,7 +17,8 @@ instead, all of which must hold:
 Matching runs in Python over the rows the column filters already selected: the same code on
 SQLite and PostgreSQL. A ``LIKE '%value%'`` on the JSON text first skips the rows that cannot
 match (:func:`text_hint`): ``make bench`` (``benchmarks/bench_run_metadata.py``) measures
-a first page in 5,000 experiments at ~6x the indexed ``filter[feature_slug]``, 1 ms vs 7 ms.
+a first page in 5,000 experiments at 2-6x the indexed ``filter[feature_slug]`` (1 ms vs
+2-7 ms on the shared 2-CPU box).
 """
 
 from __future__ import annotations

@@ -44,11 +44,12 @@ class MetricCondition:
     minimum: float | None = None
     maximum: float | None = None
 
-    def clause(self) -> sa.ColumnElement[bool]:
+    def clause(self, scope: list[sa.ColumnElement[bool]]) -> sa.ColumnElement[bool]:
+        """Spans whose (experiment, trace) has such a metric. One uncorrelated subquery over
+        the experiments in ``scope`` (conditions on ``metrics.experiment_id``), evaluated
+        once, rather than a lookup per span: metrics are indexed by experiment, not trace."""
         m = metrics.c
-        conds: list[sa.ColumnElement[bool]] = [
-            m.experiment_id == spans.c.experiment_id, m.trace_id == spans.c.trace_id,
-            m.label == self.label]
+        conds: list[sa.ColumnElement[bool]] = [*scope, m.label == self.label]
         if isinstance(self.equals, bool):
             conds.append(m.boolean_value == self.equals)
         elif isinstance(self.equals, (int, float)):
@@ -59,7 +60,8 @@ class MetricCondition:
             conds.append(m.score_value >= self.minimum)
         if self.maximum is not None:
             conds.append(m.score_value <= self.maximum)
-        return sa.exists(sa.select(1).select_from(metrics).where(*conds))
+        traces = sa.select(m.experiment_id, m.trace_id).where(*conds)
+        return sa.tuple_(spans.c.experiment_id, spans.c.trace_id).in_(traces)
 
 
 @dataclass(frozen=True)
@@ -77,14 +79,20 @@ class SpanSelection:
     expected_output: str = "output"
     limit: int = 1000
 
+    def _scope(self, column: sa.ColumnElement[str]) -> list[sa.ColumnElement[bool]]:
+        """The experiments the spans may come from, as conditions on ``column``."""
+        out: list[sa.ColumnElement[bool]] = []
+        if self.experiment_id is not None:
+            out.append(column == self.experiment_id)
+        if self.feature_slug is not None:
+            out.append(column.in_(sa.select(experiments.c.id).where(
+                experiments.c.feature_slug == self.feature_slug)))
+        return out
+
     def query(self) -> sa.Select[Any]:
         s = spans.c
         query = sa.select(s.seq, s.experiment_id, s.trace_id, s.span_id, s.name, s.doc)
-        if self.experiment_id is not None:
-            query = query.where(s.experiment_id == self.experiment_id)
-        if self.feature_slug is not None:
-            query = query.where(s.experiment_id.in_(
-                sa.select(experiments.c.id).where(experiments.c.feature_slug == self.feature_slug)))
+        query = query.where(*self._scope(s.experiment_id))
         if self.roots_only:
             query = query.where(s.is_root.is_(True))
         if self.span_name is not None:
@@ -96,7 +104,7 @@ class SpanSelection:
         if self.start_before_ns is not None:
             query = query.where(s.start_ns < self.start_before_ns)
         if self.metric is not None:
-            query = query.where(self.metric.clause())
+            query = query.where(self.metric.clause(self._scope(metrics.c.experiment_id)))
         return query.order_by(s.seq).limit(self.limit)
 
 
