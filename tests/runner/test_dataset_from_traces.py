@@ -28,7 +28,8 @@ def _task(x: dict[str, int]) -> int:
 
 def test_a_dataset_of_a_runs_failures(client: ExperimentsClient, provider: Any,
                                       endpoint: str, tmp_path: Path) -> None:
-    run = run_experiment(f"ft-{uuid.uuid4().hex[:8]}", RECORDS, _task, [exact_match],
+    tag = uuid.uuid4().hex[:8]
+    run = run_experiment(f"ft-{tag}", RECORDS, _task, [exact_match], config={"tag": tag},
                          client=client, tracer_provider=provider, quiet=True)
     failing = {r.record_id for r in run.records if r.metrics["exact_match"] is False}
     assert len(failing) == 6  # n = 0, 3, 6 in a and b
@@ -83,6 +84,13 @@ def test_a_dataset_of_a_runs_failures(client: ExperimentsClient, provider: Any,
     assert "added 3 records" in out.stdout and "6 spans matched" in out.stdout
     new_id = out.stdout.split()[1].rstrip(":")
     assert sorted(r.input["n"] for r in client.datasets.records.list(new_id)) == [0, 3, 6]
+    by_metadata = subprocess.run(
+        [sys.executable, "-m", "otel_experiments.cli", "dataset-from-traces", "--experiment",
+         f"where:config.tag={tag}", "--metric", "exact_match=false", "--dataset", new_id],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert by_metadata.returncode == 0, by_metadata.stderr
+    assert "added 0 records" in by_metadata.stdout and "6 duplicate inputs" in \
+        by_metadata.stdout
     bad = subprocess.run(
         [sys.executable, "-m", "otel_experiments.cli", "dataset-from-traces", "--name", "x"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)

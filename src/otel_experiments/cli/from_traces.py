@@ -6,7 +6,14 @@ import argparse
 from datetime import datetime, timezone
 from typing import Any
 
-from ._common import CliError, add_client_args, command, make_client
+from ._common import (
+    WHERE_PREFIX,
+    CliError,
+    add_client_args,
+    command,
+    latest_matching,
+    make_client,
+)
 
 
 def _metric_value(text: str) -> bool | float | str:
@@ -58,6 +65,8 @@ def selection(args: argparse.Namespace) -> dict[str, Any]:
 def _from_traces(args: argparse.Namespace) -> int:
     kwargs = selection(args)
     with make_client(args) as client:
+        if (args.experiment or "").startswith(WHERE_PREFIX):
+            kwargs["experiment_id"] = latest_matching(client, args.experiment)
         if args.dataset is not None:
             dataset_id = args.dataset
         else:
@@ -70,7 +79,8 @@ def _from_traces(args: argparse.Namespace) -> int:
             raise CliError(str(exc), 2) from None
     print(f"dataset {dataset_id}: added {len(done.records)} records (version "
           f"{done.dataset_version}); {done.matched_spans} spans matched, {done.duplicates} "
-          f"inputs already there, {done.without_input} without an input")
+          f"duplicate inputs (already there or repeated), {done.without_input} without an "
+          "input")
     return 0
 
 
@@ -88,7 +98,8 @@ def add_parsers(sub: Any) -> None:
     target.add_argument("--dataset", metavar="ID", help="extend this dataset")
     target.add_argument("--name", help="create a new dataset with this name")
     cmd.add_argument("--project-id", help="project of the new dataset (with --name)")
-    cmd.add_argument("--experiment", metavar="ID", help="spans of this experiment")
+    cmd.add_argument("--experiment", metavar="ID", help="spans of this experiment (or "
+                     "where:PATH=VALUE[,...]: the newest whose run metadata matches)")
     cmd.add_argument("--feature-slug", metavar="SLUG",
                      help="spans of every experiment with this feature slug")
     cmd.add_argument("--metric", metavar="LABEL[=VALUE]",
