@@ -75,7 +75,8 @@ def _run(args: argparse.Namespace) -> int:
                 project_id=args.project_id, client=client,
                 max_concurrency=args.max_concurrency, task_timeout=args.task_timeout,
                 evaluator_timeout=args.evaluator_timeout,
-                rate_limit=args.rate_limit, resume=resume, quiet=args.quiet)
+                rate_limit=args.rate_limit, resume=resume, quiet=args.quiet,
+                repetitions=args.repetitions)
         except DatasetError as exc:
             raise CliError(str(exc)) from None
         except (TypeError, ValueError) as exc:  # a bad evaluator signature, bad bounds
@@ -189,6 +190,8 @@ def add_parsers(sub: Any) -> None:
                      help="an evaluator past this is recorded as its error on the record")
     run.add_argument("--rate-limit", type=float, metavar="PER_SECOND",
                      help="at most this many record starts per second")
+    run.add_argument("--repetitions", type=int, default=1, metavar="K",
+                     help="run every record K times: intervals, pass@k and pass^k (default: 1)")
     run.add_argument("--resume", default="auto", metavar="auto|yes|no|EXPERIMENT_ID",
                      help="auto (default): resume an interrupted run of the same name")
     run.add_argument("--output", default="results.json", metavar="FILE",
