@@ -124,7 +124,7 @@ def _gate(args: argparse.Namespace) -> int:
         verdict = gate(result, minimums=parse_bounds(args.min, "--min"),
                        maximums=parse_bounds(args.max, "--max"),
                        max_failures=args.max_failures, baseline=baseline,
-                       tolerance=args.tolerance)
+                       tolerance=args.tolerance, confidence=args.confidence)
     except GateError as exc:
         raise CliError(str(exc), 2) from None
     finally:
@@ -150,12 +150,22 @@ def _compare(args: argparse.Namespace) -> int:
     finally:
         for c in made:
             c.close()
-    cmp = compare(a, b)
+    cmp = compare(a, b, confidence=args.confidence)
     if args.markdown is not None:
         write_text(args.markdown, compare_markdown(cmp, args.max_changes))
     if args.markdown != "-":
         print(compare_text(cmp, args.max_changes))
     return 0
+
+
+def _level(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a confidence level is between 0 and 1")
+    return value
 
 
 def add_parsers(sub: Any) -> None:
@@ -203,6 +213,7 @@ def add_parsers(sub: Any) -> None:
     gate = command(sub, "gate", "pass or fail a run against quality thresholds", [
         "otel-experiments gate results.json --min exact_match=0.9 --max-failures 0",
         "otel-experiments gate results.json --baseline main.json --tolerance 0.02",
+        "otel-experiments gate results.json --baseline main.json --confidence 0.95",
         "otel-experiments gate exp-123 --min accuracy=0.8 --markdown comment.md "
         "--junit gate.xml",
     ], """
@@ -220,6 +231,9 @@ def add_parsers(sub: Any) -> None:
                       help="fail on a regression against this run")
     gate.add_argument("--tolerance", type=float, default=0.0, metavar="DELTA",
                       help="allowed drop against the baseline (default: 0)")
+    gate.add_argument("--confidence", type=_level, metavar="LEVEL",
+                      help="with --baseline: fail only on a regression significant at this "
+                      "level (e.g. 0.95; paired per record), so noise alone does not fail")
     gate.add_argument("--markdown", nargs="?", const="-", metavar="FILE",
                       help="Markdown for a pull-request comment (to FILE, or stdout)")
     gate.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
@@ -234,6 +248,8 @@ def add_parsers(sub: Any) -> None:
     cmp.add_argument("b", metavar="EXP_B", help="candidate: results file or experiment id")
     cmp.add_argument("--markdown", nargs="?", const="-", metavar="FILE",
                      help="Markdown instead of the table (to FILE, or stdout)")
+    cmp.add_argument("--confidence", type=_level, default=0.95, metavar="LEVEL",
+                     help="level of each metric's interval and paired test (default: 0.95)")
     cmp.add_argument("--max-changes", type=int, default=20, metavar="N",
                      help="changed records listed (default: 20)")
     add_client_args(cmp)
