@@ -37,6 +37,7 @@ __all__ = [
     "PairedDelta",
     "describe",
     "paired_delta",
+    "paired_deltas",
     "pass_at_k",
     "pass_hat_k",
 ]
@@ -256,3 +257,18 @@ def paired_delta(label: str, a: Mapping[str, Sequence[Any]], b: Mapping[str, Seq
         verdict = IMPROVED if better else REGRESSED
     return PairedDelta(label, kind, len(common), sum(ma) / len(ma), sum(mb) / len(mb), delta,
                        low, high, p, test, confidence, lower_is_better, verdict)
+
+
+def paired_deltas(a: Mapping[str, Mapping[str, Sequence[Any]]],
+                  b: Mapping[str, Mapping[str, Sequence[Any]]], *, confidence: float = 0.95,
+                  lower_is_better: Iterable[str] = ()) -> list[PairedDelta]:
+    """:func:`paired_delta` of every metric label in ``a`` or ``b`` (``{label: {record id:
+    [values]}}``), in that order; labels with nothing to pair are left out."""
+    lower = frozenset(lower_is_better)
+    out: list[PairedDelta] = []
+    for label in dict.fromkeys([*a, *b]):
+        found = paired_delta(label, a.get(label, {}), b.get(label, {}), confidence=confidence,
+                             lower_is_better=label in lower)
+        if found is not None:
+            out.append(found)
+    return out

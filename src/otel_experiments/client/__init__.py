@@ -24,6 +24,7 @@ from .errors import (
 from .models import (
     Dataset,
     DatasetRecord,
+    ExperimentComparison,
     ExperimentDetails,
     ExperimentSummary,
     MetricSummary,
@@ -42,6 +43,7 @@ __all__ = [
     "ConflictError",
     "Dataset",
     "DatasetRecord",
+    "ExperimentComparison",
     "ExperimentDetails",
     "ExperimentSummary",
     "ExperimentsClient",

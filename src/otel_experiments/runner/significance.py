@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..stats import REGRESSED, PairedDelta, paired_delta
+from ..stats import REGRESSED, PairedDelta, paired_deltas
 from .intervals import metric_values
 
 if TYPE_CHECKING:
@@ -43,18 +43,13 @@ def paired_metrics(a: ExperimentResult, b: ExperimentResult, confidence: float =
                    lower_is_better: frozenset[str] = frozenset({ERROR_RATE})
                    ) -> list[PairedDelta]:
     """Run b against run a, per metric both have per-record values for, then error_rate."""
-    out: list[PairedDelta] = []
-    for label in _paired_labels(a, b):
-        found = paired_delta(label, metric_values(a.records, label),
-                             metric_values(b.records, label), confidence=confidence,
-                             lower_is_better=label in lower_is_better)
-        if found is not None:
-            out.append(found)
-    errors = paired_delta(ERROR_RATE, _failures(a.records), _failures(b.records),
-                          confidence=confidence, lower_is_better=True)
-    if errors is not None:
-        out.append(errors)
-    return out
+    def values(result: ExperimentResult) -> dict[str, dict[str, list[Any]]]:
+        out = {label: metric_values(result.records, label) for label in _paired_labels(a, b)}
+        out[ERROR_RATE] = _failures(result.records)
+        return out
+
+    return paired_deltas(values(a), values(b), confidence=confidence,
+                         lower_is_better=lower_is_better | {ERROR_RATE})
 
 
 def _num(value: float) -> str:
