@@ -100,6 +100,8 @@ def test_parameters_are_strict(endpoint: str, experiments: dict[str, ExperimentR
         assert missing.status_code == 404 and "exp-nope" in missing.text
         spec = http.get(f"{endpoint}/openapi.json").json()
         op = spec["paths"][f"{API}/experiments/compare"]["get"]
-        assert {p["name"] for p in op["parameters"]} == {"a", "b", "confidence"}
+        params = {p["name"]: p["schema"] for p in op["parameters"]}
+        assert set(params) == {"a", "b", "confidence"}
+        assert params["confidence"]["type"] == "number"
     with ExperimentsClient(endpoint=endpoint) as c, pytest.raises(ValueError, match="confidence"):
         c.experiments.compare(a, a, confidence=95)

@@ -85,6 +85,8 @@ def _parameter_schemas() -> dict[str, JsonSchema]:
         "filter[start_after]": _TIME,
         "filter[start_before]": _TIME,
         "group_by": {"enum": list(GROUP_COLUMNS)},
+        "confidence": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1,
+                       "default": 0.95},
     }
 
 
