@@ -198,6 +198,10 @@ class PairedDelta:
     def significant(self) -> bool:
         return self.verdict != NO_CHANGE
 
+    def interval_text(self) -> str:
+        """``-0.3 [-0.425, -0.167]``: the delta and its interval, as every table shows it."""
+        return f"{self.delta:+.3g} [{self.ci_low:+.3g}, {self.ci_high:+.3g}]"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

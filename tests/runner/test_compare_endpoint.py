@@ -3,6 +3,8 @@ the same experiments (sync and async clients), strict parameters, 404s."""
 
 from __future__ import annotations
 
+import re
+import time
 import uuid
 from typing import Any
 
@@ -105,3 +107,33 @@ def test_parameters_are_strict(endpoint: str, experiments: dict[str, ExperimentR
         assert params["confidence"]["type"] == "number"
     with ExperimentsClient(endpoint=endpoint) as c, pytest.raises(ValueError, match="confidence"):
         c.experiments.compare(a, a, confidence=95)
+
+
+def test_ui_compare_page_shows_interval_and_verdict(
+        endpoint: str, client: ExperimentsClient,
+        experiments: dict[str, ExperimentResult]) -> None:
+    base, worse = experiments["base"].experiment_id, experiments["worse"].experiment_id
+    expected = client.experiments.compare(base, worse).metric("correct")
+    assert expected is not None
+    deadline = time.monotonic() + 60
+    with httpx.Client(base_url=endpoint, timeout=60) as http:
+        while True:
+            page = http.get("/ui/compare", params=[("id", base), ("id", worse)])
+            assert page.status_code == 200
+            if "data-pending" not in page.text or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        row = re.search(r'<tr data-label="correct" class="regressed">(.*?)</tr>', page.text,
+                        re.DOTALL)
+        assert row is not None, page.text[-3000:]
+        assert expected.interval_text() in row.group(1) and ">regressed<" in row.group(1)
+        # ticking "lower is better" for a metric flips its verdict
+        flipped = http.get("/ui/compare", params=[("id", base), ("id", worse),
+                                                  ("lower", "correct")])
+        for _ in range(300):
+            if "data-pending" not in flipped.text:
+                break
+            time.sleep(0.2)
+            flipped = http.get("/ui/compare", params=[("id", base), ("id", worse),
+                                                      ("lower", "correct")])
+        assert '<tr data-label="correct" class="improved">' in flipped.text

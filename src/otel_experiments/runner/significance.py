@@ -58,7 +58,7 @@ def _num(value: float) -> str:
 
 def interval(d: PairedDelta) -> str:
     """``+0.12 [+0.05, +0.19]``."""
-    return f"{d.delta:+.3g} [{d.ci_low:+.3g}, {d.ci_high:+.3g}]"
+    return d.interval_text()
 
 
 def rows(deltas: Sequence[PairedDelta]) -> list[list[str]]:

@@ -10,6 +10,7 @@ so both report the same numbers for the same experiments.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from ...stats import paired_deltas
@@ -47,12 +48,14 @@ def record_values(store: StoreBase, experiment_id: str) -> dict[str, dict[str, l
     return {**ordered, ERROR_RATE: failed}  # the runner's order: metrics by label, then errors
 
 
-def compare_experiments(store: StoreBase, a: str, b: str, confidence: float) -> dict[str, Any]:
-    """The attributes of an ``experiment_comparisons`` resource: b against a."""
+def compare_experiments(store: StoreBase, a: str, b: str, confidence: float,
+                        lower_is_better: Iterable[str] = ()) -> dict[str, Any]:
+    """The attributes of an ``experiment_comparisons`` resource: b against a
+    (``lower_is_better``: metric labels besides ``error_rate``, e.g. the UI's ticks)."""
     values_a, values_b = record_values(store, a), record_values(store, b)
     common = set(values_a[ERROR_RATE]) & set(values_b[ERROR_RATE])
     deltas = paired_deltas(values_a, values_b, confidence=confidence,
-                           lower_is_better=(ERROR_RATE,))
+                           lower_is_better=(ERROR_RATE, *lower_is_better))
     return {"a": a, "b": b, "confidence": confidence, "common_records": len(common),
             "metrics": [d.to_dict() for d in deltas]}
 
