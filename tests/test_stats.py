@@ -158,3 +158,14 @@ def test_confidence_is_checked() -> None:
     for bad in (0, 1, 1.5, True, "0.95"):
         with pytest.raises(ValueError, match="confidence"):
             stats.describe({"a": [True]}, confidence=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("n", [500, 3000])  # BCa below BCA_MAX_UNITS, percentile above
+def test_large_samples_agree_with_the_normal_interval(n: int) -> None:
+    rng = random.Random(n)
+    values = {f"r{i}": [rng.expovariate(1.0)] for i in range(n)}
+    d = stats.describe(values)
+    assert d is not None
+    half = 1.96 * d["std"] / math.sqrt(n)
+    assert d["ci_low"] == pytest.approx(d["mean"] - half, abs=0.15 * half)
+    assert d["ci_high"] == pytest.approx(d["mean"] + half, abs=0.15 * half)
