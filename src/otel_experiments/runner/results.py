@@ -225,7 +225,7 @@ def stored_outcomes(client: ExperimentsClient, experiment_id: str) -> dict[str, 
         outcomes[key] = RecordOutcome(
             record_id, row.input, row.expected_output, row.output, error,
             row.duration_ns / 1e6, dict(row.metrics), {}, metadata, row.span_id, row.trace_id,
-            repetition)
+            repetition=repetition)
     return outcomes
 
 
