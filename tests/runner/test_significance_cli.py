@@ -60,8 +60,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory, server: ServerProcess) -> Pat
     for task in ("base", "noise", "worse"):
         done = cli(work, "run", f"tasks:{task}", "--dataset", "data.jsonl", "--name", task,
                    "--evaluator", "exact_match", "--repetitions", "2", "--resume", "no",
-                   "--output", f"{task}.json", "--endpoint", server.base_url, "--quiet")
+                   "--output", f"{task}.json", "--endpoint", server.base_url)
         assert done.returncode == 0, done.stderr
+        (work / f"{task}.out").write_text(done.stdout)
     return work
 
 
@@ -71,6 +72,10 @@ def test_runs_carry_repetitions_and_intervals(runs: Path) -> None:
     entry = base.summary["metrics"]["exact_match"]
     assert entry["ci_low"] < entry["mean"] < entry["ci_high"] and set(entry["pass_at_k"]) \
         == {"1", "2"}
+    printed = (runs / "base.out").read_text()  # what `run` printed at the end
+    line = next(x for x in printed.splitlines() if x.startswith("exact_match"))
+    assert f"[{entry['ci_low']:.4g}, {entry['ci_high']:.4g}]" in line
+    assert f"pass@2 {entry['pass_at_k']['2']:.3g} pass^2 {entry['pass_hat_k']['2']:.3g}" in line
 
 
 def test_compare_prints_interval_p_value_and_verdict(runs: Path) -> None:

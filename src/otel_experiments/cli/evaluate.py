@@ -93,12 +93,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print_metrics(result: Any) -> None:
+    from ..runner.intervals import spread_text
     from ..runner.report import table
 
-    rows = [[label, f"{result.value(label):.4g}" if result.value(label) is not None else "-"]
-            for label in result.labels()]
-    rows.append(["error_rate", f"{result.summary.get('error_rate') or 0:.4g}"])
-    print(table(["metric", "value"], rows))
+    rows = [[label, f"{result.value(label):.4g}" if result.value(label) is not None else "-",
+             spread_text(result.metric(label))] for label in result.labels()]
+    rows.append(["error_rate", f"{result.summary.get('error_rate') or 0:.4g}", ""])
+    print(table(["metric", "value", "95% CI, pass@k, pass^k"], rows))
 
 
 def _client_factory(args: argparse.Namespace) -> tuple[Callable[[], ExperimentsClient],

@@ -54,6 +54,18 @@ def repetitions(records: Sequence[RecordOutcome]) -> int:
     return max(counts.values(), default=0)
 
 
+def spread_text(entry: Mapping[str, Any] | None) -> str:
+    """``[0.55, 0.72] pass@3 0.91 pass^3 0.32`` for a summary entry ("" without interval)."""
+    if not entry or entry.get("ci_low") is None or entry.get("ci_high") is None:
+        return ""
+    text = f"[{entry['ci_low']:.4g}, {entry['ci_high']:.4g}]"
+    at, hat = entry.get("pass_at_k") or {}, entry.get("pass_hat_k") or {}
+    if at and hat:
+        k = max(at, key=int)
+        text += f" pass@{k} {at[k]:.3g} pass^{k} {hat[k]:.3g}"
+    return text
+
+
 def add_intervals(metrics: dict[str, dict[str, Any]], records: Sequence[RecordOutcome],
                   confidence: float = CONFIDENCE) -> dict[str, dict[str, Any]]:
     """Each boolean / score entry of ``metrics`` gains ``std``, ``ci_low``, ``ci_high``,
@@ -75,4 +87,5 @@ def add_intervals(metrics: dict[str, dict[str, Any]], records: Sequence[RecordOu
     return metrics
 
 
-__all__ = ["CONFIDENCE", "add_intervals", "metric_values", "repetitions", "split_repetition"]
+__all__ = ["CONFIDENCE", "add_intervals", "metric_values", "repetitions", "split_repetition",
+           "spread_text"]
