@@ -8,8 +8,10 @@ which metric and how repetitions are pooled:
 
 * one run: per metric mean, standard deviation and a confidence interval — Wilson's
   binomial interval (``binomtest(...).proportion_ci``) over every trial of a boolean
-  metric, a BCa bootstrap of the mean over records for a score (a record's repetitions
-  are averaged first: records, not trials, are the independent units); and for boolean
+  metric (the pass rate on this dataset: given the records, trials are independent, and
+  records of unequal difficulty only make the interval conservative), a BCa bootstrap of
+  the mean over records for a score (a record's repetitions averaged first: records are
+  the resampled units); and for boolean
   metrics with repetitions pass@k and pass^k (the unbiased estimators, averaged over
   records).
 * two runs on the same dataset: records paired by dataset record id (repetitions

@@ -116,6 +116,9 @@ def test_gate_with_confidence_passes_on_noise_and_fails_on_a_regression(runs: Pa
     assert sure.returncode == 0, sure.stdout
     assert "no significant regression at 95%" in sure.stdout
 
+    alone = cli(runs, "gate", "worse.json", "--confidence", "0.95")
+    assert alone.returncode == 2 and "--baseline" in alone.stderr
+
     real = cli(runs, "gate", "worse.json", "--baseline", "base.json", "--confidence", "0.95")
     assert real.returncode == 1, real.stdout
     failing = [x for x in real.stdout.splitlines() if x.startswith("FAIL")]

@@ -118,6 +118,8 @@ def _gate(args: argparse.Namespace) -> int:
     from ..runner.gate import GateError, gate, parse_bounds
     from ..runner.report import gate_junit, gate_markdown, gate_text
 
+    if args.confidence is not None and not args.baseline:
+        raise CliError("--confidence judges a run against a --baseline: give one", 2)
     get_client, made = _client_factory(args)
     try:
         result = load_result(args.results, args, get_client)
