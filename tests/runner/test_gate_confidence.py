@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from otel_experiments.runner.gate import gate
 from otel_experiments.runner.report import gate_junit, gate_markdown
 from otel_experiments.runner.results import ExperimentResult, RecordOutcome, summarize
@@ -49,3 +51,14 @@ def test_errors_are_paired_and_summary_evaluations_keep_the_plain_rule() -> None
     checks = {c.name: c for c in gate(lower, baseline=base, confidence=0.95).checks}
     assert not checks["accuracy vs baseline"].passed  # one number per run: no test to run
     assert checks["correct vs baseline"].passed
+
+
+def test_a_summary_survives_values_the_statistics_cannot_take(
+        caplog: pytest.LogCaptureFixture) -> None:
+    rows = [RecordOutcome(f"r{i}", i, metrics={"huge": (-1) ** i * 1e308, "ok": i % 2 == 0})
+            for i in range(6)]
+    summary = summarize(rows)  # (1e308) ** 2 overflows in the standard deviation
+    assert "ci_low" not in summary["metrics"]["huge"]
+    assert summary["metrics"]["huge"]["mean"] == 0.0
+    assert summary["metrics"]["ok"]["ci_low"] is not None  # the other metrics keep theirs
+    assert "no interval for metric 'huge'" in caplog.text

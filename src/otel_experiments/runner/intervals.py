@@ -80,6 +80,10 @@ def add_intervals(metrics: dict[str, dict[str, Any]], records: Sequence[RecordOu
             logger.warning("otel-experiments: no confidence intervals without scipy "
                            "(pip install 'otel-experiments[runner]')")
             break
+        except Exception as exc:  # the statistics never cost a finished run its summary
+            logger.warning("otel-experiments: no interval for metric %r: %s: %s", label,
+                           type(exc).__name__, exc)
+            continue
         if found is not None:
             entry.update({k: v for k, v in found.items()
                           if k not in ("type", "mean", "trials", "records")})
