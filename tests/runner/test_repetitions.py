@@ -44,6 +44,11 @@ RECORDS = [{"id": f"q{i}", "input": i, "expected_output": i} for i in range(12)]
 
 def test_each_record_runs_k_times_tagged_and_summarised(client: ExperimentsClient,
                                                        provider: Any) -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    seen = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(seen))
     task = NoisyTask(0.6, seed=1)
     result = run_experiment(f"reps-{uuid.uuid4().hex[:8]}", RECORDS, task, [correct],
                             client=client, tracer_provider=provider, quiet=True,
@@ -53,6 +58,11 @@ def test_each_record_runs_k_times_tagged_and_summarised(client: ExperimentsClien
     assert Counter((r.record_id, r.repetition) for r in result.records) == Counter(
         {(f"q{i}", j): 1 for i in range(12) for j in range(3)})
     assert all(r.metadata == {} for r in result.records)  # the index is not user metadata
+    spans = [s for s in seen.get_finished_spans() if s.attributes
+             and "experiment.dataset_record_id" in s.attributes]
+    assert Counter((s.attributes["experiment.dataset_record_id"],
+                    s.attributes["experiment.repetition"]) for s in spans) == Counter(
+        {(f"q{i}", j): 1 for i in range(12) for j in range(3)})
 
     entry = result.summary["metrics"]["correct"]
     expected = stats.describe(metric_values(result.records, "correct"))

@@ -169,6 +169,7 @@ def _start(span: ObservedSpan, record: Record) -> RecordOutcome:
     span.set_dataset_record_id(record.id)
     if record.repetition is not None:  # carried to the server, which pairs runs by it
         span.set_metadata({**record.metadata, REPETITION: record.repetition})
+        span.set_attribute(REPETITION, record.repetition)  # for any other exporter too
     elif record.metadata:
         span.set_metadata(record.metadata)
     return RecordOutcome(record.id, record.input, record.expected_output,
