@@ -85,6 +85,7 @@ def _every_call() -> list[Call[Any]]:
         calls.list_events("e-1", filters, 10),
         calls.list_experiment_records("e-1", filters, 10),
         calls.summary("e-1"),
+        calls.compare_experiments("e-1", "e-2", 0.9),
     ]
     return out
 
@@ -103,7 +104,7 @@ def test_every_client_call_is_in_the_published_contract(spec: dict[str, Any]) ->
                       "update_record", "delete_record", "create_experiment",
                       "list_experiments", "retrieve_experiment", "update_experiment",
                       "delete_experiment", "list_events", "list_experiment_records",
-                      "summary", "records_from_spans"}, makers
+                      "summary", "compare_experiments", "records_from_spans"}, makers
 
 
 def test_the_check_catches_drift(spec: dict[str, Any]) -> None:

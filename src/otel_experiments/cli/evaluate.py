@@ -77,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
                 max_concurrency=args.max_concurrency, task_timeout=args.task_timeout,
                 evaluator_timeout=args.evaluator_timeout,
                 rate_limit=args.rate_limit, resume=resume, quiet=args.quiet,
-                prices=load_price_table(args.prices))
+                repetitions=args.repetitions, prices=load_price_table(args.prices))
         except DatasetError as exc:
             raise CliError(str(exc)) from None
         except (TypeError, ValueError) as exc:  # a bad evaluator signature, bad bounds
@@ -94,13 +94,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print_metrics(result: Any) -> None:
+    from ..runner.intervals import spread_text
     from ..runner.report import table
 
-    rows = [[label, f"{result.value(label):.4g}" if result.value(label) is not None else "-"]
-            for label in result.labels()]
-    rows.append(["error_rate", f"{result.summary.get('error_rate') or 0:.4g}"])
-    rows.extend(usage_rows(result))
-    print(table(["metric", "value"], rows))
+    rows = [[label, f"{result.value(label):.4g}" if result.value(label) is not None else "-",
+             spread_text(result.metric(label))] for label in result.labels()]
+    rows.append(["error_rate", f"{result.summary.get('error_rate') or 0:.4g}", ""])
+    rows.extend([*row, ""] for row in usage_rows(result))
+    print(table(["metric", "value", "95% CI, pass@k, pass^k"], rows))
 
 
 def _client_factory(args: argparse.Namespace) -> tuple[Callable[[], ExperimentsClient],
@@ -119,6 +120,8 @@ def _gate(args: argparse.Namespace) -> int:
     from ..runner.gate import GateError, gate, parse_bounds
     from ..runner.report import gate_junit, gate_markdown, gate_text
 
+    if args.confidence is not None and not args.baseline:
+        raise CliError("--confidence judges a run against a --baseline: give one", 2)
     get_client, made = _client_factory(args)
     try:
         result = load_result(args.results, args, get_client)
@@ -130,7 +133,7 @@ def _gate(args: argparse.Namespace) -> int:
         verdict = gate(result, minimums=parse_bounds(args.min, "--min"),
                        maximums=maximums,
                        max_failures=args.max_failures, baseline=baseline,
-                       tolerance=args.tolerance)
+                       tolerance=args.tolerance, confidence=args.confidence)
         if args.max_cost is not None:
             verdict.checks.append(cost_check(result, args.max_cost))
     except GateError as exc:
@@ -159,12 +162,22 @@ def _compare(args: argparse.Namespace) -> int:
     finally:
         for c in made:
             c.close()
-    cmp = compare(a, b)
+    cmp = compare(a, b, confidence=args.confidence)
     if args.markdown is not None:
         write_text(args.markdown, compare_markdown(cmp, args.max_changes))
     if args.markdown != "-":
         print(compare_text(cmp, args.max_changes))
     return 0
+
+
+def _level(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a confidence level is between 0 and 1")
+    return value
 
 
 def add_parsers(sub: Any) -> None:
@@ -199,6 +212,8 @@ def add_parsers(sub: Any) -> None:
                      help="an evaluator past this is recorded as its error on the record")
     run.add_argument("--rate-limit", type=float, metavar="PER_SECOND",
                      help="at most this many record starts per second")
+    run.add_argument("--repetitions", type=int, default=1, metavar="K",
+                     help="run every record K times: intervals, pass@k and pass^k (default: 1)")
     run.add_argument("--resume", default="auto", metavar="auto|yes|no|EXPERIMENT_ID",
                      help="auto (default): resume an interrupted run of the same name")
     run.add_argument("--output", default="results.json", metavar="FILE",
@@ -211,6 +226,7 @@ def add_parsers(sub: Any) -> None:
     gate = command(sub, "gate", "pass or fail a run against quality thresholds", [
         "otel-experiments gate results.json --min exact_match=0.9 --max-failures 0",
         "otel-experiments gate results.json --baseline main.json --tolerance 0.02",
+        "otel-experiments gate results.json --baseline main.json --confidence 0.95",
         "otel-experiments gate exp-123 --min accuracy=0.8 --markdown comment.md "
         "--junit gate.xml",
         "otel-experiments gate exp-123 --max-cost 0.50 --max-p95-ms 2000 --prices prices.toml",
@@ -231,6 +247,9 @@ def add_parsers(sub: Any) -> None:
                       help="fail on a regression against this run")
     gate.add_argument("--tolerance", type=float, default=0.0, metavar="DELTA",
                       help="allowed drop against the baseline (default: 0)")
+    gate.add_argument("--confidence", type=_level, metavar="LEVEL",
+                      help="with --baseline: fail only on a regression significant at this "
+                      "level (e.g. 0.95; paired per record), so noise alone does not fail")
     gate.add_argument("--markdown", nargs="?", const="-", metavar="FILE",
                       help="Markdown for a pull-request comment (to FILE, or stdout)")
     gate.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
@@ -254,6 +273,8 @@ def add_parsers(sub: Any) -> None:
     cmp.add_argument("b", metavar="EXP_B", help="candidate: the same kinds")
     cmp.add_argument("--markdown", nargs="?", const="-", metavar="FILE",
                      help="Markdown instead of the table (to FILE, or stdout)")
+    cmp.add_argument("--confidence", type=_level, default=0.95, metavar="LEVEL",
+                     help="level of each metric's interval and paired test (default: 0.95)")
     cmp.add_argument("--max-changes", type=int, default=20, metavar="N",
                      help="changed records listed (default: 20)")
     add_prices_arg(cmp)

@@ -24,6 +24,7 @@ from .errors import (
 from .models import (
     Dataset,
     DatasetRecord,
+    ExperimentComparison,
     ExperimentDetails,
     ExperimentSummary,
     MetricSummary,
@@ -43,6 +44,7 @@ __all__ = [
     "ConflictError",
     "Dataset",
     "DatasetRecord",
+    "ExperimentComparison",
     "ExperimentDetails",
     "ExperimentSummary",
     "ExperimentsClient",

@@ -14,6 +14,7 @@ from ._base import Call, data_of, page_of
 from .models import (
     Dataset,
     DatasetRecord,
+    ExperimentComparison,
     ExperimentDetails,
     ExperimentSummary,
     Project,
@@ -236,6 +237,16 @@ def list_experiment_records(experiment_id: str, filters: Mapping[str, str | None
 def summary(experiment_id: str) -> Call[ExperimentSummary]:
     return Call("GET", f"/experiments/{_id(experiment_id, 'experiment_id')}/summary",
                 data_of(ExperimentSummary.from_resource), idempotent=True)
+
+
+def compare_experiments(a: str, b: str, confidence: float) -> Call[ExperimentComparison]:
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) \
+            or not 0 < confidence < 1:
+        raise ValueError(f"confidence must be a number in (0, 1), got {confidence!r}")
+    for value, what in ((a, "a"), (b, "b")):
+        _id(value, what)  # the same check as a path id; sent as query parameters
+    return Call("GET", "/experiments/compare", data_of(ExperimentComparison.from_resource),
+                {"a": a, "b": b, "confidence": repr(float(confidence))}, idempotent=True)
 
 
 def experiment_attrs(*, name: str | None, feature_slug: str | None, description: str | None,

@@ -18,6 +18,7 @@ from .errors import APIConnectionError, APITimeoutError, ConflictError
 from .models import (
     Dataset,
     DatasetRecord,
+    ExperimentComparison,
     ExperimentDetails,
     ExperimentSummary,
     Project,
@@ -295,3 +296,8 @@ class Experiments(_Resource):
 
     def summary(self, experiment_id: str) -> ExperimentSummary:
         return self._client._send(calls.summary(experiment_id))
+
+    def compare(self, a: str, b: str, *, confidence: float = 0.95) -> ExperimentComparison:
+        """Experiment ``b`` against ``a`` on their common dataset records: per metric the
+        delta with its interval, the paired test's p-value and the verdict."""
+        return self._client._send(calls.compare_experiments(a, b, confidence))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..models import Experiment, TraceExperiment
+from ..stats import PairedDelta
 
 
 def _attrs(resource: Mapping[str, Any]) -> dict[str, Any]:
@@ -224,9 +225,34 @@ class ExperimentSummary:
         return next((m for m in self.metrics if m.label == label), None)
 
 
+@dataclass(frozen=True)
+class ExperimentComparison:
+    """``GET /experiments/compare``: experiment ``b`` against ``a``, paired per record;
+    one :class:`~otel_experiments.stats.PairedDelta` per metric (delta, interval, p-value,
+    verdict)."""
+
+    a: str
+    b: str
+    confidence: float
+    common_records: int
+    metrics: list[PairedDelta]
+
+    @classmethod
+    def from_resource(cls, res: Mapping[str, Any]) -> ExperimentComparison:
+        attrs = _attrs(res)
+        metrics = [PairedDelta.from_dict(m) for m in attrs.get("metrics") or []
+                   if isinstance(m, Mapping)]
+        return cls(str(attrs.get("a")), str(attrs.get("b")), float(attrs.get("confidence") or 0),
+                   int(attrs.get("common_records") or 0), metrics)
+
+    def metric(self, label: str) -> PairedDelta | None:
+        return next((m for m in self.metrics if m.label == label), None)
+
+
 __all__ = [
     "Dataset",
     "DatasetRecord",
+    "ExperimentComparison",
     "ExperimentDetails",
     "ExperimentSummary",
     "MetricSummary",

@@ -88,6 +88,8 @@ def _parameter_schemas() -> dict[str, JsonSchema]:
         "group_by": {"enum": list(GROUP_COLUMNS)},
         "filter[where]": {"type": "array", "maxItems": MAX_CONDITIONS, "items": {
             "type": "string", "pattern": CONDITION_PATTERN, "maxLength": MAX_CONDITION_CHARS}},
+        "confidence": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1,
+                       "default": 0.95},
     }
 
 

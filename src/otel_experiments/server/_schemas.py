@@ -258,6 +258,16 @@ def _response_schemas() -> dict[str, JsonSchema]:
                                  metrics={"type": "array", "items": metric_summary},
                                  usage=_usage(with_spans=True), cost=_cost())
     summary["required"] += ["root_spans", "metrics", "usage"]
+    number = {"type": "number"}
+    delta = _required_all({
+        "label": _STRING, "type": {"enum": ["boolean", "score"]}, "pairs": _INTEGER,
+        "a": number, "b": number, "delta": number, "ci_low": number, "ci_high": number,
+        "p_value": number, "test": {"enum": ["mcnemar", "wilcoxon"]}, "confidence": number,
+        "lower_is_better": {"type": "boolean"},
+        "verdict": {"enum": ["improved", "regressed", "no significant change"]}})
+    comparison = _required_all({"a": _STRING, "b": _STRING, "confidence": number,
+                                "common_records": _INTEGER,
+                                "metrics": {"type": "array", "items": delta}})
     version_meta = _required_all({"dataset_version": _INTEGER})
     error = _obj({
         "status": {"type": "string", "pattern": "^[45][0-9]{2}$"}, "title": _STRING,
@@ -296,6 +306,7 @@ def _response_schemas() -> dict[str, JsonSchema]:
         "SpanList": _list("Span"),
         "EventsAccepted": _document(_resource("experiment_events", counts)),
         "SummaryDocument": _document(_resource("experiment_summaries", summary)),
+        "ComparisonDocument": _document(_resource("experiment_comparisons", comparison)),
         "Health": _required_all({"status": {"const": "ok"}, "database": _STRING,
                                  "schema_revision": _NULLABLE_STRING}),
         "Error": error,

@@ -14,6 +14,7 @@ from .auth import ApiKeyMiddleware, HostCheckMiddleware
 from .db import create_engine, current_revision, migrate
 from .ingest import schema_validator
 from .routes import (
+    compare,
     datasets,
     events,
     experiments,
@@ -59,6 +60,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(projects.router, prefix=API_PREFIX, dependencies=strict)
     app.include_router(datasets.router, prefix=API_PREFIX, dependencies=strict)
+    # before the experiment routes: /experiments/compare is not an experiment id
+    app.include_router(compare.router, prefix=API_PREFIX, dependencies=strict)
     app.include_router(from_spans.router, prefix=API_PREFIX, dependencies=strict)
     app.include_router(experiments.router, prefix=API_PREFIX, dependencies=strict)
     app.include_router(events.router, prefix=API_PREFIX, dependencies=strict)

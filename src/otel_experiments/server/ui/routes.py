@@ -19,11 +19,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from ...stats import PairedDelta
 from ..costs import add_cost
 from ..jsonapi import ApiError
 from ..settings import ServerSettings
 from ..store import EXPERIMENT_STATUSES, Store
 from ..store.base import decode_cursor
+from ..store.compare import compare_experiments
 from ..store.records import RecordFilters, experiment_records
 from ..where import parse_where
 from . import queries, session, views
@@ -51,6 +53,8 @@ MAX_CHANGES_SHOWN = 200
 #: (they are finished in the background and the page reloads itself to show them).
 CHANGES_WAIT = 0.1
 MAX_FORM_BYTES = 8192
+#: Level of the compare page's intervals and paired tests.
+COMPARE_CONFIDENCE = 0.95
 
 #: No inline script or style may run: all of it comes from /ui/static. A stored value that
 #: somehow reached the markup unescaped still could not execute.
@@ -276,13 +280,30 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
                                   functools.partial(changed_records, store, rows[0], other,
                                                     MAX_CHANGES_SHOWN), CHANGES_WAIT, keys)
                    for other in rows[1:]]
-        pending = any(c is None for c in changes)
+        ticked = tuple(sorted(set(lower)))
+        significance = [cache.get_soon(
+            "significance:" + ",".join(ticked), [rows[0], other],
+            functools.partial(_significance, store, rows[0]["id"], other["id"], ticked),
+            CHANGES_WAIT, keys) for other in rows[1:]]
+        pending = any(c is None for c in [*changes, *significance])
         live = any(r["status"] in LIVE_STATUSES for r in rows)
         return render(request, "compare.html", exps=rows, table=table, changes=changes,
-                      lower=lower, refresh=REFRESH_SECONDS if live or pending else None,
+                      significance=significance, confidence=COMPARE_CONFIDENCE, lower=lower, refresh=REFRESH_SECONDS if live or pending else None,
                       refresh_reason="while records are compared" if pending else None)
 
     return ui
+
+
+def _significance(store: Store, a: str, b: str, lower: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The compare endpoint's per-metric verdicts for the page ([] without scipy)."""
+    try:
+        found = compare_experiments(store, a, b, COMPARE_CONFIDENCE, lower)
+    except ImportError:
+        return []
+    for m in found["metrics"]:
+        m["interval"] = PairedDelta.from_dict(m).interval_text()
+    metrics: list[dict[str, Any]] = found["metrics"]
+    return metrics
 
 
 async def _form(request: Request) -> dict[str, str]:
