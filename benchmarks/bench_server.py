@@ -247,12 +247,15 @@ def sqlite_cases(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
         exp, step, done = "bench-grow", args.grow // 15, 0  # (20k steps: 100k is one)
         last_ours = last_ref = (0, 0.0)
         summaries: list[tuple[int, float, float]] = []
+        pending = [args.summary_at, args.grow]  # read the summary once past each
         while done < args.grow:
             last_ours, last_ref = (ours.spans, ours.seconds), (
                 (theirs.spans, theirs.seconds) if theirs else (0, 0.0))
             interleaved(ours, theirs, exp, _bodies(exp, done, done + step, 1000), args.clients, 2)
             done += step
-            if done == args.summary_at or done == args.grow:
+            if pending and done >= pending[0]:
+                while pending and done >= pending[0]:
+                    pending.pop(0)
                 summaries.append((done, *summary_p95(server.base_url, exp, done, args.requests)))
         rows.append(line(f"sqlite one experiment growing to {args.grow:,} spans", ours, theirs))
         tail_ours = (ours.spans - last_ours[0]) / (ours.seconds - last_ours[1])

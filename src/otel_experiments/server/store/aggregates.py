@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from ... import attributes as attr
 from .. import sketch
@@ -40,14 +41,27 @@ _M_TYPE, _M_LABEL, _M_SCORE = METRIC_TYPE_AT, LABEL_AT, SCORE_AT
 _M_CATEGORY, _M_BOOLEAN = CATEGORY_AT, BOOLEAN_AT
 
 AGGREGATE_TABLES = (span_totals, metric_totals, metric_values, value_buckets, usage_totals)
+_TABLES = {t.name: t for t in AGGREGATE_TABLES}
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]  # (untyped in SQLAlchemy)
 
 
 def _upsert(table: str, keys: tuple[str, ...], adds: tuple[str, ...],
             extremes: tuple[tuple[str, str], ...], sqlite: bool) -> str:
     """The additive upsert of ``table``: ``adds`` summed, ``extremes`` (column, 'min' or
-    'max') kept as the smaller / larger (NULL-safe: a NULL side keeps the other)."""
-    mark = "?" if sqlite else "%s"
+    'max') kept as the smaller / larger (NULL-safe: a NULL side keeps the other).
+
+    SQLite: ``VALUES`` of ``{rows}`` rows (the caller picks the count: see
+    :func:`_execute`). PostgreSQL: every row in one statement, one array per column through
+    ``unnest`` (one plan, one round trip, where ``executemany`` would run a statement per
+    row). The rows' keys are distinct (summed per request first), as ``ON CONFLICT DO
+    UPDATE`` requires within one statement."""
     columns = (*keys, *adds, *(c for c, _ in extremes))
+    if sqlite:
+        source = "VALUES {rows}"
+    else:
+        t = _TABLES[table]
+        arrays = ", ".join(f"%s::{t.c[c].type.compile(_PG)}[]" for c in columns)
+        source = f"SELECT * FROM unnest({arrays})"
     sets = [f"{c} = {table}.{c} + excluded.{c}" for c in adds]
     for column, kind in extremes:
         fn = kind if sqlite else ("LEAST" if kind == "min" else "GREATEST")
@@ -55,9 +69,8 @@ def _upsert(table: str, keys: tuple[str, ...], adds: tuple[str, ...],
         pick = (f"coalesce({fn}({table}.{column}, excluded.{column}), {table}.{column}, "
                 f"excluded.{column})")
         sets.append(f"{column} = {pick}")
-    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-            f"({', '.join([mark] * len(columns))}) ON CONFLICT ({', '.join(keys)}) "
-            f"DO UPDATE SET {', '.join(sets)}")
+    return (f"INSERT INTO {table} ({', '.join(columns)}) {source} "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(sets)}")
 
 
 def _statements(sqlite: bool) -> dict[str, str]:
@@ -139,12 +152,41 @@ def add_rows(conn: sa.Connection, sqlite: bool, experiment_id: str,
         params["metric_totals"] = [(experiment_id, *k, *t) for k, t in sorted(m_totals.items())]
         if values:
             params["metric_values"] = [(experiment_id, *k, n) for k, n in sorted(values.items())]
-    sql = _SQL[sqlite]
-    for table in ("span_totals", "value_buckets", "metric_totals", "metric_values",
-                  "usage_totals"):  # one order for every writer: no lock cycles
-        rows = params.get(table)
-        if rows:
-            conn.exec_driver_sql(sql[table], rows)
+    # The driver's own cursor: SQLAlchemy's statement handling cost more than these small
+    # statements themselves (several per request, on every request).
+    cursor = conn.connection.cursor()
+    try:
+        for table in ("span_totals", "value_buckets", "metric_totals", "metric_values",
+                      "usage_totals"):  # one order for every writer: no lock cycles
+            rows = params.get(table)
+            if rows:
+                _execute(cursor, table, rows, sqlite)
+    finally:
+        cursor.close()
+
+
+#: Rows per SQLite upsert statement (at most 8 columns: 2048 parameters).
+_SQLITE_ROWS = 256
+_sqlite_sql: dict[tuple[str, int], str] = {}
+
+
+def _execute(cursor: Any, table: str, rows: list[tuple[Any, ...]], sqlite: bool) -> None:
+    """Run ``table``'s upsert over ``rows``. SQLite: multi-row statements of a power of two
+    rows (a few texts, cached prepared by the driver), not ``executemany``: the ``sqlite3``
+    module releases and retakes the GIL around every row there (see ``events``)."""
+    if not sqlite:
+        cursor.execute(_SQL[False][table], tuple([*c] for c in zip(*rows, strict=True)))
+        return
+    i, n, width = 0, len(rows), len(rows[0])
+    while i < n:
+        size = min(_SQLITE_ROWS, 1 << ((n - i).bit_length() - 1))
+        sql = _sqlite_sql.get((table, size))
+        if sql is None:
+            one = "(" + ", ".join(["?"] * width) + ")"
+            sql = _sqlite_sql[(table, size)] = _SQL[True][table].format(
+                rows=", ".join([one] * size))
+        cursor.execute(sql, [v for row in rows[i:i + size] for v in row])
+        i += size
 
 
 def delete_experiment(conn: sa.Connection, experiment_id: str) -> None:

@@ -237,9 +237,7 @@ class EventQueries(StoreBase):
         ``SQLITE_ROWS_PER_INSERT`` rows each, ``head`` bound once as ``?1``, ``?2``. Not
         ``executemany``: the ``sqlite3`` module releases and retakes the GIL around every
         statement step, once per row there, and with the event loop thread busy parsing the
-        next body every retake can wait for the interpreter's switch interval. The rows
-        inserted are those past the table's last ``seq`` before the insert (this transaction
-        is the only writer), read back only when some row was a duplicate.
+        next body every retake can wait for the interpreter's switch interval.
         PostgreSQL: one ``INSERT ... SELECT FROM unnest(<one array per column>) ... RETURNING
         <key>``, so the server plans once and parses plain arrays, and rows are sorted by
         their unique key first so that concurrent writers lock keys in the same order (no
@@ -248,13 +246,16 @@ class EventQueries(StoreBase):
         columns, key = _INSERTS[table.name]
         fixed = len(head)
         if self.sqlite:
-            last = conn.exec_driver_sql(f"SELECT max(seq) FROM {table.name}").scalar()
             inserted = self._insert_values(conn, table.name, columns, key, head, rows)
-            if inserted == len(rows):
-                return inserted, None
+            if inserted == len(rows) or not inserted:
+                return inserted, None if inserted else set()
+            # The rows inserted took consecutive ``seq`` values ending at the last one
+            # inserted (SQLite's next rowid is the largest plus one, and this transaction is
+            # the only writer): read back only when some row was a duplicate.
+            last = conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
             found = conn.exec_driver_sql(
-                f"SELECT {', '.join(key[1:])} FROM {table.name} WHERE seq > ? "
-                "AND experiment_id = ?", (last or 0, head[0]))
+                f"SELECT {', '.join(key[1:])} FROM {table.name} WHERE seq > ?",
+                (last - inserted,))
             return inserted, {r[0] if len(r) == 1 else tuple(r) for r in found}
         sql = self._sql.get((table.name, 0))
         if sql is None:

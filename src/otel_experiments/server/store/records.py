@@ -72,7 +72,7 @@ def _record_doc(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _row(span: Mapping[str, Any], metrics: list[dict[str, Any]],
-         record: dict[str, Any] | None, usage: dict[str, Any]) -> dict[str, Any]:
+         record: dict[str, Any] | None, usage: dict[str, Any] | None) -> dict[str, Any]:
     doc = loads(span["doc"])
     meta = doc.get("meta")
     if not isinstance(meta, dict):
@@ -120,14 +120,15 @@ def _usage_by_trace(conn: sa.Connection, experiment_id: str,
 
 def experiment_records(store: StoreBase, experiment_id: str, *,
                        filters: RecordFilters | None = None, size: int = 100,
-                       cursor: int = 0) -> Page:
+                       cursor: int = 0, usage: bool = True) -> Page:
     """One page of an experiment's records, oldest first (404 for an unknown experiment).
 
     Each row holds the record span's fields (``input``, ``output``, ``expected_output``,
     ``error``, ``metadata`` from its ``meta``), ``metrics`` (the metric documents as
     ingested, plus ``value``) and ``record`` (the dataset record, or ``None`` when the span
     names none or the experiment has no dataset), and ``usage`` (GenAI tokens of every span
-    of the record's trace, in total and by model).
+    of the record's trace, in total and by model; ``None`` when ``usage`` is false: the
+    compare page's outcomes need none).
     """
     s, r = schema.spans.c, schema.dataset_records.c
     query = (sa.select(s.seq, s.span_id, s.trace_id, s.name, s.status, s.start_ns, s.duration,
@@ -157,10 +158,10 @@ def experiment_records(store: StoreBase, experiment_id: str, *,
                        r.record_id.in_(record_ids))
             ):
                 records[row.record_id] = _record_doc(dict(row._mapping))
-        usage = _usage_by_trace(conn, experiment_id,
-                                sorted({row["trace_id"] for row in page.rows}))
+        by_trace = _usage_by_trace(conn, experiment_id, sorted(
+            {row["trace_id"] for row in page.rows}) if usage else [])
     out = [_row(row, by_span.get(row["span_id"], []),
-                records.get(row["dataset_record_id"] or ""), usage[row["trace_id"]])
+                records.get(row["dataset_record_id"] or ""), by_trace.get(row["trace_id"]))
            for row in page.rows]
     return Page(out, page.next_cursor)
 

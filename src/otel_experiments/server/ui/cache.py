@@ -1,11 +1,11 @@
 """Per-experiment results (summaries, charts, changed records) kept between page views
 until new data arrives.
 
-The summary's percentiles walk an index over every span of the experiment (over 100 ms at
-100,000 spans on SQLite), a comparison reads every record of both experiments, and the
+A summary takes a few reads and its charts a few more, a comparison reads every record of
+both experiments, and the
 detail, compare and auto-refreshing pages ask for them again and again. Spans and metrics
 are insert-only, so an experiment whose newest span (``max(seq)``, one index probe), metric
-count (an index count) and row (``seq``, ``updated_at``) are unchanged gives the same
+count (from ``metric_totals``, kept at ingest) and row (``seq``, ``updated_at``) are unchanged gives the same
 results: those four values are its freshness key. Every replica keeps its own cache and checks the keys against
 the database on every request, so none serves stale numbers.
 """
@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from ..schema import metrics, spans
+from ..schema import metric_totals, spans
 from ..store import Store
 
 T = TypeVar("T")
@@ -46,10 +46,11 @@ class ResultCache:
             last_span, n_metrics = conn.execute(sa.select(
                 sa.select(sa.func.max(spans.c.seq))
                 .where(spans.c.experiment_id == exp).scalar_subquery(),
-                sa.select(sa.func.count()).select_from(metrics)
-                .where(metrics.c.experiment_id == exp).scalar_subquery(),
+                # (the metric count kept at ingest, in the same transaction as the rows)
+                sa.select(sa.func.sum(metric_totals.c.metric_count))
+                .where(metric_totals.c.experiment_id == exp).scalar_subquery(),
             )).one()
-        return (row["seq"], row["updated_at"], last_span, int(n_metrics))
+        return (row["seq"], row["updated_at"], last_span, int(n_metrics or 0))
 
     def _lookup(self, what: str, rows: Sequence[dict[str, Any]],
                 keys: dict[str, tuple[Any, ...]] | None) -> tuple[tuple[str, ...],

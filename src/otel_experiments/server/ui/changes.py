@@ -24,7 +24,8 @@ def outcomes(store: Store, experiment_id: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     cursor = 0
     while True:
-        page = experiment_records(store, experiment_id, size=MAX_PAGE_SIZE, cursor=cursor)
+        page = experiment_records(store, experiment_id, size=MAX_PAGE_SIZE, cursor=cursor,
+                                  usage=False)
         for row in page.rows:
             key = row["dataset_record_id"] or row["span_id"]
             error = None
