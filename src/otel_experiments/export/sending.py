@@ -161,7 +161,15 @@ class GroupSender:
         (the batch processor's overflow); spans that cannot be encoded are counted."""
         if self.settings.dialect == DDTRACE:
             items = ddtrace_items(experiment_id, items)
-        bodies, dropped = self._encode(items)
+        bodies: list[tuple[bytes, list[Item]]] = []
+        dropped = 0
+        step = self.settings.max_spans_per_request
+        for start in range(0, len(items), step):
+            # a request's worth at a time: each is encoded in one call (encode_bodies'
+            # fast path) instead of span by span, a third of the spill's CPU
+            encoded, lost = self._encode(items[start:start + step])
+            bodies += encoded
+            dropped += lost
         if dropped:
             self._stats.dropped(dropped, "encoding")
             self._warn_once(

@@ -140,7 +140,10 @@ class ExperimentBatchSpanProcessor(SpanProcessor):
                     if self._shutdown:
                         return
                     continue
-                batch = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
+                # shutting down: everything left in one export (its bodies are sent, or
+                # spooled, a request's worth each), not a batch at a time against the budget
+                size = len(self._queue) if self._shutdown else min(self._batch, len(self._queue))
+                batch = [self._queue.popleft() for _ in range(size)]
                 self._busy += 1
             try:
                 _suppressed(self.span_exporter.export, batch)
