@@ -2,6 +2,11 @@
 PY ?= python3
 # make bench LOAD_ARGS=--quick: 10 s load runs instead of 60 s
 LOAD_ARGS ?=
+# make bench BEFORE=/path/to/an/older/tree: the load and spill benchmarks also run the
+# application on that tree's package (e.g. `git archive HEAD~5 | tar -x -C /tmp/old`),
+# side by side with ratios
+BEFORE ?=
+BEFORE_ARGS := $(if $(BEFORE),--before $(BEFORE),)
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
@@ -30,7 +35,8 @@ bench: $(STAMP)
 	@echo; $(PYTHON) benchmarks/bench_stats.py
 	@echo; $(PYTHON) benchmarks/bench_ui.py
 	@echo; $(PYTHON) benchmarks/bench_run_metadata.py
-	@echo; $(PYTHON) benchmarks/bench_load.py $(LOAD_ARGS)
+	@echo; $(PYTHON) benchmarks/bench_spill.py $(BEFORE_ARGS)
+	@echo; $(PYTHON) benchmarks/bench_load.py $(LOAD_ARGS) $(BEFORE_ARGS)
 
 # The server benchmark at full size (300k-span growth, summary at 100k and 1M spans): ~30 min.
 bench-server-full: $(STAMP)

@@ -1,14 +1,17 @@
 """Load: an application producing spans as fast as it can, end to end, with and without
 an outage of the server.
 
-Run: ``python benchmarks/bench_load.py [--duration 60] [--outage 20] [--quick]``
-(``--quick``: 10 s runs with a 4 s outage).
+Run: ``python benchmarks/bench_load.py [--duration 60] [--outage 20] [--quick]
+[--before SRC]`` (``--quick``: 10 s runs with a 4 s outage; ``--before``: the same runs
+with the application importing the package from another source tree, e.g. a
+``git archive`` of an earlier commit, interleaved with ours and reported side by side
+with ratios; the server is always this tree's).
 
 Real processes on 127.0.0.1: the local server (SQLite), the fault proxy of the fault
 suite in front of it (it only counts: how many span copies the server reported as
 duplicates), and an application process using ``configure()`` — ``start_observe`` spans
-with one input and one metric each, through the SDK ``BatchSpanProcessor`` (default
-settings) and ``ExperimentEventsExporter``. Two runs:
+with one input and one metric each, through ``ExperimentBatchSpanProcessor`` (what
+``configure()`` installs; default settings) and ``ExperimentEventsExporter``. Two runs:
 
 * ``steady``: the server up all along;
 * ``outage``: the endpoint refuses connections for ``--outage`` seconds in the middle
@@ -105,7 +108,8 @@ def _span_count(base_url: str, experiment: str) -> int:
     return count
 
 
-def one_run(name: str, duration: float, outage: float, work: Path) -> dict[str, Any]:
+def one_run(name: str, duration: float, outage: float, work: Path,
+            source: str | None = None) -> dict[str, Any]:
     sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "faults")]
     from fault_helpers import PinnedServer
     from fault_proxy import FaultProxy
@@ -115,6 +119,8 @@ def one_run(name: str, duration: float, outage: float, work: Path) -> dict[str, 
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update({"OTEL_EXPERIMENTS_SPOOL_DIR": str(work / f"spool-{name}"),
                 "OTEL_SERVICE_NAME": "bench-load", "PYTHONUNBUFFERED": "1"})
+    if source is not None:  # the application runs another tree's package
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(source) / "src"), env.get("PYTHONPATH", "")])
     server = PinnedServer(f"sqlite:///{work / f'{name}.db'}", work).start()
     proxy = FaultProxy(server.port).start()
     app = subprocess.Popen(
@@ -210,6 +216,30 @@ def show(stats: dict[str, Any]) -> None:
     print(f"  delivery report {stats['report']}")
 
 
+def side_by_side(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """One run's figures, the other tree's beside ours, with ratios (ours / theirs)."""
+    def rate(stats: dict[str, Any], key: str, seconds: str) -> float:
+        return float(stats[key]) / max(float(stats[seconds]), 1e-9)
+
+    def share(stats: dict[str, Any]) -> float:
+        return float(stats["exporter_cpu_total_s"]) / max(float(stats["cpu_total_s"]), 1e-9)
+
+    rows = [
+        ("produced/s", rate(before, "produced", "produce_s"), rate(after, "produced", "produce_s"),
+         ",.0f"),
+        ("delivered/s", rate(before, "stored", "delivered_in_s"),
+         rate(after, "stored", "delivered_in_s"), ",.0f"),
+        ("lost", before["lost"], after["lost"], ","),
+        ("stored twice", before["stored_twice"], after["stored_twice"], ","),
+        ("exporter CPU", share(before), share(after), ".0%"),
+        ("peak RSS MiB", before["peak_rss_mib"], after["peak_rss_mib"], ".0f"),
+    ]
+    print(f"## {after['run']}: before | after | after/before")
+    for label, old, new, fmt in rows:
+        ratio = f"{new / old:.2f}x" if old else ("=" if new == old else "-")
+        print(f"  {label:<14} {format(old, fmt):>10} | {format(new, fmt):>10} | {ratio}")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--app":
         run_app(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5])
@@ -219,18 +249,26 @@ def main() -> None:
     parser.add_argument("--outage", type=float, default=20.0)
     parser.add_argument("--quick", action="store_true", help="10 s runs, 4 s outage")
     parser.add_argument("--only", choices=("steady", "outage"))
+    parser.add_argument("--before", metavar="SRC",
+                        help="also run the application on the package of this source tree")
     args = parser.parse_args()
     if args.quick:
         args.duration, args.outage = 10.0, 4.0
     print(f"# load benchmark: {args.duration:.0f}s runs, {os.cpu_count()} CPUs, "
-          f"outage {args.outage:.0f}s")
+          f"outage {args.outage:.0f}s" + (f"; before = {args.before}" if args.before else ""))
     failed = False
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         for name, outage in (("steady", 0.0), ("outage", args.outage)):
             if args.only and args.only != name:
                 continue
+            before = None
+            if args.before:  # interleaved: the machine's load weighs on both alike
+                before = one_run(f"{name}-before", args.duration, outage, Path(tmp), args.before)
+                show(before)
             stats = one_run(name, args.duration, outage, Path(tmp))
             show(stats)
+            if before is not None:
+                side_by_side(before, stats)
             failed = failed or stats["lost"] != 0 or stats["stored_twice"] != 0
     if failed:
         print("RESULT: spans were lost or stored twice")

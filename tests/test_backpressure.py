@@ -38,7 +38,9 @@ def run(spool_max_bytes: int | None) -> tuple[ExperimentBatchSpanProcessor, floa
         start = time.perf_counter()
         span.end()
         slowest = max(slowest, time.perf_counter() - start)
-        peak = max(peak, len(processor._queue) + len(processor._overflow))
+        spill = processor._spill
+        assert spill is not None
+        peak = max(peak, len(processor._queue) + len(spill.spans))
     time.sleep(0.3)  # let the spill thread write
     start = time.monotonic()
     processor.shutdown()

@@ -31,7 +31,7 @@ from otel_experiments import ExperimentEventsExporter
 from otel_experiments import attributes as A
 from otel_experiments import settings as config
 from otel_experiments.export import replay as replay_mod
-from otel_experiments.export.spool import Spool, endpoint_key
+from otel_experiments.export.spool import Part, Spool, endpoint_key
 from otel_experiments.settings import ExporterSettings
 
 SECRET_KEY = "sk-spool-secret-0123456789"
@@ -472,7 +472,7 @@ def test_claims_stale_ones_are_reclaimed_and_endpoints_are_separate(
         assert spool.put(path, body, 0, "identity")
     first, second, third = spool.pending()
     claimed = spool.claim(first)
-    assert claimed is not None and claimed.content == body and claimed.path == path
+    assert claimed is not None and claimed.parts == (Part(path, 0, body),)
     assert spool.claim(first) is None  # already taken
     assert spool.pending() == [second, third]  # a live, fresh claim is left alone
     # a claim whose process has exited, and one too old, are both taken over

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -178,28 +179,90 @@ def test_baggage_headers_stay_bounded(hostile_run: dict[str, Any]) -> None:
 
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an experiment id containing '/' passes the client's validate_id (and baggage "
-    "validation) but the server's events route cannot take it (404): its spans are dropped"))
-def test_an_experiment_id_with_a_slash_is_delivered(fault_server: ServerProcess) -> None:
+#: ids the client accepts that are awkward in a URL path: each is delivered and read back
+AWKWARD_IDS = {
+    "slash": "../{x}/<script>",
+    "percent": "100%-{x}",
+    "encoded-looking": "a%2Fb%25-{x}",  # literal text, not an escape: must not become "/"
+    "unicode": "実験-ü-😀-{x}",
+    "dot-dot": "..-{x}",
+    "route-suffix": "{x}/events",  # ends like the events route: the detail route still gets it
+    "slashes-only-around": "/{x}/",
+}
+
+
+@pytest.mark.parametrize("dialect", ["otel", "ddtrace"])
+@pytest.mark.parametrize("kind", sorted(AWKWARD_IDS))
+def test_an_awkward_experiment_id_is_delivered_and_read_back(fault_server: ServerProcess,
+                                                             kind: str, dialect: str) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from otel_experiments import ExperimentEventsExporter, ExperimentsClient
+    from otel_experiments.models import validate_id
+
+    experiment = AWKWARD_IDS[kind].format(x=new_experiment(kind))
+    assert validate_id(experiment, "experiment.id") == experiment  # the client takes it
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    for i in range(3):
+        with provider.get_tracer("t").start_as_current_span(
+                f"{kind}-{i}", attributes={A.EXPERIMENT_ID: experiment}):
+            pass
+    exporter = ExperimentEventsExporter(endpoint=fault_server.base_url, timeout=5,
+                                        spool_max_bytes=0, dialect=dialect)
+    try:
+        assert exporter.export(memory.get_finished_spans()) is SpanExportResult.SUCCESS
+        assert exporter.delivery_report().delivered == 3
+    finally:
+        exporter.shutdown()
+    with ExperimentsClient(endpoint=fault_server.base_url) as client:
+        assert client.experiments.retrieve(experiment).id == experiment
+        assert client.experiments.summary(experiment).span_count == 3
+        names = sorted(e["name"] for e in client.experiments.events(experiment))
+        assert names == [f"{kind}-{i}" for i in range(3)]
+    # the server's own next links keep the id quoted: following them reads every page
+    url: str | None = (f"{fault_server.base_url}{API}/experiments/"
+                       f"{quote(experiment, safe='')}/events?page[size]=1")
+    seen = 0
+    while url is not None:
+        answer = httpx.get(url, timeout=10)
+        assert answer.status_code == 200, answer.text
+        seen += len(answer.json()["data"])
+        url = answer.json()["links"]["next"]
+    assert seen == 3
+    # ddtrace's read-back route takes the same ids
+    answer = httpx.get(f"{fault_server.base_url}/api/unstable/llm-obs/v1/experiments/"
+                       f"{quote(experiment, safe='')}/events", timeout=10)
+    assert answer.status_code == 200, answer.text
+
+
+def test_an_id_with_a_space_is_refused_by_the_client_and_never_sent(
+        fault_server: ServerProcess) -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from otel_experiments import ExperimentEventsExporter
-    from otel_experiments.models import validate_id
 
-    experiment = "../" + new_experiment("slash") + "/<script>"
-    assert validate_id(experiment, "experiment.id") == experiment  # the client takes it
+    experiment = "with space " + new_experiment("space")
     memory = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(memory))
     with provider.get_tracer("t").start_as_current_span(
-            "slash", attributes={A.EXPERIMENT_ID: experiment}):
+            "space", attributes={A.EXPERIMENT_ID: experiment}):
         pass
     exporter = ExperimentEventsExporter(endpoint=fault_server.base_url, timeout=5,
                                         spool_max_bytes=0)
     try:
-        assert exporter.export(memory.get_finished_spans()) is SpanExportResult.SUCCESS
+        assert exporter.export(memory.get_finished_spans()) is SpanExportResult.FAILURE
+        report = exporter.delivery_report()
+        assert dict(report.dropped_by_reason) == {"invalid_experiment_id": 1}
     finally:
         exporter.shutdown()
+    # and the server refuses the id itself, as a 400 naming the parameter, not a 404
+    answer = httpx.get(f"{fault_server.base_url}{API}/experiments/{quote(experiment, safe='')}",
+                       timeout=10)
+    assert answer.status_code == 400 and "experiment_id" in answer.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from typing import Any
 
 import pytest
 from server_helpers import events_body, metric, span
@@ -184,3 +185,29 @@ def test_cli_parser_needs_no_server_extra() -> None:
                             timeout=60)
     assert result.returncode == 1, result.stderr
     assert "needs the server extra" in result.stderr
+
+
+def test_an_encoded_slash_stays_inside_its_path_segment() -> None:
+    import asyncio
+
+    from otel_experiments.server.paths import SLASH, EncodedSlashes, IdConvertor
+
+    seen: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["path"])
+
+    middleware = EncodedSlashes(app)
+
+    def routed(raw: bytes, path: str) -> str:
+        asyncio.run(middleware({"type": "http", "raw_path": raw, "path": path}, None, None))
+        return seen[-1]
+
+    assert routed(b"/e/a%2Fb%25c/events", "/e/a/b%c/events") == f"/e/a{SLASH}b%c/events"
+    assert routed(b"/e/a%2fb", "/e/a/b") == f"/e/a{SLASH}b"
+    assert routed(b"/e/a%25b", "/e/a%b") == "/e/a%b"  # no encoded slash: as the server decoded it
+    # a client sending the placeholder itself gets no rewrite (nothing smuggled as a slash)
+    assert routed(b"/e/%EE%80%80%2F", f"/e/{SLASH}/") == f"/e/{SLASH}/"
+    convertor = IdConvertor()
+    assert convertor.convert(f"..{SLASH}x") == "../x"
+    assert convertor.to_string("a/b%") == "a%2Fb%25"

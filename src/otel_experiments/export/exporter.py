@@ -33,16 +33,14 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from .. import settings as _settings
 from .._runtime.env import redact_url
 from .._runtime.logs import WarnOnce
-from ..events.convert import KeptAttributes, iter_span_events
 from ..events.dialects import DDTRACE
 from ..events.redact import RedactHook, Redactor
-from ..models import validate_id
 from ..settings import ExporterSettings
 from .delivery import HttpDelivery
 from .replay import REPLAY_INTERVAL_S, SpoolReplayer
 from .report import DeliveryReport, DeliveryStats
 from .sending import GroupSender
-from .spool import Spool
+from .spool import Part, Spool
 
 __all__ = ["EVENTS_PATH", "REPLAY_INTERVAL_S", "ExperimentEventsExporter"]
 
@@ -114,7 +112,6 @@ class ExperimentEventsExporter(SpanExporter):
         # masking happens before encoding: nothing unmasked reaches the wire or the spool
         self._redactor = Redactor(settings.redact, hash_key=settings.hash_user_ids_key,
                                   hook=redact)
-        self._kept = KeptAttributes(settings.span_attributes)
         for rule in self._redactor.invalid:
             self._warn_once(f"redact:{rule}", "otel-experiments: %s: %r is not a JSON path "
                             "this package understands; ignored", _settings.OTEL_EXPERIMENTS_REDACT,
@@ -203,18 +200,52 @@ class ExperimentEventsExporter(SpanExporter):
         self._stats.dropped(count, reason)
 
     def spool_spans(self, spans: Sequence[ReadableSpan], reason: str = "queue_full") -> None:
-        """Keep spans for later without touching the network (the batch processor's
-        overflow); counted as dropped for ``reason`` when the spool is off. Never raises."""
+        """Keep spans for later without touching the network: :meth:`encode_for_spool`
+        then :meth:`spool_parts`. Never raises."""
+        self.spool_parts(self.encode_for_spool(spans, reason))
+
+    def encode_for_spool(self, spans: Sequence[ReadableSpan],
+                         reason: str = "queue_full") -> list[Part]:
+        """The batch processor's overflow, as compact bodies for the spool (CPU only: no
+        network, no disk); counted as dropped for ``reason`` when the spool is off.
+        Never raises."""
         try:
             if self._spool is None or not self._enabled:
                 if self._enabled:
                     self._stats.dropped(len(spans), reason)
-                return
-            self._export(spans, send=False)
+                return []
+            if not self.settings.endpoint:
+                self._export(spans, send=False)  # counted as no_endpoint
+                return []
+            parts: list[Part] = []
+            groups, _ = self._sender.group(spans, self._redactor if self._redactor else None)
+            for experiment_id, items in groups.items():
+                parts += self._sender.encode_group(experiment_id, items)
+            return parts
         except Exception:
             self._stats.dropped(len(spans), "unexpected")
             self._warn_once("unexpected-spool", "otel-experiments: unexpected error spooling "
                             "spans", exc_info=True)
+            return []
+
+    def spool_parts(self, parts: Sequence[Part]) -> None:
+        """Write bodies from :meth:`encode_for_spool` with one fsync per file (a group
+        commit), counted as spooled; the background replay is started. Never raises."""
+        if not parts or self._spool is None:
+            return
+        try:
+            spooled = self._spool.put_many(parts, self._delivery.content_encoding)
+        except Exception:
+            spooled = 0
+            self._stats.dropped(sum(part.spans for part in parts), "unexpected")
+            self._warn_once("unexpected-spool", "otel-experiments: unexpected error spooling "
+                            "spans", exc_info=True)
+        if spooled:
+            self._stats.spooled(spooled)
+            self._warn_once("spooled", "otel-experiments: spooled %d span(s) for later "
+                            "delivery to %s", spooled, redact_url(self.settings.endpoint))
+            if self._replayer is not None:
+                self._replayer.kick()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Send the spooled bodies (within ``timeout_millis`` and the export timeout).
@@ -294,20 +325,6 @@ class ExperimentEventsExporter(SpanExporter):
             return self._replayer.maybe_replay(now, deadline, flush=True)
         return self._replayer.replay(deadline, wait=True)
 
-    def _redact(self, redactor: Redactor, event: dict[str, Any],
-                metrics: list[dict[str, Any]]) -> dict[str, Any] | None:
-        """The masked event, or ``None`` (counted): dropped by the hook, or the hook failed
-        (fail closed: a broken redaction never sends the unmasked span)."""
-        try:
-            masked = redactor(event, metrics)
-        except Exception:
-            self._warn_once("redact-hook", "otel-experiments: the redaction hook failed; "
-                            "the span is dropped, not sent unmasked", exc_info=True)
-            masked = None
-        if masked is None:
-            self._stats.dropped(1, "redacted")
-        return masked
-
     def _stop_sending(self) -> None:
         """Wake every request being waited for (its body goes to the spool), send no more."""
         if self._replayer is not None:
@@ -341,33 +358,10 @@ class ExperimentEventsExporter(SpanExporter):
                     "unexpected-replay", "otel-experiments: unexpected error replaying the spool",
                     exc_info=True,
                 )
-        groups: dict[str, list[tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
-        redactor = self._redactor if self._redactor else None
-        for experiment_id, event, metrics in iter_span_events(spans, self._kept):
-            if redactor is not None:
-                masked = self._redact(redactor, event, metrics)
-                if masked is None:
-                    continue
-                event = masked
-            group = groups.get(experiment_id)
-            if group is None:
-                group = groups[experiment_id] = []
-            group.append((event, metrics))
         ok = True
         spooled = 0
+        groups, ok = self._sender.group(spans, self._redactor if self._redactor else None)
         for experiment_id, items in groups.items():
-            try:
-                validate_id(experiment_id, "experiment.id")
-            except (TypeError, ValueError) as exc:
-                ok = False
-                self._stats.dropped(len(items), "invalid_experiment_id")
-                self._warn_once(
-                    "bad-experiment-id",
-                    "otel-experiments: %d span(s) dropped: invalid experiment.id (%s)",
-                    len(items),
-                    str(exc)[:200],
-                )
-                continue
             try:
                 group_ok, group_spooled = self._sender.send_group(
                     experiment_id, items, deadline, send

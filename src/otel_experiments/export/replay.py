@@ -9,8 +9,9 @@ until the spool is empty, a deadline passes or the backend fails again (the rule
 * in a background daemon thread, started when something is spooled (or an exporter
   starts over a spool with bodies in it), so spooled spans are delivered as soon as
   the backend answers again even if the application never exports another span. It
-  backs off from ``BACKOFF_INITIAL_S`` to ``BACKOFF_MAX_S`` while the backend fails and
-  ends when the spool is empty.
+  backs off from ``BACKOFF_INITIAL_S`` to ``BACKOFF_MAX_S`` while the backend fails (a
+  pass that ran out of time while delivering a backlog goes on at once) and ends when
+  the spool is empty.
 
 One replay per spool at a time, across processes: a pass holds an exclusive ``flock``
 on ``{root}/.{spool}.replay-lock`` (released by the kernel if the process dies); a
@@ -70,6 +71,7 @@ class SpoolReplayer:
         self.lock = threading.Lock()  # one replay pass at a time in this process
         self.last_attempt = float("-inf")
         self.last_ok = True
+        self.last_delivered = 0  # spans the last pass delivered: it ended with progress
         self._stopped = False
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -169,36 +171,54 @@ class SpoolReplayer:
             entry = self.spool.claim(name)
             if entry is None:
                 continue
-            try:
-                content = self._wire_content(entry)
-            except (OSError, ValueError, EOFError) as exc:
-                self.spool.quarantine(entry.name, entry.claimed, f"bad gzip data: {exc}")
-                continue
-            verdict = self._delivery.send_encoded(
-                self._endpoint + entry.path, content, entry.spans, deadline
-            )
-            if verdict is Verdict.KEEP:
-                self.spool.release(entry)
+            sent, delivered_here, kept = self._send_parts(entry, deadline)
+            delivered += delivered_here
+            if kept:
+                self.spool.requeue(entry, sent)
                 done = False
                 break
             self.spool.remove(entry)  # delivered, or rejected for good (already logged)
-            if verdict is Verdict.DELIVERED:
-                delivered += entry.spans
-                self._stats.replayed(entry.spans)
-            else:
-                self._stats.dropped(entry.spans, "rejected", "a spooled body")
+        self.last_delivered = delivered
         if delivered:
             logger.info("otel-experiments: delivered %d spooled span(s) to %s",
                         delivered, redact_url(self._endpoint))
         return done
 
-    def _wire_content(self, entry: SpooledBody) -> bytes:
-        """The spooled body in the encoding the client sends now (compression may differ)."""
-        if entry.encoding == self._delivery.content_encoding:
-            return entry.content
-        if entry.encoding == "gzip":
-            return gzip.decompress(entry.content)
-        return self._delivery.encode(entry.content)
+    def _send_parts(self, entry: SpooledBody, deadline: float) -> tuple[int, int, bool]:
+        """Send a claimed file's bodies in order: ``(parts done, spans delivered, kept)``;
+        ``kept``: the backend failed, the parts from ``parts done`` on stay spooled."""
+        delivered = 0
+        for index, part in enumerate(entry.parts):
+            if index and (self._stopped or self._delivery.closed
+                          or time.monotonic() >= deadline):
+                return index, delivered, True
+            try:
+                content = self._wire_content(part.content, entry.encoding)
+            except (OSError, ValueError, EOFError) as exc:
+                if len(entry.parts) == 1:
+                    self.spool.quarantine(entry.name, entry.claimed, f"bad gzip data: {exc}")
+                    return 0, 0, False
+                self.spool.lose_part(part.spans, f"bad gzip data: {exc}")
+                continue
+            verdict = self._delivery.send_encoded(
+                self._endpoint + part.path, content, part.spans, deadline
+            )
+            if verdict is Verdict.KEEP:
+                return index, delivered, True
+            if verdict is Verdict.DELIVERED:
+                delivered += part.spans
+                self._stats.replayed(part.spans)
+            else:
+                self._stats.dropped(part.spans, "rejected", "a spooled body")
+        return len(entry.parts), delivered, False
+
+    def _wire_content(self, content: bytes, encoding: str) -> bytes:
+        """A spooled body in the encoding the client sends now (compression may differ)."""
+        if encoding == self._delivery.content_encoding:
+            return content
+        if encoding == "gzip":
+            return gzip.decompress(content)
+        return self._delivery.encode(content)
 
     # ------------------------------------------------------------------ background
 
@@ -236,10 +256,15 @@ class SpoolReplayer:
                 self._wake.clear()
                 if self._stopped:
                     return
+                self.last_delivered = 0
                 if self.replay(time.monotonic() + self._timeout):
                     if not self.spool.pending():
                         return  # empty: the next spooled body starts a new thread
                     delay = BACKOFF_INITIAL_S  # another process holds the spool
+                elif self.last_delivered:
+                    # the pass ran out of time while delivering (a backlog, not a failed
+                    # backend): go on at once, no backoff
+                    delay = 0.0
                 else:
                     delay = min(BACKOFF_MAX_S, delay * 2)
         except Exception:  # never into the application; the next kick starts a new one

@@ -1,14 +1,16 @@
 """A bounded on-disk spool of request bodies that could not be delivered yet.
 
 ``{root}/{hash of the endpoint URL without credentials}/`` (so a spool is never replayed
-to another backend) holds one file per body, ``{created_ns:020d}-{spans}-{pid}-{rand}.body``
-(names sort oldest first): a JSON header line (``path`` relative to the endpoint,
-``spans``, ``created``, ``encoding``), then the body as it goes on the wire. Never
-credentials or headers. Files are written under a temporary name, fsync'd, ``os.replace``'d
-and the directory fsync'd (a crash never leaves a torn or vanished body);
+to another backend) holds files ``{created_ns:020d}-{spans}-{pid}-{rand}.body`` (names
+sort oldest first), each holding one body or several (:mod:`.spoolfile`: a JSON header
+line, then the bodies as they go on the wire; never credentials or headers).
+:meth:`Spool.put_many` writes many bodies as one file with one fsync (group commit).
+Files are written under a temporary name, fsync'd, ``os.replace``'d and the directory
+fsync'd (a crash never leaves a torn or vanished body);
 a sender claims one by renaming it to ``{name}.claim-{pid}-{ms}`` (atomic, so processes
-sharing the directory never send the same file at once), then deletes it or renames it
-back. Claims of dead processes, or older than ``STALE_CLAIM_S``, are reclaimed.
+sharing the directory never send the same file at once), then deletes it, renames it
+back, or replaces it by the bodies it could not send (:meth:`Spool.requeue`).
+Claims of dead processes, or older than ``STALE_CLAIM_S``, are reclaimed.
 Unreadable files are moved aside as ``.corrupt`` (counted in the bound, deleted first).
 When ``max_bytes`` is reached the oldest bodies are deleted, with a warning counting the
 spans lost. Nothing here raises: I/O errors are logged once, the body is not kept.
@@ -21,11 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import secrets
-import stat
 import sys
 import threading
 import time
@@ -37,8 +37,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .._runtime.forksafe import reinit_after_fork
 from .._runtime.logs import WarnOnce
+from .spoolfile import Part, pack, read_bounded, unpack
 
-__all__ = ["STALE_CLAIM_S", "Spool", "SpooledBody", "endpoint_key"]
+__all__ = ["STALE_CLAIM_S", "Part", "Spool", "SpooledBody", "endpoint_key"]
 
 logger = logging.getLogger("otel_experiments")
 
@@ -48,23 +49,21 @@ _SUFFIX: Final = ".body"
 _CLAIM: Final = ".claim-"
 _CORRUPT: Final = ".corrupt"
 _TMP: Final = ".tmp-"
-_VERSION: Final = 1
-_ENCODINGS: Final = frozenset({"gzip", "identity"})
 _LOSS_WARNING_INTERVAL_S: Final = 60.0
-_OPEN_FLAGS: Final = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) \
-    | getattr(os, "O_BINARY", 0)
 
 
 @dataclass(frozen=True)
 class SpooledBody:
-    """A claimed file: send ``content`` to ``{endpoint}{path}``, then remove or release it."""
+    """A claimed file: send its ``parts`` in order, then remove, release or requeue it."""
 
     name: str
     claimed: Path
-    path: str
-    spans: int
     encoding: str
-    content: bytes
+    parts: tuple[Part, ...]
+
+    @property
+    def spans(self) -> int:
+        return sum(part.spans for part in self.parts)
 
 
 def endpoint_key(endpoint: str, credentials: Sequence[str] = ()) -> str:
@@ -133,12 +132,30 @@ class Spool:
 
     def put(self, path: str, content: bytes, spans: int, encoding: str) -> bool:
         """Keep one body; ``False`` (after one warning) when it could not be kept."""
-        header = json.dumps(
-            {"v": _VERSION, "path": path, "spans": spans, "created": time.time(),
-             "encoding": encoding},
-            separators=(",", ":"),
-        ).encode("utf-8")
-        size = len(header) + 1 + len(content)
+        return self._write(pack([Part(path, spans, content)], encoding), spans, time.time_ns())
+
+    def put_many(self, parts: Sequence[Part], encoding: str) -> int:
+        """Keep ``parts`` with one fsync per file, whatever their number (group commit;
+        files of at most an eighth of ``max_bytes``): the spans kept. What could not be
+        kept is counted and warned about."""
+        cap = max(1, self.max_bytes // 8)
+        kept = 0
+        start = 0
+        while start < len(parts):
+            end, size = start + 1, len(parts[start].content)
+            while end < len(parts) and size + len(parts[end].content) <= cap:
+                size += len(parts[end].content)
+                end += 1
+            chunk = parts[start:end]
+            spans = sum(p.spans for p in chunk)
+            if self._write(pack(chunk, encoding), spans, time.time_ns()):
+                kept += spans
+            start = end
+        return kept
+
+    def _write(self, data: bytes, spans: int, created_ns: int, *, count: bool = True) -> bool:
+        """Write one file crash-safely; ``count``: a failure is a loss (warned, counted)."""
+        size = len(data)
         try:
             with self._lock:
                 if size > self.max_bytes:
@@ -148,15 +165,14 @@ class Spool:
                 if not self._make_room(size):
                     self._record_loss(spans, "spool full of bodies being sent")
                     return False
-                name = f"{time.time_ns():020d}-{spans}-{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}"
+                name = f"{created_ns:020d}-{spans}-{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}"
                 tmp = self.directory / f"{_TMP}{name}"
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 try:
                     # Crash-safe: the data reaches the disk before the name does, and the
                     # name before put() returns (a power cut never leaves a torn body).
                     with os.fdopen(fd, "wb") as file:
-                        file.write(header + b"\n")
-                        file.write(content)
+                        file.write(data)
                         file.flush()
                         os.fsync(file.fileno())
                     os.replace(tmp, self.directory / name)
@@ -166,6 +182,8 @@ class Spool:
                     raise
                 self._sync_directory()
         except OSError as exc:
+            if not count:
+                return False
             self._warn_once(
                 "spool-write",
                 "otel-experiments: cannot write to the spool directory %s (%s); %d span(s) dropped",
@@ -308,49 +326,11 @@ class Spool:
                             self.directory / name, _why(exc))
             return None
         try:
-            data = self._read(claimed)
-            raw_header, sep, content = data.partition(b"\n")
-            header = json.loads(raw_header)
-            if not sep or not content or not isinstance(header, dict) or header.get("v") != _VERSION:
-                raise ValueError("not a spool file")
-            path, spans = header.get("path"), header.get("spans")
-            encoding = header.get("encoding")
-            if (not isinstance(path, str) or not path.startswith("/") or path.startswith("//")
-                    or any(ch.isspace() or ord(ch) < 0x20 for ch in path)
-                    or not isinstance(spans, int) or isinstance(spans, bool) or spans < 0
-                    or encoding not in _ENCODINGS):
-                raise ValueError("bad header")
+            encoding, parts = unpack(read_bounded(claimed, self.max_bytes))
         except (OSError, ValueError, RecursionError) as exc:
             self.quarantine(name, claimed, str(exc) or type(exc).__name__)
             return None
-        return SpooledBody(name, claimed, path, spans, str(encoding), content)
-
-    def _read(self, path: Path) -> bytes:
-        """The bytes of a regular file of at most ``max_bytes``; ``ValueError`` otherwise.
-
-        Never follows a symlink, never blocks on a FIFO or device, never reads unbounded.
-        """
-        fd = os.open(path, _OPEN_FLAGS)
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise ValueError("not a regular file")
-            if info.st_size > self.max_bytes:
-                raise ValueError(f"{info.st_size} bytes, over the spool's max_bytes")
-            limit = max(0, self.max_bytes) + 1
-            chunks: list[bytes] = []
-            read = 0
-            while read < limit:
-                chunk = os.read(fd, min(limit - read, 1 << 20))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                read += len(chunk)
-            if read >= limit:
-                raise ValueError("file grew over the spool's max_bytes")
-            return b"".join(chunks)
-        finally:
-            os.close(fd)
+        return SpooledBody(name, claimed, encoding, parts)
 
     def quarantine(self, name: str, claimed: Path, reason: str) -> None:
         """Move an unusable file aside (``.corrupt``), or delete it; one warning."""
@@ -367,10 +347,35 @@ class Spool:
             aside, reason[:200],
         )
 
+    def lose_part(self, spans: int, reason: str) -> None:
+        """One body of a file is unusable (the others are sent): counted, one warning."""
+        self._lost(spans, "spool_corrupt")
+        self._warn_once("spool-corrupt-part", "otel-experiments: an unreadable body in the "
+                        "spool %s (%s); its %d span(s) are lost", self.directory, reason[:200], spans)
+
     def remove(self, body: SpooledBody) -> None:
         """Delivered (or rejected for good): delete the claimed file."""
         with contextlib.suppress(OSError):
             os.unlink(body.claimed)
+
+    def requeue(self, body: SpooledBody, sent: int) -> None:
+        """Not all delivered: the first ``sent`` parts were (or were refused for good);
+        the others become pending again, under the original's age. A crash between the
+        write and the delete sends those first parts again: the server keeps a span once
+        (experiment + span id), so a copy is deduplicated, never lost."""
+        if sent <= 0:
+            self.release(body)
+            return
+        rest = body.parts[sent:]
+        try:
+            created_ns = int(body.name.split("-", 1)[0])
+        except ValueError:
+            created_ns = time.time_ns()
+        if rest and not self._write(pack(rest, body.encoding), sum(p.spans for p in rest),
+                                    created_ns, count=False):
+            self.release(body)  # all of it again later: the sent parts are deduplicated
+            return
+        self.remove(body)
 
     def release(self, body: SpooledBody) -> None:
         """Not delivered: make the file pending again, for a later attempt."""

@@ -7,9 +7,11 @@ for its worker at shutdown. Same batching (``OTEL_BSP_MAX_QUEUE_SIZE``,
 ``OTEL_BSP_SCHEDULE_DELAY``, ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE``), plus:
 
 * ``on_end`` (``span.end()``) only takes a lock: never the network, never the disk.
-  When the queue is full the span goes to a second queue of the same bound that a
-  "spill" thread writes to the exporter's spool; when that is full too, or the spool is
-  off, the span is counted as dropped (``queue_full``). Memory stays within two queues.
+  When the queue is full the span goes to the overflow spill (:mod:`.spill`: encoded
+  to compact bodies, written to the exporter's spool with one fsync per batch); when
+  that is full too, or the spool is off, the span is counted as dropped
+  (``queue_full``). Memory stays within the queue, the spill's ``OTEL_BSP_MAX_QUEUE_SIZE``
+  spans and its ``OTEL_EXPERIMENTS_OVERFLOW_MAX_BYTES`` of encoded bodies.
 * ``force_flush(timeout_millis)`` waits at most that long, then replays the spool in
   what is left; ``True`` only when everything was delivered.
 * ``shutdown()`` returns within the exporter's ``shutdown_timeout``: sending stops a
@@ -35,10 +37,12 @@ from opentelemetry.sdk.environment_variables import (
 )
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from .. import settings as _settings
 from .._compat import SUPPRESS_INSTRUMENTATION_KEY
 from .._runtime.env import env_int
 from .._runtime.forksafe import reinit_after_fork
 from ..export.exporter import ExperimentEventsExporter
+from .spill import OverflowSpill
 
 __all__ = ["ExperimentBatchSpanProcessor"]
 
@@ -55,6 +59,7 @@ class ExperimentBatchSpanProcessor(SpanProcessor):
         max_queue_size: int | None = None,
         schedule_delay_millis: float | None = None,
         max_export_batch_size: int | None = None,
+        overflow_max_bytes: int | None = None,
     ) -> None:
         #: the exporter (the attribute name the SDK's processors use)
         self.span_exporter = span_exporter
@@ -62,18 +67,26 @@ class ExperimentBatchSpanProcessor(SpanProcessor):
         self._delay = (schedule_delay_millis or env_int(OTEL_BSP_SCHEDULE_DELAY, 5000)) / 1000.0
         self._batch = min(self._max_queue,
                           max_export_batch_size or env_int(OTEL_BSP_MAX_EXPORT_BATCH_SIZE, 512))
+        self._overflow_bytes = overflow_max_bytes if overflow_max_bytes is not None else env_int(
+            _settings.OTEL_EXPERIMENTS_OVERFLOW_MAX_BYTES, _settings.DEFAULT_OVERFLOW_MAX_BYTES,
+            minimum=0)
         self._shutdown = False
         self._init_state()
         reinit_after_fork(self)
 
     def _init_state(self) -> None:
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)
         self._queue: deque[ReadableSpan] = deque()
-        self._overflow: list[ReadableSpan] = []
-        self._busy = 0  # batches being exported or spilled right now
+        self._busy = 0  # batches being exported right now
         self._flushing = 0  # force_flush calls waiting: the worker exports at once
         self._worker = self._start(self._work, "otel-experiments-batch")
-        self._spiller = self._start(self._spill, "otel-experiments-spill")
+        # overflow_max_bytes=0: no spill, a full queue drops (counted)
+        self._spill = OverflowSpill(self.span_exporter, lock, self._cond, self._max_queue,
+                                    self._overflow_bytes, self._batch) \
+            if self._overflow_bytes > 0 else None
+        if self._spill is not None:
+            self._spill.flushing = lambda: self._flushing > 0
 
     def _after_fork_in_child(self) -> None:
         # The parent's queued spans are the parent's to export; the child gets fresh
@@ -104,10 +117,8 @@ class ExperimentBatchSpanProcessor(SpanProcessor):
                 if len(self._queue) >= self._batch:
                     self._cond.notify_all()
                 return
-            elif len(self._overflow) < self._max_queue:
-                self._overflow.append(span)  # the spill thread writes it to the spool
-                self._cond.notify_all()
-                return
+            elif self._spill is not None and self._spill.offer(span):
+                return  # encoded and written to the spool by the spill's threads
             else:
                 lost = "queue_full"
         self.span_exporter.record_dropped(1, lost)  # counts and warns (rate-limited)
@@ -129,26 +140,13 @@ class ExperimentBatchSpanProcessor(SpanProcessor):
                     if self._shutdown:
                         return
                     continue
-                batch = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
+                # shutting down: everything left in one export (its bodies are sent, or
+                # spooled, a request's worth each), not a batch at a time against the budget
+                size = len(self._queue) if self._shutdown else min(self._batch, len(self._queue))
+                batch = [self._queue.popleft() for _ in range(size)]
                 self._busy += 1
             try:
                 _suppressed(self.span_exporter.export, batch)
-            finally:
-                with self._cond:
-                    self._busy -= 1
-                    self._cond.notify_all()
-
-    def _spill(self) -> None:
-        while True:
-            with self._cond:
-                while not self._overflow and not self._shutdown:
-                    self._cond.wait()
-                if not self._overflow:
-                    return
-                batch, self._overflow = self._overflow, []
-                self._busy += 1
-            try:
-                self.span_exporter.spool_spans(batch, "queue_full")
             finally:
                 with self._cond:
                     self._busy -= 1
@@ -161,8 +159,10 @@ class ExperimentBatchSpanProcessor(SpanProcessor):
         with self._cond:
             self._flushing += 1
             self._cond.notify_all()
+            if self._spill is not None:
+                self._spill.wake()
             try:
-                while self._queue or self._overflow or self._busy:
+                while self._queue or self._busy or not (self._spill is None or self._spill.idle()):
                     left = deadline - time.monotonic()
                     if left <= 0:
                         return False
@@ -190,17 +190,19 @@ class ExperimentBatchSpanProcessor(SpanProcessor):
                 return
             self._shutdown = True
             self._cond.notify_all()
+            if self._spill is not None:
+                self._spill.close()
         exporter = self.span_exporter
         deadline = time.monotonic() + exporter.settings.shutdown_timeout
         exporter.begin_shutdown(deadline)  # sending stops before the deadline
-        for thread in (self._worker, self._spiller):
-            thread.join(max(0.0, deadline - time.monotonic()))
+        self._worker.join(max(0.0, deadline - time.monotonic()))
+        if self._spill is not None:
+            self._spill.join(deadline)
         with self._cond:  # only if a thread is stuck (a bug): never lose them silently
-            left = [*self._queue, *self._overflow]
+            left = len(self._queue) + (self._spill.take_left() if self._spill else 0)
             self._queue.clear()
-            self._overflow = []
         if left:
-            exporter.record_dropped(len(left), "shutdown")
+            exporter.record_dropped(left, "shutdown")
         exporter.flush_spool(deadline)
         exporter.shutdown()
 

@@ -13,6 +13,7 @@ from ._errors import install_error_handlers
 from .auth import ApiKeyMiddleware, HostCheckMiddleware
 from .db import create_engine, current_revision, migrate
 from .ingest import schema_validator
+from .paths import EncodedSlashes
 from .routes import (
     compare,
     datasets,
@@ -71,7 +72,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     install_ui(app)
 
     _openapi.install(app, settings)
-    app.add_middleware(ddtrace.DdtraceQueryDispatch)  # innermost: after auth, like routing
+    app.add_middleware(EncodedSlashes)  # innermost: ids with a slash route as one segment
+    app.add_middleware(ddtrace.DdtraceQueryDispatch)  # after auth, like routing
     # Added last = outermost: the Host check runs first, and a CORS preflight (which
     # carries no API key) is answered before the key check.
     if settings.api_keys:

@@ -53,7 +53,11 @@ def list_document(request: Request, page: Page, render: Callable[[dict[str, Any]
                   size: int, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     next_link = None
     if page.next_cursor is not None:
-        next_link = str(request.url.include_query_params(**{"page[cursor]": page.next_cursor}))
+        url = request.url
+        raw = request.scope.get("raw_path")
+        if isinstance(raw, bytes) and raw:  # as the client quoted it: ids may hold "/" (%2F)
+            url = url.replace(path=raw.decode("latin-1"))
+        next_link = str(url.include_query_params(**{"page[cursor]": page.next_cursor}))
     return {
         "data": [render(r) for r in page.rows],
         "meta": {**(meta or {}), "page": {"size": size, "next_cursor": page.next_cursor}},

@@ -97,7 +97,7 @@ async def create_project(request: Request) -> Response:
     return JsonApiResponse({"data": project_resource(row)})
 
 
-@router.post(f"{UNSTABLE}/{{project_id}}/datasets")
+@router.post(f"{UNSTABLE}/{{project_id:id}}/datasets")
 async def create_dataset(project_id: str, request: Request) -> Response:
     """Get-or-create by (project, name): rerunning a script lands on the same dataset."""
     store = _store(request)
@@ -110,7 +110,7 @@ async def create_dataset(project_id: str, request: Request) -> Response:
     return JsonApiResponse({"data": dataset_resource(row)})
 
 
-@router.get(f"{V2}/{{project_id}}/datasets")
+@router.get(f"{V2}/{{project_id:id}}/datasets")
 async def find_dataset(project_id: str, request: Request,
                        name: str | None = Query(None, alias="filter[name]")) -> Response:
     store = _store(request)
@@ -119,7 +119,7 @@ async def find_dataset(project_id: str, request: Request,
     return JsonApiResponse({"data": [dataset_resource(r) for r in rows]})
 
 
-@router.post(f"{V2}/{{project_id}}/datasets/{{dataset_id}}/batch_update")
+@router.post(f"{V2}/{{project_id:id}}/datasets/{{dataset_id:id}}/batch_update")
 async def update_records(project_id: str, dataset_id: str, request: Request) -> Response:
     store = _store(request)
     project_id = await _require_project(store, project_id)
@@ -137,7 +137,7 @@ async def update_records(project_id: str, dataset_id: str, request: Request) -> 
         for item in items]})
 
 
-@router.post(f"{UNSTABLE}/datasets/{{dataset_id}}/records/upload")
+@router.post(f"{UNSTABLE}/datasets/{{dataset_id:id}}/records/upload")
 async def upload_records(dataset_id: str, request: Request,
                          deduplicate: str = Query("True")) -> Response:
     """``create_dataset_from_csv`` / ``bulk_upload``: the CSV's records as one version."""
@@ -155,7 +155,7 @@ async def upload_records(dataset_id: str, request: Request,
         for item in items]})
 
 
-@router.get(f"{V2}/{{project_id}}/datasets/{{dataset_id}}/records")
+@router.get(f"{V2}/{{project_id:id}}/datasets/{{dataset_id:id}}/records")
 async def pull_records(
     project_id: str, dataset_id: str, request: Request,
     version: int | None = Query(None, alias="filter[version]", ge=0, le=2**31 - 1),
@@ -204,7 +204,7 @@ async def create_experiment(request: Request) -> Response:
     return JsonApiResponse({"data": experiment_doc(row)})
 
 
-@router.patch(f"{UNSTABLE}/experiments/{{experiment_id}}")
+@router.patch(f"{UNSTABLE}/experiments/{{experiment_id:id}}")
 async def update_experiment(experiment_id: str, request: Request) -> Response:
     """``status`` (running / completed / failed / interrupted, any case) and ``error``."""
     experiment_id = path_id(experiment_id, "experiment_id")
@@ -227,7 +227,7 @@ async def push_ddtrace_events(request: Request, experiment_id: str, body: Any) -
     return JsonApiResponse({"data": resource("experiment_events", experiment_id, counts)}, 202)
 
 
-@router.post(f"{UNSTABLE}/experiments/{{experiment_id}}/events", status_code=202)
+@router.post(f"{UNSTABLE}/experiments/{{experiment_id:id}}/events", status_code=202)
 async def push_events(experiment_id: str, request: Request) -> Response:
     return await push_ddtrace_events(request, experiment_id, await json_body(request))
 
@@ -275,7 +275,7 @@ async def events_by_name(request: Request,
     return await _events_of(store, page.rows[-1]["id"])
 
 
-@router.get(f"{UNSTABLE}/experiments/{{experiment_id}}/events")
+@router.get(f"{UNSTABLE}/experiments/{{experiment_id:id}}/events")
 async def pull_events(experiment_id: str, request: Request) -> Response:
     """Every record span with its ``eval_metrics``, and the ``summary_metrics``."""
     return await _events_of(_store(request), path_id(experiment_id, "experiment_id"))

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 
 from ..jsonapi import ApiError, media_type, parse_json, read_body
+from ..paths import IdConvertor  # noqa: F401  (registers the "id" convertor before any route)
 from ..settings import ServerSettings
 from ..store import Store
 from ..validation import INT64_MAX
@@ -16,6 +17,8 @@ from ..validation import INT64_MAX
 #: ``API_PREFIX + EVENTS_ROUTE``; a test keeps the two in step).
 API_PREFIX = "/api/v2/llm-obs/v1"
 EVENTS_ROUTE = "/experiments/{experiment_id}/events"
+#: ``EVENTS_ROUTE`` as routed: the id may hold a slash (``paths.IdConvertor``)
+EVENTS_ROUTE_ID = "/experiments/{experiment_id:id}/events"
 
 
 def store_of(request: Request) -> Store:

@@ -54,7 +54,7 @@ async def list_datasets(
     return JsonApiResponse(list_document(request, page, dataset_resource, size))
 
 
-@router.get("/datasets/{dataset_id}", responses=doc.responses({200: "DatasetDocument"}, 400, 404))
+@router.get("/datasets/{dataset_id:id}", responses=doc.responses({200: "DatasetDocument"}, 400, 404))
 async def get_dataset(request: Request, dataset_id: str) -> Response:
     row = await run_in_threadpool(store_of(request).get_dataset,
                                   path_id(dataset_id, "dataset_id"))
@@ -63,7 +63,7 @@ async def get_dataset(request: Request, dataset_id: str) -> Response:
     return JsonApiResponse({"data": dataset_resource(row)})
 
 
-@router.post("/datasets/{dataset_id}/records", status_code=201,
+@router.post("/datasets/{dataset_id:id}/records", status_code=201,
              responses=doc.responses({201: "RecordsCreated"}, 400, 404, 409, 413, 415),
              openapi_extra=doc.request_body("RecordsCreate", EXAMPLES["records"]),
              description="One record object or an array of them; `data` in the answer has "
@@ -84,7 +84,7 @@ async def add_records(request: Request, dataset_id: str) -> Response:
                             "meta": {"dataset_version": version}}, 201)
 
 
-@router.get("/datasets/{dataset_id}/records",
+@router.get("/datasets/{dataset_id:id}/records",
             responses=doc.responses({200: "RecordList"}, 400, 404))
 async def list_records(
     request: Request,
@@ -100,7 +100,7 @@ async def list_records(
                                          {"dataset_version": v}))
 
 
-@router.patch("/datasets/{dataset_id}/records/{record_id}",
+@router.patch("/datasets/{dataset_id:id}/records/{record_id:id}",
               responses=doc.responses({200: "RecordUpdated"}, 400, 404, 413, 415),
               openapi_extra=doc.request_body("RecordUpdate", EXAMPLES["record_update"]))
 async def update_record(request: Request, dataset_id: str, record_id: str) -> Response:
@@ -116,7 +116,7 @@ async def update_record(request: Request, dataset_id: str, record_id: str) -> Re
     return JsonApiResponse({"data": record_resource(row), "meta": {"dataset_version": version}})
 
 
-@router.delete("/datasets/{dataset_id}/records/{record_id}",
+@router.delete("/datasets/{dataset_id:id}/records/{record_id:id}",
                responses=doc.responses({200: "RecordDeleted"}, 400, 404))
 async def delete_record(request: Request, dataset_id: str, record_id: str) -> Response:
     version = await run_in_threadpool(

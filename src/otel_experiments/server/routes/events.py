@@ -19,7 +19,7 @@ from ..parsing import page_params
 from ..render import EXAMPLES, list_document
 from ..store import GROUP_COLUMNS, SpanFilters
 from ..validation import path_id
-from ._common import EVENTS_ROUTE, json_body, settings_of, store_of, time_ns, whole_number
+from ._common import EVENTS_ROUTE_ID, json_body, settings_of, store_of, time_ns, whole_number
 
 router = APIRouter(tags=["events"], default_response_class=JsonApiResponse)
 
@@ -50,7 +50,7 @@ def _whole_numbers(body: Any) -> None:
                         item[name] = whole_number(item[name])
 
 
-@router.post(EVENTS_ROUTE, status_code=202,
+@router.post(EVENTS_ROUTE_ID, status_code=202,
              responses=doc.responses({202: "EventsAccepted"}, 400, 413, 415),
              openapi_extra=doc.request_body("EventsBody", EXAMPLES["events"]),
              description="Idempotent: a span or metric sent again is counted as a duplicate. "
@@ -121,7 +121,7 @@ def _span_filter_params(
     return _span_filters(user_id, organization_id, status, name, start_after, start_before)
 
 
-@router.get(EVENTS_ROUTE, responses=doc.responses({200: "SpanList"}, 400, 404))
+@router.get(EVENTS_ROUTE_ID, responses=doc.responses({200: "SpanList"}, 400, 404))
 async def list_events(
     request: Request,
     experiment_id: str,
@@ -142,7 +142,7 @@ async def list_events(
         request, page, lambda r: resource("spans", r["span_id"], r["doc"]), size))
 
 
-@router.get("/experiments/{experiment_id}/summary",
+@router.get("/experiments/{experiment_id:id}/summary",
             responses=doc.responses({200: "SummaryDocument"}, 400, 404),
             description="Statistics of the experiment's spans, units of work (`root_spans`) "
                         "and metrics; with filters, of the matching spans and the metrics of "

@@ -93,7 +93,7 @@ async def list_experiments(
     return JsonApiResponse(list_document(request, page, experiment_resource, size))
 
 
-@router.get("/experiments/{experiment_id}",
+@router.get("/experiments/{experiment_id:id}",
             responses=doc.responses({200: "ExperimentDocument"}, 400, 404))
 async def get_experiment(request: Request, experiment_id: str) -> Response:
     row = await run_in_threadpool(store_of(request).get_experiment,
@@ -103,7 +103,7 @@ async def get_experiment(request: Request, experiment_id: str) -> Response:
     return JsonApiResponse({"data": experiment_resource(row)})
 
 
-@router.patch("/experiments/{experiment_id}",
+@router.patch("/experiments/{experiment_id:id}",
               responses=doc.responses({200: "ExperimentDocument"}, 400, 404, 413, 415),
               openapi_extra=doc.request_body("ExperimentUpdate", EXAMPLES["experiment_update"]),
               description="Attributes that are absent or null stay as they are.")

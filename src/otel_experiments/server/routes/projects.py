@@ -42,7 +42,7 @@ async def list_projects(
     return JsonApiResponse(list_document(request, page, project_resource, size))
 
 
-@router.get("/projects/{project_id}", responses=doc.responses({200: "ProjectDocument"}, 400, 404))
+@router.get("/projects/{project_id:id}", responses=doc.responses({200: "ProjectDocument"}, 400, 404))
 async def get_project(request: Request, project_id: str) -> Response:
     row = await run_in_threadpool(store_of(request).get_project,
                                   path_id(project_id, "project_id"))

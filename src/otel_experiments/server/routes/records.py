@@ -24,7 +24,7 @@ from ._common import settings_of, store_of
 router = APIRouter(tags=["events"], default_response_class=JsonApiResponse)
 
 
-@router.get("/experiments/{experiment_id}/records",
+@router.get("/experiments/{experiment_id:id}/records",
             responses=doc.responses({200: "ExperimentRecordList"}, 400, 404))
 async def list_experiment_records(
     experiment_id: str,
@@ -55,7 +55,7 @@ async def list_experiment_records(
         size))
 
 
-@router.delete("/experiments/{experiment_id}", tags=["experiments"],
+@router.delete("/experiments/{experiment_id:id}", tags=["experiments"],
                responses=doc.responses({200: "ExperimentDeleted"}, 400, 404))
 async def remove_experiment(experiment_id: str, request: Request) -> Response:
     experiment_id = path_id(experiment_id, "experiment_id")
