@@ -27,7 +27,9 @@ bench: $(STAMP)
 	@if [ -f benchmarks/bench_exporter.py ]; then echo; $(PYTHON) benchmarks/bench_exporter.py; fi
 	@if [ -f benchmarks/bench_server.py ]; then echo; $(PYTHON) benchmarks/bench_server.py --quick; fi
 	@echo; $(PYTHON) benchmarks/bench_runner.py
+	@echo; $(PYTHON) benchmarks/bench_stats.py
 	@echo; $(PYTHON) benchmarks/bench_ui.py
+	@echo; $(PYTHON) benchmarks/bench_run_metadata.py
 	@echo; $(PYTHON) benchmarks/bench_load.py $(LOAD_ARGS)
 
 # The server benchmark at full size (300k-span growth, summary at 100k and 1M spans): ~30 min.

@@ -85,3 +85,24 @@ def test_exporter_items_round_trip() -> None:
     assert back["spans"][1]["parent_id"] == event["span_id"]
     assert back["metrics"][0]["span_id"] == metric["span_id"]
     assert back["spans"][0]["dataset_record_id"] == "r1"
+
+
+def test_genai_usage_travels_as_ddtrace_llm_metrics_and_back() -> None:
+    event = {
+        "trace_id": "0" * 31 + "1", "span_id": "0" * 15 + "2", "parent_id": "0" * 15 + "3",
+        "name": "chat gpt-4o", "start_ns": 1, "duration": 2, "status": "ok", "meta": {},
+        "tags": [], "attributes": {"gen_ai.request.model": "gpt-4o",
+                                   "gen_ai.usage.input_tokens": 120,
+                                   "gen_ai.usage.output_tokens": 33},
+    }
+    dd = D.span_to_ddtrace(event)
+    assert dd["metrics"] == {"input_tokens": 120, "output_tokens": 33, "total_tokens": 153}
+    assert dd["meta"]["model_name"] == "gpt-4o"
+    back = D.span_from_ddtrace(dd)
+    assert back["attributes"] == event["attributes"]
+    # odd values from a foreign client are left out, not guessed
+    dd["metrics"] = {"input_tokens": -1, "output_tokens": "many", "total_tokens": 3.5}
+    dd["meta"]["model_name"] = ""
+    assert "attributes" not in D.span_from_ddtrace(dd)
+    plain = {k: v for k, v in event.items() if k != "attributes"}
+    assert "metrics" not in D.span_to_ddtrace(plain)

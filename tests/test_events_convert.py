@@ -372,3 +372,83 @@ def test_expected_output_round_trips_its_type(value: Any) -> None:
         ObservedSpan(raw, 1000).set_expected_output(value)
     body = spans_to_event_bodies(memory.get_finished_spans())["exp-x"]
     assert body["data"]["attributes"]["spans"][0]["meta"]["expected_output"] == value
+
+
+# --------------------------------------------------------------------------- attributes
+
+
+GENAI = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.request.model": "gpt-4o",
+    "gen_ai.response.model": "gpt-4o-2024-08-06",
+    "gen_ai.usage.input_tokens": 120,
+    "gen_ai.usage.output_tokens": 33,
+    "gen_ai.response.finish_reasons": ("stop",),
+}
+
+
+def test_genai_attributes_travel_on_the_event(
+    tracer: Tracer, exporter: InMemorySpanExporter
+) -> None:
+    with tracer.start_as_current_span("chat gpt-4o", attributes={**EXP, **GENAI,
+                                                                  "http.route": "/x"}):
+        pass
+    with tracer.start_as_current_span("plain", attributes=EXP):
+        pass
+    bodies = spans_to_event_bodies(exporter.get_finished_spans())
+    validate_bodies(bodies)
+    chat, plain = bodies["exp-1"]["data"]["attributes"]["spans"]
+    assert chat["attributes"] == {**GENAI, "gen_ai.response.finish_reasons": ["stop"]}
+    assert "attributes" not in plain  # the bytes of spans without any stay as they were
+
+
+def test_listed_attributes_exact_and_glob(tracer: Tracer, exporter: InMemorySpanExporter) -> None:
+    from otel_experiments.events.convert import KeptAttributes
+
+    with tracer.start_as_current_span("s", attributes={
+        **EXP, "http.route": "/chat", "llm.vendor": "acme", "llm.temperature": 0.2,
+        "other": "no", "gen_ai.request.model": "m",
+    }):
+        pass
+    kept = KeptAttributes(["http.route", "llm.*", " "])
+    (event,) = spans_to_event_bodies(exporter.get_finished_spans(), kept)["exp-1"]["data"][
+        "attributes"]["spans"]
+    assert event["attributes"] == {"http.route": "/chat", "llm.vendor": "acme",
+                                   "llm.temperature": 0.2, "gen_ai.request.model": "m"}
+    assert "KeptAttributes" in repr(kept) and "llm.*" in repr(kept)
+
+
+def test_hostile_attribute_values_are_bounded_and_never_raise(
+    tracer: Tracer, exporter: InMemorySpanExporter
+) -> None:
+    from otel_experiments.events.convert import MAX_KEPT_VALUE_CHARS
+
+    with tracer.start_as_current_span("s", attributes={
+        **EXP, "gen_ai.prompt": "p" * 100_000, "gen_ai.temperature": float("nan"),
+        "gen_ai.top_p": float("inf"), "gen_ai.stop": ("a", "b"),
+        "gen_ai.weird": "\ud800 lone surrogate",
+    }):
+        pass
+    bodies = spans_to_event_bodies(exporter.get_finished_spans())
+    validate_bodies(bodies)
+    (event,) = bodies["exp-1"]["data"]["attributes"]["spans"]
+    kept = event["attributes"]
+    assert len(kept["gen_ai.prompt"]) == MAX_KEPT_VALUE_CHARS
+    assert kept["gen_ai.prompt"].endswith(A.TRUNCATION_MARKER)
+    assert "gen_ai.temperature" not in kept and "gen_ai.top_p" not in kept
+    assert kept["gen_ai.stop"] == ["a", "b"]
+    assert dumps(bodies["exp-1"])  # encodable, surrogate and all
+
+
+def test_many_distinct_attribute_key_sets_stay_bounded(
+    tracer: Tracer, exporter: InMemorySpanExporter
+) -> None:
+    from otel_experiments.events.convert import _MAX_SHAPES, KeptAttributes
+
+    kept = KeptAttributes()
+    for i in range(_MAX_SHAPES + 50):
+        with tracer.start_as_current_span("s", attributes={**EXP, f"k{i}": 1}):
+            pass
+    bodies = spans_to_event_bodies(exporter.get_finished_spans(), kept)
+    assert len(bodies["exp-1"]["data"]["attributes"]["spans"]) == _MAX_SHAPES + 50
+    assert len(kept._shapes) <= _MAX_SHAPES

@@ -716,3 +716,32 @@ def test_https_to_a_plain_http_server_is_hinted_and_names_the_url(
     assert "does the server speak plain http://?" in caplog.text
     assert "spooled 2 span(s)" in caplog.text
     exp.shutdown()
+
+
+def test_span_attributes_setting_and_redaction_reach_the_wire(
+    monkeypatch: pytest.MonkeyPatch, endpoint: str, recorder: Callable[..., Recorder],
+    tracer: Tracer, mem: InMemorySpanExporter,
+) -> None:
+    rec = recorder()
+    mem.clear()
+    with tracer.start_as_current_span("chat", attributes={
+        A.EXPERIMENT_ID: "exp-a", "gen_ai.usage.input_tokens": 7, "gen_ai.prompt": "secret",
+        "http.route": "/chat", "db.system": "sqlite",
+    }):
+        pass
+    monkeypatch.setenv("OTEL_EXPERIMENTS_SPAN_ATTRIBUTES", "http.*, nope")
+    monkeypatch.setenv("OTEL_EXPERIMENTS_REDACT", "gen_ai.prompt")
+    exp = exporter(endpoint, compression="none")
+    assert exp.settings.span_attributes == ("http.*", "nope")
+    assert "span_attributes=['http.*', 'nope']" in repr(exp.settings)
+    assert exp.export(mem.get_finished_spans()) is SpanExportResult.SUCCESS
+    exp.shutdown()
+    (span,) = rec.bodies[0]["data"]["attributes"]["spans"]
+    assert span["attributes"] == {"gen_ai.usage.input_tokens": 7, "gen_ai.prompt": "[REDACTED]",
+                                  "http.route": "/chat"}
+    # the argument wins over the variable
+    exp2 = exporter(endpoint, span_attributes=["db.system"])
+    assert exp2.settings.span_attributes == ("db.system",)
+    exp2.shutdown()
+    with pytest.raises(ValueError):
+        exporter(endpoint, span_attributes="db.system")

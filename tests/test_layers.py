@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "otel_experiments"
 #: top-level module or package -> layer (higher imports lower, never the reverse)
 LAYERS: dict[str, int] = {
     "attributes": 0, "_compat": 0, "_runtime": 0,
-    "models": 1, "settings": 1, "events": 1, "outcomes": 1,
+    "models": 1, "settings": 1, "events": 1, "outcomes": 1, "stats": 1, "pricing": 1,
     "context": 2,
     "observation": 3,
     "export": 4,

@@ -45,6 +45,9 @@ METADATA: Final = "metadata"
 EXPECTED_OUTPUT_VALUE: Final = "expected_output.value"
 EXPECTED_OUTPUT_MIME_TYPE: Final = "expected_output.mime_type"
 DATASET_RECORD_ID: Final = "experiment.dataset_record_id"
+#: Key in a record span's ``metadata`` holding which run of the record it is (0, 1, ...)
+#: when ``run_experiment(..., repetitions=k)`` runs each record k > 1 times.
+REPETITION: Final = "experiment.repetition"
 
 # OpenTelemetry GenAI semantic conventions the server reads token usage from (the
 # ``prompt`` / ``completion`` names are the conventions' older spelling, still emitted).

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from ._runtime.args import (
     api_key_arg,
+    attribute_keys_arg,
     hash_key_arg,
     int_arg,
     parse_rules,
@@ -58,6 +59,7 @@ OTEL_EXPERIMENTS_MAX_SPANS_PER_REQUEST: Final = "OTEL_EXPERIMENTS_MAX_SPANS_PER_
 OTEL_EXPERIMENTS_SPOOL_DIR: Final = "OTEL_EXPERIMENTS_SPOOL_DIR"
 OTEL_EXPERIMENTS_SPOOL_MAX_BYTES: Final = "OTEL_EXPERIMENTS_SPOOL_MAX_BYTES"
 OTEL_EXPERIMENTS_REDACT: Final = "OTEL_EXPERIMENTS_REDACT"
+OTEL_EXPERIMENTS_SPAN_ATTRIBUTES: Final = "OTEL_EXPERIMENTS_SPAN_ATTRIBUTES"
 OTEL_EXPERIMENTS_HASH_USER_IDS_KEY: Final = "OTEL_EXPERIMENTS_HASH_USER_IDS_KEY"
 OTEL_EXPERIMENTS_TRUST_BAGGAGE: Final = "OTEL_EXPERIMENTS_TRUST_BAGGAGE"
 OTEL_EXPERIMENTS_PROPAGATE_IDENTITY_NAMES: Final = "OTEL_EXPERIMENTS_PROPAGATE_IDENTITY_NAMES"
@@ -92,6 +94,7 @@ ALL_VARIABLES: Final = (
     OTEL_EXPERIMENTS_SPOOL_DIR,
     OTEL_EXPERIMENTS_SPOOL_MAX_BYTES,
     OTEL_EXPERIMENTS_REDACT,
+    OTEL_EXPERIMENTS_SPAN_ATTRIBUTES,
     OTEL_EXPERIMENTS_HASH_USER_IDS_KEY,
     OTEL_EXPERIMENTS_TRUST_BAGGAGE,
     OTEL_EXPERIMENTS_PROPAGATE_IDENTITY_NAMES,
@@ -330,6 +333,10 @@ _EXPORTER_FIELDS: Final[dict[str, tuple[Callable[[Any], Any], Callable[[Env], An
         lambda env: parse_rules(env_str(OTEL_EXPERIMENTS_REDACT, "", env) or ""),
     ),
     "hash_user_ids_key": (hash_key_arg, lambda env: _hash_key_env(env)),
+    "span_attributes": (
+        attribute_keys_arg,
+        lambda env: parse_rules(env_str(OTEL_EXPERIMENTS_SPAN_ATTRIBUTES, "", env) or ""),
+    ),
 }
 
 
@@ -367,6 +374,9 @@ class ExporterSettings:
     redact: tuple[str, ...] = ()
     #: send HMAC-SHA256(key, user id) instead of user ids (secret, never in repr)
     hash_user_ids_key: str | None = None
+    #: span attributes carried on the event besides ``gen_ai.*`` (``key`` or ``prefix*``;
+    #: ``OTEL_EXPERIMENTS_SPAN_ATTRIBUTES``)
+    span_attributes: tuple[str, ...] = ()
 
     @classmethod
     def resolve(cls, *, env: Env = None, **arguments: Any) -> ExporterSettings:
@@ -397,6 +407,7 @@ class ExporterSettings:
             f"max_spans_per_request={self.max_spans_per_request!r}, "
             f"spool_dir={self.spool_dir!r}, spool_max_bytes={self.spool_max_bytes!r}, "
             f"shutdown_timeout={self.shutdown_timeout!r}, redact={list(self.redact)!r}, "
+            f"span_attributes={list(self.span_attributes)!r}, "
             f"hash_user_ids_key={'<redacted>' if self.hash_user_ids_key else None})"
         )
 

@@ -70,12 +70,22 @@ def _every_call() -> list[Call[Any]]:
         calls.delete_record("d-1", "r-1"),
         calls.create_experiment(attrs, calls.new_experiment_id()),
         calls.list_experiments({"project_id": "p-1", "status": "RUNNING"}, 10),
+        calls.list_experiments({}, 10, {"config.model": "gpt-4o", "git.dirty": False}),
+        calls.records_from_spans("d-1", calls.from_spans_selection(
+            experiment_id="e-1", feature_slug=None, metric="exact_match", equals=False,
+            minimum=None, maximum=None, span_name="task", status="ok", start_after=0,
+            start_before=10**18, roots_only=True, expected_output="output", limit=10)),
+        calls.records_from_spans("d-1", calls.from_spans_selection(
+            experiment_id=None, feature_slug="slug", metric="score", equals=None,
+            minimum=0.5, maximum=1.0, span_name=None, status=None, start_after=None,
+            start_before=None, roots_only=False, expected_output="none", limit=None)),
         calls.retrieve_experiment("e-1"),
         calls.update_experiment("e-1", {"status": "COMPLETED", "metadata": {"v": 3}}),
         calls.delete_experiment("e-1"),
         calls.list_events("e-1", filters, 10),
         calls.list_experiment_records("e-1", filters, 10),
         calls.summary("e-1"),
+        calls.compare_experiments("e-1", "e-2", 0.9),
     ]
     return out
 
@@ -94,7 +104,7 @@ def test_every_client_call_is_in_the_published_contract(spec: dict[str, Any]) ->
                       "update_record", "delete_record", "create_experiment",
                       "list_experiments", "retrieve_experiment", "update_experiment",
                       "delete_experiment", "list_events", "list_experiment_records",
-                      "summary"}, makers
+                      "summary", "compare_experiments", "records_from_spans"}, makers
 
 
 def test_the_check_catches_drift(spec: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from .env import valid_header_value
 
 __all__ = [
-    "api_key_arg", "hash_key_arg", "int_arg", "parse_rules", "redact_arg", "seconds_arg",
+    "api_key_arg", "attribute_keys_arg", "hash_key_arg", "int_arg", "parse_rules", "redact_arg", "seconds_arg",
     "spool_dir_arg",
 ]
 
@@ -51,14 +51,21 @@ def int_arg(name: str, minimum: int) -> Callable[[object], int]:
     return check
 
 
-def redact_arg(value: object) -> tuple[str, ...]:
-    # a bare str would be split into characters: a list of rules is asked for
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        raise ValueError(f"redact must be a sequence of keys / JSON paths, got {value!r}")
-    rules = list(value)
-    if not all(isinstance(rule, str) for rule in rules):
-        raise ValueError(f"redact must be a sequence of keys / JSON paths, got {value!r}")
-    return parse_rules(rules)
+def _rules_arg(name: str, what: str) -> Callable[[object], tuple[str, ...]]:
+    def check(value: object) -> tuple[str, ...]:
+        # a bare str would be split into characters: a list is asked for
+        if isinstance(value, str) or not isinstance(value, Iterable):
+            raise ValueError(f"{name} must be a sequence of {what}, got {value!r}")
+        rules = list(value)
+        if not all(isinstance(rule, str) for rule in rules):
+            raise ValueError(f"{name} must be a sequence of {what}, got {value!r}")
+        return parse_rules(rules)
+
+    return check
+
+
+redact_arg = _rules_arg("redact", "keys / JSON paths")
+attribute_keys_arg = _rules_arg("span_attributes", "keys")
 
 
 def hash_key_arg(value: object) -> str:

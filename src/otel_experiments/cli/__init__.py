@@ -1,5 +1,5 @@
-"""``otel-experiments`` command line: ``serve``, ``migrate``, ``run``, ``gate``, ``compare``
-and ``demo``. Each subcommand is a small function over the library; every error is one
+"""``otel-experiments`` command line: ``serve``, ``migrate``, ``run``, ``gate``, ``compare``,
+``dataset-from-traces`` and ``demo``. Each subcommand is a small function over the library; every error is one
 line on stderr and a non-zero exit status, never a traceback (``--traceback`` shows it).
 """
 
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import evaluate, server
     from .demo import add_parsers as add_demo
+    from .from_traces import add_parsers as add_from_traces
 
     parser = _Parser(
         prog=PROG, description="Experiments for OpenTelemetry-instrumented Python code.",
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     server.add_parsers(sub)
     evaluate.add_parsers(sub)
+    add_from_traces(sub)
     add_demo(sub)
     return parser
 

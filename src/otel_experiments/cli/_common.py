@@ -97,15 +97,34 @@ def looks_like_file(source: str) -> bool:
 
 def load_result(source: str, args: argparse.Namespace,
                 client: Callable[[], ExperimentsClient]) -> ExperimentResult:
-    """A results file, or an experiment on the server (by id)."""
+    """A results file, an experiment on the server (by id), or ``where:PATH=VALUE,...``:
+    the latest experiment whose run metadata matches (``where:config.model=gpt-4o``)."""
     from ..runner.results import ExperimentResult
 
-    if looks_like_file(source):
+    if source.startswith(WHERE_PREFIX):
+        source = latest_matching(client(), source)
+    elif looks_like_file(source):
         try:
             return ExperimentResult.from_json(source)
         except (OSError, ValueError, TypeError) as exc:
             raise CliError(str(exc)) from None
     return ExperimentResult.from_server(client(), source)
+
+
+#: An experiment chosen by its run metadata rather than its id (``compare``, ``gate``).
+WHERE_PREFIX = "where:"
+
+
+def latest_matching(client: ExperimentsClient, spec: str) -> str:
+    """``where:config.model=gpt-4o,git.dirty=false`` -> id of the newest match."""
+    conditions = [c for c in spec.removeprefix(WHERE_PREFIX).split(",") if c]
+    if not conditions or any("=" not in c for c in conditions):
+        raise CliError(f"{spec!r}: expected where:PATH=VALUE[,PATH=VALUE...] "
+                       "(e.g. where:config.model=gpt-4o)", 2)
+    found = client.experiments.list(where=conditions, page_size=1000).data
+    if not found:
+        raise CliError(f"no experiment matches {spec!r}")
+    return found[-1].id  # oldest first: the last one is the newest
 
 
 def write_text(dest: str, text: str) -> None:
@@ -118,5 +137,5 @@ def write_text(dest: str, text: str) -> None:
         raise CliError(f"cannot write {dest}: {exc.strerror or exc}") from None
 
 
-__all__ = ["PROG", "CliError", "add_client_args", "command", "load_object", "load_result",
-           "make_client", "write_text"]
+__all__ = ["PROG", "WHERE_PREFIX", "CliError", "add_client_args", "command",
+           "latest_matching", "load_object", "load_result", "make_client", "write_text"]

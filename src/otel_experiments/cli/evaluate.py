@@ -17,6 +17,7 @@ from ._common import (
     make_client,
     write_text,
 )
+from ._costs import add_prices_arg, cost_check, load_price_table, priced, usage_rows
 
 if TYPE_CHECKING:
     from ..client import ExperimentsClient
@@ -75,7 +76,8 @@ def _run(args: argparse.Namespace) -> int:
                 project_id=args.project_id, client=client,
                 max_concurrency=args.max_concurrency, task_timeout=args.task_timeout,
                 evaluator_timeout=args.evaluator_timeout,
-                rate_limit=args.rate_limit, resume=resume, quiet=args.quiet)
+                rate_limit=args.rate_limit, resume=resume, quiet=args.quiet,
+                repetitions=args.repetitions, prices=load_price_table(args.prices))
         except DatasetError as exc:
             raise CliError(str(exc)) from None
         except (TypeError, ValueError) as exc:  # a bad evaluator signature, bad bounds
@@ -92,12 +94,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print_metrics(result: Any) -> None:
+    from ..runner.intervals import spread_text
     from ..runner.report import table
 
-    rows = [[label, f"{result.value(label):.4g}" if result.value(label) is not None else "-"]
-            for label in result.labels()]
-    rows.append(["error_rate", f"{result.summary.get('error_rate') or 0:.4g}"])
-    print(table(["metric", "value"], rows))
+    rows = [[label, f"{result.value(label):.4g}" if result.value(label) is not None else "-",
+             spread_text(result.metric(label))] for label in result.labels()]
+    rows.append(["error_rate", f"{result.summary.get('error_rate') or 0:.4g}", ""])
+    rows.extend([*row, ""] for row in usage_rows(result))
+    print(table(["metric", "value", "95% CI, pass@k, pass^k"], rows))
 
 
 def _client_factory(args: argparse.Namespace) -> tuple[Callable[[], ExperimentsClient],
@@ -116,14 +120,22 @@ def _gate(args: argparse.Namespace) -> int:
     from ..runner.gate import GateError, gate, parse_bounds
     from ..runner.report import gate_junit, gate_markdown, gate_text
 
+    if args.confidence is not None and not args.baseline:
+        raise CliError("--confidence judges a run against a --baseline: give one", 2)
     get_client, made = _client_factory(args)
     try:
         result = load_result(args.results, args, get_client)
         baseline = load_result(args.baseline, args, get_client) if args.baseline else None
+        priced(args, result, baseline)
+        maximums = parse_bounds(args.max, "--max")
+        if args.max_p95_ms is not None:
+            maximums["latency_p95_ms"] = args.max_p95_ms
         verdict = gate(result, minimums=parse_bounds(args.min, "--min"),
-                       maximums=parse_bounds(args.max, "--max"),
+                       maximums=maximums,
                        max_failures=args.max_failures, baseline=baseline,
-                       tolerance=args.tolerance)
+                       tolerance=args.tolerance, confidence=args.confidence)
+        if args.max_cost is not None:
+            verdict.checks.append(cost_check(result, args.max_cost))
     except GateError as exc:
         raise CliError(str(exc), 2) from None
     finally:
@@ -146,15 +158,26 @@ def _compare(args: argparse.Namespace) -> int:
     try:
         a = load_result(args.a, args, get_client)
         b = load_result(args.b, args, get_client)
+        priced(args, a, b)
     finally:
         for c in made:
             c.close()
-    cmp = compare(a, b)
+    cmp = compare(a, b, confidence=args.confidence)
     if args.markdown is not None:
         write_text(args.markdown, compare_markdown(cmp, args.max_changes))
     if args.markdown != "-":
         print(compare_text(cmp, args.max_changes))
     return 0
+
+
+def _level(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a confidence level is between 0 and 1")
+    return value
 
 
 def add_parsers(sub: Any) -> None:
@@ -189,24 +212,31 @@ def add_parsers(sub: Any) -> None:
                      help="an evaluator past this is recorded as its error on the record")
     run.add_argument("--rate-limit", type=float, metavar="PER_SECOND",
                      help="at most this many record starts per second")
+    run.add_argument("--repetitions", type=int, default=1, metavar="K",
+                     help="run every record K times: intervals, pass@k and pass^k (default: 1)")
     run.add_argument("--resume", default="auto", metavar="auto|yes|no|EXPERIMENT_ID",
                      help="auto (default): resume an interrupted run of the same name")
     run.add_argument("--output", default="results.json", metavar="FILE",
                      help="results file (default: results.json)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_prices_arg(run)
     add_client_args(run)
     run.set_defaults(func=_run)
 
     gate = command(sub, "gate", "pass or fail a run against quality thresholds", [
         "otel-experiments gate results.json --min exact_match=0.9 --max-failures 0",
         "otel-experiments gate results.json --baseline main.json --tolerance 0.02",
+        "otel-experiments gate results.json --baseline main.json --confidence 0.95",
         "otel-experiments gate exp-123 --min accuracy=0.8 --markdown comment.md "
         "--junit gate.xml",
+        "otel-experiments gate exp-123 --max-cost 0.50 --max-p95-ms 2000 --prices prices.toml",
     ], """
         Exit status 0 when every check passes, 1 when one fails, 2 for a usage error.
         A failure is a record whose task raised or timed out; low scores are judged by
         --min / --max. With --baseline, no metric may drop by more than --tolerance.""")
-    gate.add_argument("results", metavar="RESULTS.json|EXPERIMENT_ID")
+    gate.add_argument("results", metavar="RESULTS.json|EXPERIMENT_ID",
+                      help="or where:PATH=VALUE[,...]: the newest experiment whose run "
+                      "metadata matches (e.g. where:git.branch=main,model=gpt-4o)")
     gate.add_argument("--min", action="append", metavar="LABEL=VALUE",
                       help="the metric's pass rate / mean must be at least VALUE")
     gate.add_argument("--max", action="append", metavar="LABEL=VALUE",
@@ -217,22 +247,37 @@ def add_parsers(sub: Any) -> None:
                       help="fail on a regression against this run")
     gate.add_argument("--tolerance", type=float, default=0.0, metavar="DELTA",
                       help="allowed drop against the baseline (default: 0)")
+    gate.add_argument("--confidence", type=_level, metavar="LEVEL",
+                      help="with --baseline: fail only on a regression significant at this "
+                      "level (e.g. 0.95; paired per record), so noise alone does not fail")
     gate.add_argument("--markdown", nargs="?", const="-", metavar="FILE",
                       help="Markdown for a pull-request comment (to FILE, or stdout)")
     gate.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
+    gate.add_argument("--max-cost", type=float, metavar="USD",
+                      help="the run's token cost must be at most USD (needs --prices or a "
+                      "priced result; fails when a model is unpriced)")
+    gate.add_argument("--max-p95-ms", type=float, metavar="MS",
+                      help="the records' p95 latency must be at most MS milliseconds")
+    add_prices_arg(gate)
     add_client_args(gate)
     gate.set_defaults(func=_gate)
 
     cmp = command(sub, "compare", "compare two runs: metric deltas, winner, changed records", [
         "otel-experiments compare exp-aaa exp-bbb",
         "otel-experiments compare main.json results.json --markdown",
+        "otel-experiments compare where:prompt_version=v1 where:prompt_version=v2 "
+        "--prices prices.json",
     ])
-    cmp.add_argument("a", metavar="EXP_A", help="baseline: results file or experiment id")
-    cmp.add_argument("b", metavar="EXP_B", help="candidate: results file or experiment id")
+    cmp.add_argument("a", metavar="EXP_A", help="baseline: results file, experiment id, or "
+                     "where:PATH=VALUE[,...] (the newest experiment whose run metadata matches)")
+    cmp.add_argument("b", metavar="EXP_B", help="candidate: the same kinds")
     cmp.add_argument("--markdown", nargs="?", const="-", metavar="FILE",
                      help="Markdown instead of the table (to FILE, or stdout)")
+    cmp.add_argument("--confidence", type=_level, default=0.95, metavar="LEVEL",
+                     help="level of each metric's interval and paired test (default: 0.95)")
     cmp.add_argument("--max-changes", type=int, default=20, metavar="N",
                      help="changed records listed (default: 20)")
+    add_prices_arg(cmp)
     add_client_args(cmp)
     cmp.set_defaults(func=_compare)
 

@@ -24,11 +24,13 @@ from .errors import (
 from .models import (
     Dataset,
     DatasetRecord,
+    ExperimentComparison,
     ExperimentDetails,
     ExperimentSummary,
     MetricSummary,
     Project,
     RecordResult,
+    RecordsFromSpans,
 )
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "ConflictError",
     "Dataset",
     "DatasetRecord",
+    "ExperimentComparison",
     "ExperimentDetails",
     "ExperimentSummary",
     "ExperimentsClient",
@@ -53,5 +56,6 @@ __all__ = [
     "Project",
     "RateLimitError",
     "RecordResult",
+    "RecordsFromSpans",
     "SyncPager",
 ]

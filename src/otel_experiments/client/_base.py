@@ -51,7 +51,8 @@ class Call(Generic[T]):
     method: str
     path: str
     parse: Callable[[Any], T]
-    params: Mapping[str, str | int] = field(default_factory=dict)
+    #: a list value is sent as the parameter repeated (``filter[where]``)
+    params: Mapping[str, str | int | list[str]] = field(default_factory=dict)
     json: Any = None
     #: safe to send twice (GETs, DELETEs and writes keyed by a client-chosen id)
     idempotent: bool = False
@@ -133,7 +134,8 @@ class BaseClient:
 
     def _build(self, client: httpx.Client | httpx.AsyncClient, call: Call[Any]) -> httpx.Request:
         return client.build_request(call.method, self._url(call.path),
-                                    params={k: str(v) for k, v in call.params.items()},
+                                    params={k: v if isinstance(v, list) else str(v)
+                                            for k, v in call.params.items()},
                                     json=call.json, headers=self._headers)
 
     def _retry_delay(self, call: Call[Any], attempt: int,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -12,10 +14,12 @@ from ._base import Call, data_of, page_of
 from .models import (
     Dataset,
     DatasetRecord,
+    ExperimentComparison,
     ExperimentDetails,
     ExperimentSummary,
     Project,
     RecordResult,
+    RecordsFromSpans,
 )
 
 #: Records sent per ``POST /datasets/{id}/records`` (the server accepts 10,000).
@@ -124,6 +128,14 @@ def append_records(dataset_id: str, records: Iterable[Mapping[str, Any] | Datase
             for i in range(0, len(resources), RECORDS_PER_REQUEST)]
 
 
+def records_from_spans(dataset_id: str, selection: Mapping[str, Any]) -> Call[RecordsFromSpans]:
+    """``POST /datasets/{id}/from-spans`` (``None`` values are left out)."""
+    attrs = {k: v for k, v in selection.items() if v is not None}
+    return Call("POST", f"/datasets/{_id(dataset_id, 'dataset_id')}/from-spans",
+                RecordsFromSpans.from_document,
+                json={"data": {"type": "dataset_records_from_spans", "attributes": attrs}})
+
+
 def list_records(dataset_id: str, version: int | None, page_size: int | None) -> Call[Page]:
     params = _page_params(page_size)
     if version is not None:
@@ -161,9 +173,30 @@ def as_experiment(details: ExperimentDetails, feature_slug: str) -> Experiment:
                       details.created_at or "")
 
 
-def list_experiments(filters: Mapping[str, str | None], page_size: int | None) -> Call[Page]:
+def where_conditions(where: Mapping[str, Any] | Iterable[str] | None) -> list[str]:
+    """``{"config.model": "gpt-4o", "git.dirty": False}`` or ``["config.model=gpt-4o"]`` ->
+    the ``filter[where]`` values (see ``docs/server.md``): values written as JSON would."""
+    if where is None:
+        return []
+    if isinstance(where, str):
+        raise TypeError("where must be a mapping or a list of 'PATH=VALUE' strings, not a str")
+    if isinstance(where, Mapping):
+        out = []
+        for key, value in where.items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            out.append(f"{key}={text}")
+        return out
+    return [str(item) for item in where]
+
+
+def list_experiments(filters: Mapping[str, str | None], page_size: int | None,
+                     where: Mapping[str, Any] | Iterable[str] | None = None) -> Call[Page]:
+    params: dict[str, Any] = _page_params(page_size, **filters)
+    conditions = where_conditions(where)
+    if conditions:
+        params["filter[where]"] = conditions
     return Call("GET", "/experiments", page_of(ExperimentDetails.from_resource),
-                _page_params(page_size, **filters), idempotent=True)
+                params, idempotent=True)
 
 
 def retrieve_experiment(experiment_id: str) -> Call[ExperimentDetails]:
@@ -206,6 +239,16 @@ def summary(experiment_id: str) -> Call[ExperimentSummary]:
                 data_of(ExperimentSummary.from_resource), idempotent=True)
 
 
+def compare_experiments(a: str, b: str, confidence: float) -> Call[ExperimentComparison]:
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) \
+            or not 0 < confidence < 1:
+        raise ValueError(f"confidence must be a number in (0, 1), got {confidence!r}")
+    for value, what in ((a, "a"), (b, "b")):
+        _id(value, what)  # the same check as a path id; sent as query parameters
+    return Call("GET", "/experiments/compare", data_of(ExperimentComparison.from_resource),
+                {"a": a, "b": b, "confidence": repr(float(confidence))}, idempotent=True)
+
+
 def experiment_attrs(*, name: str | None, feature_slug: str | None, description: str | None,
                      project_id: str | None = None, dataset_id: str | None = None,
                      dataset_version: int | None = None, status: str | None = None,
@@ -216,3 +259,36 @@ def experiment_attrs(*, name: str | None, feature_slug: str | None, description:
             "dataset_version": dataset_version, "status": status,
             "config": dict(config) if config is not None else None,
             "metadata": dict(metadata) if metadata is not None else None}
+
+
+def _epoch_ns(value: int | datetime | None, what: str) -> int | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"{what} must be timezone-aware (or epoch nanoseconds)")
+        return int(value.timestamp() * 1_000_000_000)
+    raise TypeError(f"{what} must be epoch nanoseconds or a datetime, got {value!r}")
+
+
+def from_spans_selection(*, experiment_id: str | None, feature_slug: str | None,
+                         metric: str | None, equals: bool | float | str | None,
+                         minimum: float | None, maximum: float | None, span_name: str | None,
+                         status: str | None, start_after: int | datetime | None,
+                         start_before: int | datetime | None, roots_only: bool,
+                         expected_output: str, limit: int | None) -> dict[str, Any]:
+    """The ``from-spans`` request attributes; the server checks them (400 naming the field)."""
+    if experiment_id is None and feature_slug is None:
+        raise ValueError("give experiment_id or feature_slug")
+    if metric is None and (equals is not None or minimum is not None or maximum is not None):
+        raise ValueError("equals / min / max need metric=LABEL")
+    return {
+        "experiment_id": experiment_id, "feature_slug": feature_slug,
+        "metric": None if metric is None else {k: v for k, v in (
+            ("label", metric), ("equals", equals), ("min", minimum), ("max", maximum))
+            if v is not None},
+        "span_name": span_name, "status": status,
+        "start_after_ns": _epoch_ns(start_after, "start_after"),
+        "start_before_ns": _epoch_ns(start_before, "start_before"),
+        "roots_only": roots_only, "expected_output": expected_output, "limit": limit,
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -17,10 +18,12 @@ from .errors import APIConnectionError, APITimeoutError, ConflictError
 from .models import (
     Dataset,
     DatasetRecord,
+    ExperimentComparison,
     ExperimentDetails,
     ExperimentSummary,
     Project,
     RecordResult,
+    RecordsFromSpans,
 )
 
 T = TypeVar("T")
@@ -159,6 +162,32 @@ class DatasetRecords(_Resource):
     def delete(self, dataset_id: str, record_id: str) -> None:
         self._client._send(calls.delete_record(dataset_id, record_id))
 
+    def from_spans(self, dataset_id: str, *, experiment_id: str | None = None,
+                   feature_slug: str | None = None, metric: str | None = None,
+                   equals: bool | float | str | None = None, min: float | None = None,
+                   max: float | None = None, span_name: str | None = None,
+                   status: str | None = None, start_after: int | datetime | None = None,
+                   start_before: int | datetime | None = None, roots_only: bool = True,
+                   expected_output: str = "output",
+                   limit: int | None = None) -> RecordsFromSpans:
+        """Add stored spans' inputs to the dataset (datasets from traces).
+
+        Spans of ``experiment_id`` and/or of every experiment of ``feature_slug``; only
+        record (root) spans unless ``roots_only=False``; optionally those whose trace has
+        ``metric`` (equal to ``equals``, or a score within ``min``..``max``), with
+        ``span_name`` / ``status`` and starting in [``start_after``, ``start_before``)
+        (epoch nanoseconds or aware datetimes). The span's output becomes the expected
+        output (``expected_output="expected_output"``: its expected output; ``"none"``).
+        An input already in the dataset is not added again; each record's
+        ``metadata["source"]`` names the experiment, trace and span it came from.
+        """
+        selection = calls.from_spans_selection(
+            experiment_id=experiment_id, feature_slug=feature_slug, metric=metric,
+            equals=equals, minimum=min, maximum=max, span_name=span_name, status=status,
+            start_after=start_after, start_before=start_before, roots_only=roots_only,
+            expected_output=expected_output, limit=limit)
+        return self._client._send(calls.records_from_spans(dataset_id, selection))
+
 
 class Datasets(_Resource):
     def __init__(self, client: ExperimentsClient) -> None:
@@ -221,10 +250,15 @@ class Experiments(_Resource):
 
     def list(self, *, project_id: str | None = None, feature_slug: str | None = None,
              status: str | None = None, dataset_id: str | None = None,
+             where: Mapping[str, Any] | Iterable[str] | None = None,
              page_size: int | None = None) -> SyncPager[ExperimentDetails]:
+        """Experiments, oldest first; ``where`` filters on run metadata, every condition
+        holding: ``{"config.model": "gpt-4o", "git.dirty": False}`` or
+        ``["config.model=gpt-4o"]`` (paths start at ``config.`` / ``metadata.``, or are
+        ``model``, ``prompt_version``, ``git.commit``, ``git.dirty``, ``git.branch``)."""
         filters = {"project_id": project_id, "feature_slug": feature_slug, "status": status,
                    "dataset_id": dataset_id}
-        return self._client._pager(calls.list_experiments(filters, page_size))
+        return self._client._pager(calls.list_experiments(filters, page_size, where))
 
     def retrieve(self, experiment_id: str) -> ExperimentDetails:
         return self._client._send(calls.retrieve_experiment(experiment_id))
@@ -262,3 +296,8 @@ class Experiments(_Resource):
 
     def summary(self, experiment_id: str) -> ExperimentSummary:
         return self._client._send(calls.summary(experiment_id))
+
+    def compare(self, a: str, b: str, *, confidence: float = 0.95) -> ExperimentComparison:
+        """Experiment ``b`` against ``a`` on their common dataset records: per metric the
+        delta with its interval, the paired test's p-value and the verdict."""
+        return self._client._send(calls.compare_experiments(a, b, confidence))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..models import Experiment, TraceExperiment
+from ..stats import PairedDelta
 
 
 def _attrs(resource: Mapping[str, Any]) -> dict[str, Any]:
@@ -78,6 +79,25 @@ class DatasetRecord:
 
 
 @dataclass(frozen=True)
+class RecordsFromSpans:
+    """What ``datasets.records.from_spans`` added: the new records and the counts (spans
+    matched, inputs already in the dataset or repeated, spans without an input)."""
+
+    records: list[DatasetRecord]
+    dataset_version: int
+    matched_spans: int
+    duplicates: int
+    without_input: int
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> RecordsFromSpans:
+        meta = doc.get("meta") or {}
+        return cls([DatasetRecord.from_resource(r) for r in doc.get("data") or []],
+                   int(meta.get("dataset_version", 0)), int(meta.get("matched_spans", 0)),
+                   int(meta.get("duplicates", 0)), int(meta.get("without_input", 0)))
+
+
+@dataclass(frozen=True)
 class ExperimentDetails:
     """An experiment as the server stores it (``list`` / ``retrieve`` / ``update``)."""
 
@@ -111,6 +131,13 @@ class ExperimentDetails:
         return TraceExperiment(self.id, self.name)
 
 
+def _usage(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+    usage = attrs.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    return {**usage, "cost": attrs["cost"]} if isinstance(attrs.get("cost"), dict) else usage
+
+
 @dataclass(frozen=True)
 class RecordResult:
     """One record of an experiment: its record span, metrics and dataset record."""
@@ -132,6 +159,9 @@ class RecordResult:
     user_id: str | None = None
     organization_id: str | None = None
     start_ns: int = 0
+    #: GenAI tokens of every span of the record's trace (``input_tokens``,
+    #: ``output_tokens``, ``by_model``), with ``cost`` when the server has prices
+    usage: dict[str, Any] | None = None
 
     @classmethod
     def from_resource(cls, res: Mapping[str, Any]) -> RecordResult:
@@ -144,7 +174,8 @@ class RecordResult:
                    a.get("dataset_record_id"), a.get("input"), a.get("output"),
                    a.get("expected_output"), error if isinstance(error, dict) else None,
                    a.get("metadata"), list(a.get("tags") or []), metrics, a.get("record"),
-                   a.get("user_id"), a.get("organization_id"), int(a.get("start_ns") or 0))
+                   a.get("user_id"), a.get("organization_id"), int(a.get("start_ns") or 0),
+                   _usage(a))
 
     def tag(self, key: str) -> str | None:
         """The value of tag ``key`` (``"key:value"`` tags), or ``None``."""
@@ -194,9 +225,34 @@ class ExperimentSummary:
         return next((m for m in self.metrics if m.label == label), None)
 
 
+@dataclass(frozen=True)
+class ExperimentComparison:
+    """``GET /experiments/compare``: experiment ``b`` against ``a``, paired per record;
+    one :class:`~otel_experiments.stats.PairedDelta` per metric (delta, interval, p-value,
+    verdict)."""
+
+    a: str
+    b: str
+    confidence: float
+    common_records: int
+    metrics: list[PairedDelta]
+
+    @classmethod
+    def from_resource(cls, res: Mapping[str, Any]) -> ExperimentComparison:
+        attrs = _attrs(res)
+        metrics = [PairedDelta.from_dict(m) for m in attrs.get("metrics") or []
+                   if isinstance(m, Mapping)]
+        return cls(str(attrs.get("a")), str(attrs.get("b")), float(attrs.get("confidence") or 0),
+                   int(attrs.get("common_records") or 0), metrics)
+
+    def metric(self, label: str) -> PairedDelta | None:
+        return next((m for m in self.metrics if m.label == label), None)
+
+
 __all__ = [
     "Dataset",
     "DatasetRecord",
+    "ExperimentComparison",
     "ExperimentDetails",
     "ExperimentSummary",
     "MetricSummary",

@@ -10,8 +10,9 @@ Dicts are built directly from the :class:`~opentelemetry.sdk.trace.ReadableSpan`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from opentelemetry.sdk.resources import (
     DEPLOYMENT_ENVIRONMENT,
@@ -29,6 +30,7 @@ from opentelemetry.semconv.attributes.exception_attributes import (
 from opentelemetry.trace import SpanKind, StatusCode
 
 from .._compat import attribute_dict, event_fields, events_of, span_fields
+from .._runtime.text import clean_text, truncate
 from ..attributes import (
     DATASET_RECORD_ID,
     EXPECTED_OUTPUT_MIME_TYPE,
@@ -49,9 +51,11 @@ from ._json import as_object, loads
 from .metrics import metric_from_event
 
 __all__ = [
+    "DEFAULT_KEPT_ATTRIBUTES",
     "EVENTS_TYPE",
     "RESOURCE_TAG_KEYS",
     "SPAN_KIND_TAG",
+    "KeptAttributes",
     "SpanEvent",
     "iter_span_events",
     "make_body",
@@ -94,6 +98,103 @@ _ERROR = StatusCode.ERROR
 
 #: ``(experiment_id, span event dict, metric dicts)`` for one span.
 SpanEvent = tuple[str, dict[str, Any], list[dict[str, Any]]]
+
+
+#: Span attributes every event keeps in ``attributes``: the OpenTelemetry GenAI semantic
+#: conventions (model, token usage), whichever instrumentation set them.
+DEFAULT_KEPT_ATTRIBUTES: Final = ("gen_ai.*",)
+
+#: A kept string value longer than this is cut (with the truncation marker): attributes
+#: such as a prompt must not make one span outgrow a request body.
+MAX_KEPT_VALUE_CHARS: Final = 4096
+
+_MAX_SHAPES: Final = 1024
+
+
+class _Shape(NamedTuple):
+    """What one set of attribute keys holds, worked out once per distinct key tuple:
+    the per-span work is then lookups of keys known to be present."""
+
+    tag_pairs: tuple[tuple[str, str], ...]
+    payload: bool
+    record_id: bool
+    kept: tuple[str, ...]
+
+
+_PAYLOAD_KEYS: Final = frozenset({INPUT_VALUE, OUTPUT_VALUE, EXPECTED_OUTPUT_VALUE, METADATA})
+
+
+class KeptAttributes:
+    """Which span attributes an event carries in ``attributes``: :data:`DEFAULT_KEPT_ATTRIBUTES`
+    plus ``patterns`` (exact keys, or prefixes ending in ``*``), e.g. from
+    ``OTEL_EXPERIMENTS_SPAN_ATTRIBUTES``. Holds the per-key-set shapes the converter reuses."""
+
+    __slots__ = ("_shapes", "exact", "prefixes")
+
+    def __init__(self, patterns: Iterable[str] = ()) -> None:
+        exact: set[str] = set()
+        prefixes: list[str] = []
+        for pattern in (*DEFAULT_KEPT_ATTRIBUTES, *patterns):
+            pattern = pattern.strip()
+            if pattern.endswith("*"):
+                if pattern[:-1] not in prefixes:
+                    prefixes.append(pattern[:-1])
+            elif pattern:
+                exact.add(pattern)
+        self.exact: frozenset[str] = frozenset(exact)
+        self.prefixes: tuple[str, ...] = tuple(prefixes)
+        self._shapes: dict[tuple[str, ...], _Shape] = {}
+
+    def keeps(self, key: str) -> bool:
+        return key in self.exact or key.startswith(self.prefixes)
+
+    def shape(self, keys: tuple[str, ...]) -> _Shape:
+        shape = self._shapes.get(keys)
+        if shape is None:
+            present = set(keys)
+            shape = _Shape(
+                tuple(pair for pair in _SPAN_TAG_PAIRS if pair[0] in present),
+                not present.isdisjoint(_PAYLOAD_KEYS),
+                DATASET_RECORD_ID in present,
+                tuple(k for k in keys if isinstance(k, str) and self.keeps(k)),
+            )
+            if len(self._shapes) >= _MAX_SHAPES:  # spans with ever-new keys: stay bounded
+                self._shapes.clear()
+            self._shapes[keys] = shape
+        return shape
+
+    def __repr__(self) -> str:
+        patterns = sorted(self.exact) + [p + "*" for p in self.prefixes]
+        return f"KeptAttributes({patterns!r})"
+
+
+_DEFAULT_KEPT: Final = KeptAttributes()
+
+
+def _kept_value(value: Any) -> Any:
+    """An attribute value as JSON can carry it; ``None`` to leave it out."""
+    kind = type(value)
+    if kind is str:  # from any instrumentation: may be huge or hold lone surrogates
+        if len(value) > MAX_KEPT_VALUE_CHARS:
+            value = truncate(value, MAX_KEPT_VALUE_CHARS)
+        return value if value.isascii() else clean_text(value)
+    if kind is int or kind is bool:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if isinstance(value, (tuple, list)):
+        items = [_kept_value(item) for item in value]
+        return [item for item in items if item is not None and not isinstance(item, list)]
+    return None
+
+
+def _kept(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any] | None:
+    kept = {}
+    for key in keys:
+        value = _kept_value(attrs[key])
+        if value is not None:
+            kept[key] = value
+    return kept or None
 
 
 # --------------------------------------------------------------------------- spans
@@ -167,50 +268,58 @@ def _hex(value: int, width: int) -> str:
 
 
 def span_to_event(
-    span: ReadableSpan, _tags_cache: dict[tuple[int, int], tuple[list[str], str]] | None = None
+    span: ReadableSpan,
+    _tags_cache: dict[tuple[int, int], tuple[list[str], str]] | None = None,
+    kept: KeptAttributes = _DEFAULT_KEPT,
 ) -> SpanEvent | None:
     """Convert one finished span; ``None`` when it has no ``experiment.id`` attribute."""
     fields = span_fields(span)
     attrs = attribute_dict(fields["_attributes"])
     if not attrs:
         return None
-    get = attrs.get
-    experiment_id = get(EXPERIMENT_ID)
+    experiment_id = attrs.get(EXPERIMENT_ID)
     if not isinstance(experiment_id, str) or not experiment_id:
         return None
     ctx = fields["_context"]
     if ctx is None:
         return None
-    trace_id = _hex(ctx[0], 32)  # SpanContext is a tuple: (trace_id, span_id, ...)
-    span_id = _hex(ctx[1], 16)
-    start = fields["_start_time"] or 0
-    end = fields["_end_time"]
+    try:  # SpanContext is a tuple (trace_id, span_id, ...); to_bytes is ~2x a format spec
+        trace_id = ctx[0].to_bytes(16, "big").hex()
+        span_id = ctx[1].to_bytes(8, "big").hex()
+    except (OverflowError, AttributeError, TypeError):  # a foreign span's odd ids
+        trace_id, span_id = _hex(ctx[0], 32), _hex(ctx[1], 16)
+    keys = tuple(attrs)
+    shape = kept._shapes.get(keys) or kept.shape(keys)
     status = fields["_status"]
     is_error = status.status_code is _ERROR
+    raw_events = fields["_events"]
+    raw_events = events_of(raw_events) if raw_events else ()
 
     meta: dict[str, Any] = {}
-    value = get(INPUT_VALUE)
-    if value is not None:
-        if type(value) is str and get(INPUT_MIME_TYPE) != MIME_JSON:
-            meta["input"] = value  # plain text: the common case, no call
-        else:
-            meta["input"] = _payload(value, get(INPUT_MIME_TYPE))
-    value = get(OUTPUT_VALUE)
-    if value is not None:
-        if type(value) is str and get(OUTPUT_MIME_TYPE) != MIME_JSON:
-            meta["output"] = value
-        else:
-            meta["output"] = _payload(value, get(OUTPUT_MIME_TYPE))
-    value = get(EXPECTED_OUTPUT_VALUE)
-    if value is not None:
-        mime = get(EXPECTED_OUTPUT_MIME_TYPE)
-        meta["expected_output"] = _expected(value) if mime is None else _payload(value, mime)
-    raw_events = events_of(fields["_events"])
+    if shape.payload:
+        get = attrs.get
+        value = get(INPUT_VALUE)
+        if value is not None:
+            if type(value) is str and get(INPUT_MIME_TYPE) != MIME_JSON:
+                meta["input"] = value  # plain text: the common case, no call
+            else:
+                meta["input"] = _payload(value, get(INPUT_MIME_TYPE))
+        value = get(OUTPUT_VALUE)
+        if value is not None:
+            if type(value) is str and get(OUTPUT_MIME_TYPE) != MIME_JSON:
+                meta["output"] = value
+            else:
+                meta["output"] = _payload(value, get(OUTPUT_MIME_TYPE))
+        value = get(EXPECTED_OUTPUT_VALUE)
+        if value is not None:
+            mime = get(EXPECTED_OUTPUT_MIME_TYPE)
+            meta["expected_output"] = _expected(value) if mime is None else _payload(value, mime)
     if is_error:
         meta["error"] = _error(raw_events, status.description)
-    value = get(METADATA)
-    if value is not None:
-        meta["metadata"] = as_object(value)
+    if shape.payload:
+        value = attrs.get(METADATA)
+        if value is not None:
+            meta["metadata"] = as_object(value)
 
     resource = fields["_resource"]
     kind = fields["_kind"]
@@ -222,12 +331,14 @@ def span_to_event(
         if base is None:
             base = _tags_cache[key] = _base_tags(resource, kind)
     try:
-        tags = [p + v for k, p in _SPAN_TAG_PAIRS if (v := get(k)) is not None]
+        tags = [*base[0], *[p + v for k, p in shape.tag_pairs if (v := attrs[k]) is not None],
+                base[1]]
     except TypeError:  # a non-string value: format it
-        tags = [f"{p}{v}" for k, p in _SPAN_TAG_PAIRS if (v := get(k)) is not None]
-    tags[:0] = base[0]
-    tags.append(base[1])
+        tags = [*base[0], *[f"{p}{v}" for k, p in shape.tag_pairs if (v := attrs[k]) is not None],
+                base[1]]
 
+    start = fields["_start_time"] or 0
+    end = fields["_end_time"]
     event: dict[str, Any] = {
         "trace_id": trace_id,
         "span_id": span_id,
@@ -241,9 +352,14 @@ def span_to_event(
     parent = fields["_parent"]
     if parent is not None:
         event["parent_id"] = _hex(parent[1], 16)
-    value = get(DATASET_RECORD_ID)
-    if value is not None and isinstance(value, str) and value:
-        event["dataset_record_id"] = value
+    if shape.record_id:
+        value = attrs[DATASET_RECORD_ID]
+        if value and isinstance(value, str):
+            event["dataset_record_id"] = value
+    if shape.kept:
+        kept_values = _kept(attrs, shape.kept)
+        if kept_values is not None:
+            event["attributes"] = kept_values
 
     metrics: list[dict[str, Any]] = []
     for span_event in raw_events:
@@ -255,12 +371,15 @@ def span_to_event(
     return experiment_id, event, metrics
 
 
-def iter_span_events(spans: Iterable[ReadableSpan]) -> Iterator[SpanEvent]:
+def iter_span_events(
+    spans: Iterable[ReadableSpan], kept: KeptAttributes | None = None
+) -> Iterator[SpanEvent]:
     """Yield ``(experiment_id, span event, metrics)`` for every span carrying ``experiment.id``."""
     # resource and span-kind tags are computed once per distinct resource and kind
     cache: dict[tuple[int, int], tuple[list[str], str]] = {}
+    selection = _DEFAULT_KEPT if kept is None else kept
     for span in spans:
-        converted = span_to_event(span, cache)
+        converted = span_to_event(span, cache, selection)
         if converted is not None:
             yield converted
 
@@ -270,7 +389,9 @@ def make_body(spans: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> dic
     return {"data": {"type": EVENTS_TYPE, "attributes": {"spans": spans, "metrics": metrics}}}
 
 
-def spans_to_event_bodies(spans: Iterable[ReadableSpan]) -> dict[str, dict[str, Any]]:
+def spans_to_event_bodies(
+    spans: Iterable[ReadableSpan], kept: KeptAttributes | None = None
+) -> dict[str, dict[str, Any]]:
     """Convert finished spans to one experiment events body per experiment.
 
     Returns ``{experiment_id: {"data": {"type": "experiment_events", "attributes":
@@ -280,7 +401,7 @@ def spans_to_event_bodies(spans: Iterable[ReadableSpan]) -> dict[str, dict[str, 
     """
     bodies: dict[str, dict[str, Any]] = {}
     lists: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
-    for experiment_id, event, metrics in iter_span_events(spans):
+    for experiment_id, event, metrics in iter_span_events(spans, kept):
         pair = lists.get(experiment_id)
         if pair is None:
             pair = lists[experiment_id] = ([], [])

@@ -176,6 +176,9 @@ def span_from_ddtrace(span: Mapping[str, Any]) -> dict[str, Any]:
     parent = span.get("parent_id")
     if parent is not None and str(parent) not in _ROOT_PARENTS:
         out["parent_id"] = span_id_from_ddtrace(parent)
+    usage = _usage_from_ddtrace(span.get("metrics"), meta_in.get("model_name"))
+    if usage:
+        out["attributes"] = usage
     # the canonical id is the stored record's (a deduplicated insert keeps the client's
     # fresh id as dataset_record_id: see server/store/ddtrace.py)
     record_id = _tag(tags, "dataset_record_canonical_id") or _tag(tags, "dataset_record_id")
@@ -289,6 +292,37 @@ _TAG_SPELLINGS: Final = {"experiment.id": "experiment_id", "experiment.name": "e
                          "service.name": "service", "deployment.environment": "env"}
 
 
+#: ddtrace's LLM span ``metrics`` keys <-> the GenAI semantic-convention attributes.
+_DD_TOKEN_KEYS: Final = (
+    ("input_tokens", "gen_ai.usage.input_tokens"),
+    ("output_tokens", "gen_ai.usage.output_tokens"),
+)
+
+
+def _usage_from_ddtrace(metrics: object, model: object) -> dict[str, Any]:
+    usage: dict[str, Any] = {}
+    if isinstance(metrics, dict):
+        for dd_key, key in _DD_TOKEN_KEYS:
+            value = metrics.get(dd_key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 \
+                    and value == int(value):
+                usage[key] = int(value)
+    if isinstance(model, str) and model:
+        usage["gen_ai.request.model"] = model
+    return usage
+
+
+def _usage_to_ddtrace(attributes: Mapping[str, Any], meta: dict[str, Any]) -> dict[str, int]:
+    metrics = {dd_key: attributes[key] for dd_key, key in _DD_TOKEN_KEYS
+               if isinstance(attributes.get(key), int)}
+    if metrics:
+        metrics["total_tokens"] = sum(metrics.values())
+    model = attributes.get("gen_ai.response.model") or attributes.get("gen_ai.request.model")
+    if isinstance(model, str):
+        meta["model_name"] = model
+    return metrics
+
+
 def span_to_ddtrace(event: Mapping[str, Any]) -> dict[str, Any]:
     """Our span event -> the span ddtrace sends (decimal ids, ``parent_id`` always set)."""
     tags = list(event.get("tags", []))
@@ -302,13 +336,19 @@ def span_to_ddtrace(event: Mapping[str, Any]) -> dict[str, Any]:
     parent = event.get("parent_id")
     meta = dict(event.get("meta", {}))
     meta["span.kind"] = "experiment" if parent is None else "task"
-    return {
+    out = {
         "span_id": span_id_to_ddtrace(event["span_id"]),
         "trace_id": event["trace_id"],
         "parent_id": "undefined" if parent is None else span_id_to_ddtrace(parent),
         "name": event["name"], "start_ns": event["start_ns"], "duration": event["duration"],
         "status": event["status"], "meta": meta, "tags": tags,
     }
+    attributes = event.get("attributes")
+    if attributes:
+        metrics = _usage_to_ddtrace(attributes, meta)
+        if metrics:
+            out["metrics"] = metrics
+    return out
 
 
 def metric_to_ddtrace(metric: Mapping[str, Any], experiment_id: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ rules), ``OTEL_EXPERIMENTS_HASH_USER_IDS_KEY`` and an optional hook, and applied
 exporter to every span event (and its metrics) before encoding:
 
 * a **key** (``user.name``, ``password``, ``input.value``): a span attribute of that
-  name is masked in the event's tags (``user.name:[REDACTED]``); an object key of that
+  name is masked in the event's tags (``user.name:[REDACTED]``) and ``attributes``; an object key of that
   name is masked at any depth of ``input``, ``output``, ``expected_output``,
   ``metadata`` and ``error`` and in the metrics' ``metadata``; the payload attributes
   ``input.value`` / ``output.value`` / ``expected_output.value`` / ``metadata`` mask
@@ -111,6 +111,10 @@ class Redactor:
             tags = event.get("tags")
             if isinstance(tags, list):
                 event["tags"] = [self._tag(tag) for tag in tags]
+        kept = event.get("attributes")
+        if self.keys and isinstance(kept, dict):
+            for key in self.keys.intersection(kept):
+                kept[key] = MASK
         meta = event.get("meta")
         if self.keys and isinstance(meta, dict):
             for field in self._payloads:

@@ -33,7 +33,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from .. import settings as _settings
 from .._runtime.env import redact_url
 from .._runtime.logs import WarnOnce
-from ..events.convert import iter_span_events
+from ..events.convert import KeptAttributes, iter_span_events
 from ..events.dialects import DDTRACE
 from ..events.redact import RedactHook, Redactor
 from ..models import validate_id
@@ -91,6 +91,7 @@ class ExperimentEventsExporter(SpanExporter):
         meter_provider: Any = None,
         background_replay: bool = True,
         redact: RedactHook | None = None,
+        span_attributes: Sequence[str] | None = None,
     ) -> None:
         if settings is None:
             settings = ExporterSettings.resolve(
@@ -98,6 +99,7 @@ class ExperimentEventsExporter(SpanExporter):
                 shutdown_timeout=shutdown_timeout, compression=compression,
                 max_body_bytes=max_body_bytes, max_spans_per_request=max_spans_per_request,
                 spool_dir=spool_dir, spool_max_bytes=spool_max_bytes,
+                span_attributes=span_attributes,
             )
         elif not isinstance(settings, ExporterSettings):
             raise TypeError(f"settings must be ExporterSettings, got {type(settings).__name__}")
@@ -112,6 +114,7 @@ class ExperimentEventsExporter(SpanExporter):
         # masking happens before encoding: nothing unmasked reaches the wire or the spool
         self._redactor = Redactor(settings.redact, hash_key=settings.hash_user_ids_key,
                                   hook=redact)
+        self._kept = KeptAttributes(settings.span_attributes)
         for rule in self._redactor.invalid:
             self._warn_once(f"redact:{rule}", "otel-experiments: %s: %r is not a JSON path "
                             "this package understands; ignored", _settings.OTEL_EXPERIMENTS_REDACT,
@@ -340,7 +343,7 @@ class ExperimentEventsExporter(SpanExporter):
                 )
         groups: dict[str, list[tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
         redactor = self._redactor if self._redactor else None
-        for experiment_id, event, metrics in iter_span_events(spans):
+        for experiment_id, event, metrics in iter_span_events(spans, self._kept):
             if redactor is not None:
                 masked = self._redact(redactor, event, metrics)
                 if masked is None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from opentelemetry.trace import StatusCode
 
+from ..attributes import REPETITION
 from ..observation.span import ObservedSpan
 from ..observation.start import start_observe
 from .datasets import Record
@@ -46,7 +47,7 @@ class RecordRunner:
     evaluator_timeout: float | None = None
     #: set on interruption: records still running are dropped, not recorded
     aborted: threading.Event = field(default_factory=threading.Event)
-    #: every record kept so far, by id (what an interrupted run reports)
+    #: every record kept so far, by ``Record.key`` (what an interrupted run reports)
     committed: dict[str, RecordOutcome] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -62,7 +63,7 @@ class RecordRunner:
             if self.aborted.is_set():
                 _drop(span)
                 return None
-            self.committed[outcome.record_id] = outcome
+            self.committed[outcome.key] = outcome
             return outcome
 
     # -- sync (threads, remote executors) ---------------------------------------------------
@@ -166,11 +167,14 @@ def _start(span: ObservedSpan, record: Record) -> RecordOutcome:
     if record.expected_output is not None:
         span.set_expected_output(record.expected_output)
     span.set_dataset_record_id(record.id)
-    if record.metadata:
+    if record.repetition is not None:  # carried to the server, which pairs runs by it
+        span.set_metadata({**record.metadata, REPETITION: record.repetition})
+        span.set_attribute(REPETITION, record.repetition)  # for any other exporter too
+    elif record.metadata:
         span.set_metadata(record.metadata)
     return RecordOutcome(record.id, record.input, record.expected_output,
                          metadata=dict(record.metadata), span_id=span.span_id,
-                         trace_id=span.trace_id)
+                         trace_id=span.trace_id, repetition=record.repetition)
 
 
 def _values(record: Record, output: Any) -> dict[str, Any]:

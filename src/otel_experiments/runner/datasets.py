@@ -27,12 +27,24 @@ class DatasetError(ValueError):
     """A dataset that cannot be read (missing file, bad line, unknown format)."""
 
 
+def repetition_key(record_id: str, repetition: int | None) -> str:
+    """Which run of a record this is, as one key (the record id itself without
+    repetitions), so a resumed run with repetitions skips exactly the runs it finished."""
+    return record_id if repetition is None else f"{record_id}#{repetition}"
+
+
 @dataclass(frozen=True)
 class Record:
     id: str
     input: Any
     expected_output: Any = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: which run of the record (0, 1, ...) when a run repeats records, else ``None``
+    repetition: int | None = None
+
+    @property
+    def key(self) -> str:
+        return repetition_key(self.id, self.repetition)
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,8 @@ class Interrupted(Exception):
 
 def _interrupted(runner: RecordRunner, records: Sequence[Record]) -> Interrupted:
     runner.abort()
-    return Interrupted({i: runner.committed[r.id] for i, r in enumerate(records)
-                        if r.id in runner.committed})
+    return Interrupted({i: runner.committed[r.key] for i, r in enumerate(records)
+                        if r.key in runner.committed})
 
 
 def run_in_threads(runner: RecordRunner, records: Sequence[Record], workers: int,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from .compare import LOWER_IS_BETTER, headline
 from .results import ExperimentResult
+from .significance import significance_checks
 
 
 class GateError(ValueError):
@@ -57,7 +58,8 @@ def _known(result: ExperimentResult, label: str) -> None:
 
 def gate(result: ExperimentResult, *, minimums: Mapping[str, float] | None = None,
          maximums: Mapping[str, float] | None = None, max_failures: int | None = None,
-         baseline: ExperimentResult | None = None, tolerance: float = 0.0) -> GateResult:
+         baseline: ExperimentResult | None = None, tolerance: float = 0.0,
+         confidence: float | None = None) -> GateResult:
     """Judge a run. Every metric is "higher is better" except ``error_rate`` and the
     latencies (``latency_p50_ms``, ``latency_p95_ms``: usable with ``maximums``).
 
@@ -65,7 +67,11 @@ def gate(result: ExperimentResult, *, minimums: Mapping[str, float] | None = Non
       rate of a boolean, mean of a score, value of a summary evaluation, ``error_rate``);
     * ``max_failures``: records whose task raised or timed out;
     * ``baseline``: every metric the baseline has may not drop by more than ``tolerance``
-      (and the error rate may not rise by more than it).
+      (and the error rate may not rise by more than it);
+    * ``confidence`` (with ``baseline``): metrics with per-record values, and the error
+      rate, are paired record by record and fail only on a regression significant at this
+      level (and larger than ``tolerance``): noise alone does not fail the gate. Summary
+      evaluations (one number per run) keep the ``tolerance`` rule.
 
     Raises :class:`GateError` for a label the run does not have.
     """
@@ -85,18 +91,24 @@ def gate(result: ExperimentResult, *, minimums: Mapping[str, float] | None = Non
         detail = ", ".join(r.record_id for r in result.records if r.failed)[:300]
         out.checks.append(Check(f"failures <= {max_failures}", failed <= max_failures,
                                 float(failed), f"<= {max_failures}", detail))
+    covered: set[str] = set()
+    if baseline is not None and confidence is not None:
+        for sig in significance_checks(result, baseline, confidence, tolerance):
+            covered.add(sig.label)
+            out.checks.append(Check(f"{sig.label} vs baseline", sig.passed, sig.actual,
+                                    sig.limit, sig.detail))
     if baseline is not None:
         for label in baseline.labels():
             base = baseline.value(label)
             value = result.value(label)
-            if base is None:
+            if base is None or label in covered:
                 continue
             floor = base - tolerance
             detail = f"baseline {_fmt(base)}, delta {_fmt(None if value is None else value - base)}"
             out.checks.append(Check(f"{label} vs baseline", value is not None and
                                     value >= floor - 1e-12, value, f">= {_fmt(floor)}", detail))
         base_err, err = _value(baseline, "error_rate"), _value(result, "error_rate")
-        if base_err is not None and err is not None:
+        if base_err is not None and err is not None and "error_rate" not in covered:
             ceiling = base_err + tolerance
             out.checks.append(Check("error_rate vs baseline", err <= ceiling + 1e-12, err,
                                     f"<= {_fmt(ceiling)}", f"baseline {_fmt(base_err)}"))

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
 
+from . import significance
 from .compare import Comparison
 from .gate import GateResult
 
@@ -123,6 +124,9 @@ def compare_text(cmp: Comparison, max_changes: int = 20) -> str:
            table(["metric", "A", "B", "delta", "winner"], _compare_rows(cmp)), ""]
     winner = {"A": a.name, "B": b.name}.get(cmp.winner)
     out.append(f"winner: {winner}" if winner else "winner: tie")
+    if cmp.significance:
+        out += ["", f"B against A, {significance.title(cmp.significance)}:",
+                table(significance.HEADERS, significance.rows(cmp.significance)), ""]
     out.append(f"{len(cmp.changes)} of {cmp.common_records} common records changed outcome "
                f"({len(cmp.regressions)} regressions)")
     if cmp.changes:
@@ -138,8 +142,11 @@ def compare_markdown(cmp: Comparison, max_changes: int = 20) -> str:
     a, b = cmp.a, cmp.b
     winner = {"A": a.name, "B": b.name}.get(cmp.winner, "tie")
     lines = [f"### `{_md_cell(a.name)}` vs `{_md_cell(b.name)}`: winner **{_md_cell(winner)}**",
-             "", markdown_table(["metric", "A", "B", "delta", "winner"], _compare_rows(cmp)),
-             "", f"{len(cmp.changes)} of {cmp.common_records} common records changed "
+             "", markdown_table(["metric", "A", "B", "delta", "winner"], _compare_rows(cmp))]
+    if cmp.significance:
+        lines += ["", f"B against A, {significance.title(cmp.significance)}:", "",
+                  markdown_table(significance.HEADERS, significance.rows(cmp.significance))]
+    lines += ["", f"{len(cmp.changes)} of {cmp.common_records} common records changed "
              f"outcome ({len(cmp.regressions)} regressions)"]
     if cmp.changes:
         rows = [[c.kind, f"`{c.record_id}`", c.what, _short(c.input, 40)]

@@ -14,6 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .datasets import repetition_key
+from .intervals import add_intervals, split_repetition
+
 if TYPE_CHECKING:
     from ..client import ExperimentsClient
 
@@ -37,10 +40,19 @@ class RecordOutcome:
     metadata: dict[str, Any] = field(default_factory=dict)
     span_id: str | None = None
     trace_id: str | None = None
+    #: which run of the record (0, 1, ...) when the run repeated records, else ``None``
+    repetition: int | None = None
+    #: GenAI tokens of the record's trace, read back from the server (``runner/usage.py``)
+    usage: dict[str, Any] | None = None
 
     @property
     def failed(self) -> bool:
         return self.error is not None
+
+    @property
+    def key(self) -> str:
+        """The record id, with the repetition when there is one (unique within a run)."""
+        return repetition_key(self.record_id, self.repetition)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RecordOutcome:
@@ -99,7 +111,8 @@ def summarize(records: Sequence[RecordOutcome]) -> dict[str, Any]:
         "evaluator_error_count": sum(len(r.evaluator_errors) for r in records),
         "latency_ms": {"mean": sum(latencies) / len(latencies) if latencies else None,
                        "p50": _percentile(latencies, 0.5), "p95": _percentile(latencies, 0.95)},
-        "metrics": {label: metric_stats(values) for label, values in sorted(labels.items())},
+        "metrics": add_intervals(
+            {label: metric_stats(values) for label, values in sorted(labels.items())}, records),
     }
 
 
@@ -194,23 +207,30 @@ class ExperimentResult:
         stored = details.metadata.get("summary")
         if isinstance(stored, Mapping) and isinstance(stored.get("evaluations"), Mapping):
             summary["evaluations"] = dict(stored["evaluations"])
+        from .usage import attach_usage
+
+        attach_usage(client, details.id, records, summary)
         return cls(details.id, details.name, details.status or "UNKNOWN", records, summary,
                    details.feature_slug, details.dataset_id, details.dataset_version,
                    dict(details.config), dict(details.metadata), None, client.endpoint)
 
 
 def stored_outcomes(client: ExperimentsClient, experiment_id: str) -> dict[str, RecordOutcome]:
-    """The records an experiment stored, by dataset record id (span id when it has none)."""
+    """The records an experiment stored, by dataset record id (span id when it has none;
+    ``id#repetition`` for the runs of a record repeated by ``repetitions=``)."""
     outcomes: dict[str, RecordOutcome] = {}
     for row in client.experiments.records(experiment_id, page_size=1000):
-        key = row.dataset_record_id or row.span_id
+        record_id = row.dataset_record_id or row.span_id
+        metadata, repetition = split_repetition(row.metadata)
+        key = repetition_key(record_id, repetition)
         error = None
         if row.status == "error":
             err = row.error or {}
             error = {"type": err.get("type"), "message": err.get("message") or "error"}
         outcomes[key] = RecordOutcome(
-            key, row.input, row.expected_output, row.output, error, row.duration_ns / 1e6,
-            dict(row.metrics), {}, dict(row.metadata or {}), row.span_id, row.trace_id)
+            record_id, row.input, row.expected_output, row.output, error,
+            row.duration_ns / 1e6, dict(row.metrics), {}, metadata, row.span_id, row.trace_id,
+            repetition=repetition, usage=row.usage)
     return outcomes
 
 

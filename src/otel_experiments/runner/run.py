@@ -9,21 +9,23 @@ import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
 from ..models import Experiment, TraceExperiment
 from ..observation.start import start_observe
+from ..pricing import PriceSource, PriceTable, load_prices
 from ._record import RecordRunner, _run_coroutine
-from .datasets import LoadedDataset, load_dataset
+from .datasets import LoadedDataset, Record, load_dataset
 from .evaluators import Evaluator, label_of, record_evaluator, summary_evaluator
 from .executors import Interrupted, RateLimiter, run_in_asyncio, run_in_threads
 from .progress import Progress
 from .reproducibility import reproducibility
 from .results import ExperimentResult, RecordOutcome, stored_outcomes, summarize
 from .tracing import Delivery, delivery_is_clean, delivery_line, ensure_export
+from .usage import attach_usage
 
 if TYPE_CHECKING:
     from ..client import ExperimentsClient
@@ -110,6 +112,8 @@ def run_experiment(
     tracer_provider: trace.TracerProvider | None = None,
     progress: bool | None = None,
     quiet: bool = False,
+    repetitions: int = 1,
+    prices: PriceSource | None = None,
 ) -> ExperimentResult:
     """Run ``task`` on every record of ``dataset`` as experiment ``name``; score and store it.
 
@@ -136,6 +140,12 @@ def run_experiment(
         tracer_provider: the SDK provider to record on (default: the global one); it is
             ``configure()``-d to export to the client's endpoint unless it already does.
         progress: a progress bar (default: when stderr is a terminal).
+        repetitions: run every record this many times (each run its own span, its index
+            in the span's metadata as ``experiment.repetition``); the summary then gives
+            each metric's interval over records, and pass@k / pass^k for booleans.
+        prices: a price table (file path, mapping or ``PriceTable``; USD per 1M tokens):
+            the GenAI usage of the run's spans, read back into ``summary["usage"]``, is
+            then priced in ``summary["cost"]`` (see :mod:`otel_experiments.runner.usage`).
 
     Returns an :class:`ExperimentResult`. Ctrl-C marks the experiment ``INTERRUPTED`` and
     raises :class:`RunInterrupted` (a ``KeyboardInterrupt``) carrying the partial result.
@@ -145,6 +155,8 @@ def run_experiment(
     if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) \
             or max_concurrency < 1:
         raise ValueError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
+    if isinstance(repetitions, bool) or not isinstance(repetitions, int) or repetitions < 1:
+        raise ValueError(f"repetitions must be an int >= 1, got {repetitions!r}")
     for flag, value in (("task_timeout", task_timeout), ("evaluator_timeout", evaluator_timeout)):
         if value is not None and not value > 0:
             raise ValueError(f"{flag} must be > 0 seconds, got {value!r}")
@@ -161,7 +173,7 @@ def run_experiment(
         plan = _Plan(name, loaded, task, record_evals, summary_evals, slug, description,
                      dict(config or {}), dict(metadata or {}), project_id, max_concurrency,
                      executor, task_timeout, evaluator_timeout, limiter, resume,
-                     tracer_provider, progress, quiet)
+                     tracer_provider, progress, quiet, repetitions, prices=load_prices(prices))
         return _run(plan, client, APIConnectionError)
     finally:
         if own_client:
@@ -191,6 +203,8 @@ class _Plan:
     tracer_provider: trace.TracerProvider | None
     progress: bool | None
     quiet: bool
+    repetitions: int = 1
+    prices: PriceTable | None = None
 
 
 def _run(plan: _Plan, client: ExperimentsClient,
@@ -202,6 +216,7 @@ def _run(plan: _Plan, client: ExperimentsClient,
         "id": loaded.dataset_id, "version": loaded.dataset_version, "name": loaded.name,
         "source": loaded.source, "record_count": len(loaded.records)},
         "runner": {"max_concurrency": plan.max_concurrency, "task_timeout": plan.task_timeout,
+                   "repetitions": plan.repetitions,
                    "evaluator_timeout": plan.evaluator_timeout,
                    "executor": type(executor).__name__ if executor is not None else (
                        "asyncio" if inspect.iscoroutinefunction(task) else "threads")}}
@@ -213,7 +228,7 @@ def _run(plan: _Plan, client: ExperimentsClient,
             previous = stored_outcomes(client, found.id)
             run_meta = {**found.metadata, **run_meta, "resumed": len(previous)}
             _say(quiet, f"resuming experiment {found.id} ({len(previous)} of "
-                        f"{len(loaded.records)} records already done)")
+                        f"{len(loaded.records) * plan.repetitions} records already done)")
         else:
             experiment = client.experiments.create(
                 slug, name, description=plan.description, project_id=plan.project_id,
@@ -243,7 +258,8 @@ def _execute(plan: _Plan, client: ExperimentsClient, session: _Session,
                           tracer_provider=plan.tracer_provider)
     runner = RecordRunner(scope, task, plan.record_evals, plan.task_timeout, plan.executor,
                           plan.evaluator_timeout)
-    todo = [(i, r) for i, r in enumerate(loaded.records) if r.id not in previous]
+    jobs = expand(loaded.records, plan.repetitions)
+    todo = [(i, r) for i, r in enumerate(jobs) if r.key not in previous]
     records = [r for _, r in todo]
     outcomes: dict[int, RecordOutcome] = {}
     interrupted = False
@@ -261,8 +277,8 @@ def _execute(plan: _Plan, client: ExperimentsClient, session: _Session,
     outcomes = {todo[j][0]: outcome for j, outcome in done.items()}
 
     ordered: list[RecordOutcome] = []
-    for i, record in enumerate(loaded.records):
-        found_outcome = outcomes.get(i) or previous.get(record.id)
+    for i, record in enumerate(jobs):
+        found_outcome = outcomes.get(i) or previous.get(record.key)
         if found_outcome is not None:
             ordered.append(found_outcome)
     summary = summarize(ordered)
@@ -271,6 +287,8 @@ def _execute(plan: _Plan, client: ExperimentsClient, session: _Session,
     report = delivery.finish()
     if not session.online:
         report["offline"] = True
+    else:  # the spans are on the server now: their GenAI usage, priced
+        attach_usage(client, experiment.id, ordered, summary, plan.prices)
     status = "INTERRUPTED" if interrupted else (
         "FAILED" if ordered and summary["failed_count"] == len(ordered) else "COMPLETED")
     session.update(experiment.id, status=status,
@@ -285,12 +303,20 @@ def _execute(plan: _Plan, client: ExperimentsClient, session: _Session,
         logger.warning("otel-experiments: experiment %s: %s", experiment.id, line)
         _say(quiet, line)
     if interrupted:
-        _say(quiet, f"interrupted: {len(ordered)} of {len(loaded.records)} records done; run "
+        _say(quiet, f"interrupted: {len(ordered)} of {len(jobs)} records done; run "
                     f"again with the same name to resume experiment {experiment.id}")
         raise RunInterrupted(result)
     _say(quiet, f"experiment {experiment.id} ({name}): {len(ordered)} records, "
                 f"{summary['failed_count']} failed")
     return result
+
+
+def expand(records: list[Record], repetitions: int) -> list[Record]:
+    """Every run to make: each record once, or ``repetitions`` times in a row (record
+    order kept, so a progress bar and an interruption advance record by record)."""
+    if repetitions == 1:
+        return records
+    return [replace(r, repetition=j) for r in records for j in range(repetitions)]
 
 
 def _summaries(evaluators: list[Evaluator], records: list[RecordOutcome]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from .otlp import COUNT_HEADERS
 from .parsing import CURSOR_PATTERN
 from .settings import ServerSettings
 from .store import GROUP_COLUMNS, MAX_PAGE_SIZE
+from .where import CONDITION_PATTERN, MAX_CONDITION_CHARS, MAX_CONDITIONS
 
 JSONAPI = "application/vnd.api+json"
 #: Request media types the JSON routes document (any ``+json`` type is accepted too).
@@ -85,6 +86,10 @@ def _parameter_schemas() -> dict[str, JsonSchema]:
         "filter[start_after]": _TIME,
         "filter[start_before]": _TIME,
         "group_by": {"enum": list(GROUP_COLUMNS)},
+        "filter[where]": {"type": "array", "maxItems": MAX_CONDITIONS, "items": {
+            "type": "string", "pattern": CONDITION_PATTERN, "maxLength": MAX_CONDITION_CHARS}},
+        "confidence": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1,
+                       "default": 0.95},
     }
 
 

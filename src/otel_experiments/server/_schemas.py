@@ -17,6 +17,7 @@ from ..models import MAX_NAME_LENGTH
 from ._patterns import TEXT_PATTERN, id_pattern, name_pattern, status_pattern
 from .parsing import DATASET_TYPES, EXPERIMENT_TYPES, PROJECT_TYPES, RECORD_TYPES
 from .store import EXPERIMENT_STATUSES
+from .store.from_spans import EXPECTED_SOURCES
 from .validation import INT64_MAX
 
 JsonSchema = dict[str, Any]
@@ -144,6 +145,7 @@ def _request_schemas(max_items: int) -> dict[str, JsonSchema]:
             }, anyOf=[{"required": [key]} for key in
                       ("input", "expected_output", "metadata", "tags")]),
         }, ("attributes",))),
+        "RecordsFromSpansCreate": _from_spans_request(max_items),
         "ExperimentCreate": _document(_obj({
             "type": _type_member(EXPERIMENT_TYPES),
             "id": opt_id,
@@ -165,6 +167,31 @@ def _request_schemas(max_items: int) -> dict[str, JsonSchema]:
     }
 
 
+def _from_spans_request(max_items: int) -> JsonSchema:
+    """``POST /datasets/{id}/from-spans`` (``routes/from_spans.py``)."""
+    opt_id = _nullable(ref("Id"))
+    ns = _nullable({**_INTEGER, "minimum": 0, "maximum": INT64_MAX})
+    number = _nullable({"type": "number"})
+    metric = _obj({"label": ref("Name"),
+                   "equals": {"type": ["boolean", "number", "string", "null"]},
+                   "min": number, "max": number}, ("label",))
+    attrs = _obj({
+        "experiment_id": opt_id, "feature_slug": opt_id,
+        "roots_only": {"type": ["boolean", "null"]},
+        "span_name": _nullable(ref("Name")),
+        "status": {"enum": ["ok", "error", None]},
+        "start_after_ns": ns, "start_before_ns": ns,
+        "metric": _nullable(metric),
+        "expected_output": {"enum": [*EXPECTED_SOURCES, None]},
+        "limit": _nullable({**_INTEGER, "minimum": 1, "maximum": max_items}),
+    }, anyOf=[{"required": [key], "properties": {key: ref("Id")}}
+              for key in ("experiment_id", "feature_slug")],
+        description="Which spans (all filters must hold) and where the expected output "
+                    "comes from (default: the span's output).")
+    return _document(_obj({"type": {"enum": ["dataset_records_from_spans", None]},
+                           "attributes": attrs}, ("attributes",)))
+
+
 def _latency() -> JsonSchema:
     return _required_all({key: {"type": ["number", "null"]}
                           for key in ("mean", "min", "max", "p50", "p95")})
@@ -173,6 +200,18 @@ def _latency() -> JsonSchema:
 def _span_stats() -> JsonSchema:
     return _required_all({"span_count": _INTEGER, "error_count": _INTEGER,
                           "error_rate": {"type": ["number", "null"]}, "latency_ns": _latency()})
+
+
+def _cost() -> JsonSchema:
+    """``cost`` beside ``usage`` when the server has a price table (``server/costs.py``)."""
+    usd = {"type": "number", "minimum": 0}
+    item = _required_all({"model": _NULLABLE_STRING, "input_tokens": _INTEGER,
+                          "output_tokens": _INTEGER, "cost_usd": {"type": ["number", "null"]}})
+    return _required_all({"total_usd": usd, "complete": {"type": "boolean"},
+                          "unpriced": {"type": "array", "items": _NULLABLE_STRING},
+                          "by_model": {"type": "array", "items": item}}) | {
+        "description": "Only when the server has a price table (OTEL_EXPERIMENTS_PRICES): "
+                       "USD per the user's prices; unpriced models are listed, not guessed."}
 
 
 def _usage(*, with_spans: bool) -> JsonSchema:
@@ -217,8 +256,18 @@ def _response_schemas() -> dict[str, JsonSchema]:
     summary = _span_stats()
     summary["properties"].update(root_spans=_span_stats(),
                                  metrics={"type": "array", "items": metric_summary},
-                                 usage=_usage(with_spans=True))
+                                 usage=_usage(with_spans=True), cost=_cost())
     summary["required"] += ["root_spans", "metrics", "usage"]
+    number = {"type": "number"}
+    delta = _required_all({
+        "label": _STRING, "type": {"enum": ["boolean", "score"]}, "pairs": _INTEGER,
+        "a": number, "b": number, "delta": number, "ci_low": number, "ci_high": number,
+        "p_value": number, "test": {"enum": ["mcnemar", "wilcoxon"]}, "confidence": number,
+        "lower_is_better": {"type": "boolean"},
+        "verdict": {"enum": ["improved", "regressed", "no significant change"]}})
+    comparison = _required_all({"a": _STRING, "b": _STRING, "confidence": number,
+                                "common_records": _INTEGER,
+                                "metrics": {"type": "array", "items": delta}})
     version_meta = _required_all({"dataset_version": _INTEGER})
     error = _obj({
         "status": {"type": "string", "pattern": "^[45][0-9]{2}$"}, "title": _STRING,
@@ -238,11 +287,15 @@ def _response_schemas() -> dict[str, JsonSchema]:
         "RecordsCreated": _document({"oneOf": [ref("Record"), {
             "type": "array", "items": ref("Record")}]}, meta=version_meta),
         "RecordUpdated": _document(ref("Record"), meta=version_meta),
+        "RecordsFromSpans": _document({"type": "array", "items": ref("Record")},
+                                      meta=_required_all({key: {**_INTEGER, "minimum": 0} for key in (
+                                          "dataset_version", "matched_spans", "added",
+                                          "duplicates", "without_input")})),
         "RecordDeleted": _obj({"meta": _required_all({"dataset_version": _INTEGER,
                                                       "deleted": _STRING})}, ("meta",)),
         "ExperimentRecordList": _list("ExperimentRecord"),
         "ExperimentRecord": _resource("experiment_records", {
-            **_OBJECT, "properties": {"usage": _usage(with_spans=False)}}),
+            **_OBJECT, "properties": {"usage": _usage(with_spans=False), "cost": _cost()}}),
         "ExperimentDeleted": _obj({"meta": _required_all({"deleted": _STRING,
                                                           "deleted_spans": _INTEGER})},
                                   ("meta",)),
@@ -253,6 +306,7 @@ def _response_schemas() -> dict[str, JsonSchema]:
         "SpanList": _list("Span"),
         "EventsAccepted": _document(_resource("experiment_events", counts)),
         "SummaryDocument": _document(_resource("experiment_summaries", summary)),
+        "ComparisonDocument": _document(_resource("experiment_comparisons", comparison)),
         "Health": _required_all({"status": {"const": "ok"}, "database": _STRING,
                                  "schema_revision": _NULLABLE_STRING}),
         "Error": error,

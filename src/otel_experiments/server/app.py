@@ -13,7 +13,17 @@ from ._errors import install_error_handlers
 from .auth import ApiKeyMiddleware, HostCheckMiddleware
 from .db import create_engine, current_revision, migrate
 from .ingest import schema_validator
-from .routes import datasets, events, experiments, health, otlp, projects, records
+from .routes import (
+    compare,
+    datasets,
+    events,
+    experiments,
+    from_spans,
+    health,
+    otlp,
+    projects,
+    records,
+)
 from .routes._common import API_PREFIX, EVENTS_ROUTE, strict_query
 from .settings import ServerSettings
 from .store import Store
@@ -50,6 +60,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(projects.router, prefix=API_PREFIX, dependencies=strict)
     app.include_router(datasets.router, prefix=API_PREFIX, dependencies=strict)
+    # before the experiment routes: /experiments/compare is not an experiment id
+    app.include_router(compare.router, prefix=API_PREFIX, dependencies=strict)
+    app.include_router(from_spans.router, prefix=API_PREFIX, dependencies=strict)
     app.include_router(experiments.router, prefix=API_PREFIX, dependencies=strict)
     app.include_router(events.router, prefix=API_PREFIX, dependencies=strict)
     app.include_router(records.router, prefix=API_PREFIX, dependencies=strict)

@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Final
 
 from .._runtime.env import env_str, xdg_dir
+from ..pricing import PriceTable, PriceTableError
 
 OTEL_EXPERIMENTS_DATA_DIR: Final = "OTEL_EXPERIMENTS_DATA_DIR"
 OTEL_EXPERIMENTS_DATABASE_URL: Final = "OTEL_EXPERIMENTS_DATABASE_URL"
 OTEL_EXPERIMENTS_SERVER_API_KEYS: Final = "OTEL_EXPERIMENTS_SERVER_API_KEYS"
 OTEL_EXPERIMENTS_SERVER_CORS_ORIGINS: Final = "OTEL_EXPERIMENTS_SERVER_CORS_ORIGINS"
+OTEL_EXPERIMENTS_PRICES: Final = "OTEL_EXPERIMENTS_PRICES"
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8642
@@ -59,6 +61,18 @@ def cors_origins_from_env(env: Mapping[str, str] | None = None) -> tuple[str, ..
     return tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
 
 
+def prices_from_env(env: Mapping[str, str] | None = None) -> PriceTable | None:
+    """The price table ``$OTEL_EXPERIMENTS_PRICES`` names (``None`` when unset). A table
+    that cannot be read stops the server at start, naming the file and the problem."""
+    path = env_str(OTEL_EXPERIMENTS_PRICES, None, env)
+    if path is None:
+        return None
+    try:
+        return PriceTable.from_file(Path(path).expanduser())
+    except PriceTableError as exc:
+        raise ValueError(f"{OTEL_EXPERIMENTS_PRICES}: {exc}") from None
+
+
 def is_loopback(host: str) -> bool:
     """True for ``localhost`` and loopback IP literals; False for anything else."""
     if host.strip().lower() == "localhost":
@@ -84,6 +98,8 @@ class ServerSettings:
     #: Empty: no CORS headers at all, so a browser lets no other site read an answer or
     #: send a request that needs a preflight (every write does; see docs/server.md).
     cors_origins: tuple[str, ...] = field(default_factory=cors_origins_from_env)
+    #: USD per 1M tokens per model: summary and records show ``cost`` next to ``usage``.
+    prices: PriceTable | None = field(default_factory=prices_from_env, repr=False)
 
     def __post_init__(self) -> None:
         for origin in self.cors_origins:

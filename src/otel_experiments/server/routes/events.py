@@ -11,6 +11,7 @@ from starlette.responses import Response
 from ...events import load_events_schema
 from ...events.dialects import is_ddtrace_events
 from .. import _openapi as doc
+from ..costs import add_cost
 from ..ddtrace import push_ddtrace_events
 from ..ingest import parse_events
 from ..jsonapi import ApiError, JsonApiResponse, resource
@@ -161,4 +162,5 @@ async def summary(
         attrs = await run_in_threadpool(store.summary_of, experiment_id, chosen, group_by)
     else:  # the plain summary reads covering indexes only
         attrs = await run_in_threadpool(store.summary, experiment_id)
+    attrs = add_cost(attrs, settings_of(request).prices)
     return JsonApiResponse({"data": resource("experiment_summaries", experiment_id, attrs)})

@@ -24,7 +24,12 @@ from ..validation import (
     path_id,
     text_value,
 )
+from ..where import ALIASES, parse_where
 from ._common import json_body, store_of, whole_number
+
+WHERE_HELP = ("Run metadata: PATH=VALUE, repeatable, all must hold. PATH starts at config. or "
+              f"metadata., or is one of {', '.join(ALIASES)}; VALUE is the stored value as "
+              "text (true/false, numbers as JSON writes them). Example: config.model=gpt-4o")
 
 router = APIRouter(tags=["experiments"], default_response_class=JsonApiResponse)
 
@@ -66,6 +71,8 @@ async def list_experiments(
     feature_slug: str | None = Query(None, alias="filter[feature_slug]"),
     status: str | None = Query(None, alias="filter[status]"),
     dataset_id: str | None = Query(None, alias="filter[dataset_id]"),
+    where: list[str] | None = Query(None, alias="filter[where]",  # noqa: B008
+                                    description=WHERE_HELP),
     page_size: int | None = Query(None, alias="page[size]"),
     page_cursor: str | None = Query(None, alias="page[cursor]"),
 ) -> Response:
@@ -80,7 +87,9 @@ async def list_experiments(
             filters["status"] = status_value(status, "")
         except ApiError as exc:
             raise ApiError(400, exc.detail, parameter="filter[status]") from None
-    page = await run_in_threadpool(store_of(request).list_experiments, filters, size, cursor)
+    conditions = parse_where(where)
+    page = await run_in_threadpool(store_of(request).list_experiments, filters, size, cursor,
+                                   conditions)
     return JsonApiResponse(list_document(request, page, experiment_resource, size))
 
 

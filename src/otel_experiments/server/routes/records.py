@@ -13,12 +13,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from .. import _openapi as doc
+from ..costs import add_cost
 from ..jsonapi import ApiError, JsonApiResponse, resource
 from ..parsing import page_params
 from ..render import list_document
 from ..store.records import RecordFilters, delete_experiment, experiment_records
 from ..validation import path_id
-from ._common import store_of
+from ._common import settings_of, store_of
 
 router = APIRouter(tags=["events"], default_response_class=JsonApiResponse)
 
@@ -46,10 +47,11 @@ async def list_experiment_records(
     page = await run_in_threadpool(experiment_records, store_of(request), experiment_id,
                                    filters=filters,
                                    size=size, cursor=cursor)
+    prices = settings_of(request).prices
     return JsonApiResponse(list_document(
         request, page,
         lambda row: resource("experiment_records", row["span_id"],
-                             {k: v for k, v in row.items() if k != "seq"}),
+                             add_cost({k: v for k, v in row.items() if k != "seq"}, prices)),
         size))
 
 

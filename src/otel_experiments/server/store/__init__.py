@@ -20,12 +20,14 @@ from .events import (
     SpanRow,
     is_root_parent,
 )
+from .from_spans import FromSpansQueries, FromSpansResult, MetricCondition, SpanSelection
 from .grouped import GROUP_COLUMNS, GroupedSummaryQueries, SpanFilters
 from .resources import EXPERIMENT_STATUSES, ResourceQueries
 from .summary import SummaryQueries
 
 
-class Store(ResourceQueries, EventQueries, SummaryQueries, GroupedSummaryQueries):
+class Store(FromSpansQueries, ResourceQueries, EventQueries, SummaryQueries,
+            GroupedSummaryQueries):
     """All queries over one engine (one write queue per process for SQLite)."""
 
 
@@ -36,11 +38,14 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "METRIC_COLUMNS",
     "SPAN_COLUMNS",
+    "FromSpansResult",
     "IngestResult",
+    "MetricCondition",
     "MetricRow",
     "Page",
     "SpanFilters",
     "SpanRow",
+    "SpanSelection",
     "Store",
     "decode_cursor",
     "encode_cursor",

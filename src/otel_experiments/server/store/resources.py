@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
-from ..jsonapi import ApiError, dumps_str
+from ..jsonapi import ApiError, dumps_str, loads
 from ..schema import dataset_records, datasets, experiments, projects
+from ..where import Condition, matches_all, text_hint
 from .base import Page, StoreBase, new_id, now_iso
+
+#: Experiments read per query while matching run-metadata conditions.
+_SCAN_BATCH = 500
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 EXPERIMENT_STATUSES = frozenset(
     {"PENDING", "RUNNING", "EVALUATING", "COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED"}
@@ -206,14 +215,37 @@ class ResourceQueries(StoreBase):
                 raise ApiError(409, f"experiment {values['id']!r} already exists", "/data/id")
         return dict(row._mapping)
 
-    def list_experiments(self, filters: dict[str, str], size: int, cursor: int) -> Page:
+    def list_experiments(self, filters: dict[str, str], size: int, cursor: int,
+                         where: Sequence[Condition] = ()) -> Page:
         e = experiments.c
-        query = sa.select(experiments).where(e.seq > cursor)
+        query = sa.select(experiments)
         for key, value in filters.items():
             query = query.where(e[key] == value)
         with self._read() as conn:
-            rows = conn.execute(query.order_by(e.seq).limit(size + 1)).all()
-        return self._page(rows, size)
+            if not where:
+                rows = conn.execute(query.where(e.seq > cursor).order_by(e.seq)
+                                    .limit(size + 1)).all()
+                return self._page(rows, size)
+            # config / metadata conditions are checked on the decoded JSON (same code on
+            # every database), on the rows whose JSON text contains the values at all
+            # (a LIKE both databases run); scanned in batches until the page (plus one) is full.
+            for hint in filter(None, map(text_hint, where)):
+                column, value = hint
+                query = query.where(e[column].like(f"%{_like_escape(value)}%", escape="\\"))
+            found: list[sa.Row[Any, Any, Any]] = []
+            after = cursor
+            while len(found) <= size:
+                batch = conn.execute(query.where(e.seq > after).order_by(e.seq)
+                                     .limit(_SCAN_BATCH)).all()
+                for row in batch:
+                    if matches_all(where, loads(row.config), loads(row.metadata)):
+                        found.append(row)
+                        if len(found) > size:
+                            break
+                if len(batch) < _SCAN_BATCH:
+                    break
+                after = batch[-1].seq
+        return self._page(found, size)
 
     def get_experiment(self, experiment_id: str) -> dict[str, Any] | None:
         with self._read() as conn:

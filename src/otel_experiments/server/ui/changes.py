@@ -21,7 +21,8 @@ from ..store import MAX_PAGE_SIZE, Store
 from ..store.records import _metric_value as metric_value
 
 #: Summary evaluations judged lower-is-better (the runner's ``compare.LOWER_IS_BETTER``).
-LOWER_IS_BETTER = frozenset({"error_rate", "latency_p50_ms", "latency_p95_ms"})
+LOWER_IS_BETTER = frozenset({"error_rate", "latency_p50_ms", "latency_p95_ms",
+                             "input_tokens", "output_tokens", "cost_usd"})
 
 
 #: Records read per query (the page size of the records API).

@@ -29,6 +29,7 @@ from ..schema import (
 from ..store import Store, aggregates
 from ..store.events import metric_docs
 from ..store.records import _metric_value as metric_value
+from ..where import Condition, matches_all
 
 #: Columns the experiments list sorts by (query value -> column).
 SORTS: dict[str, sa.ColumnElement[Any]] = {
@@ -46,6 +47,8 @@ class ExperimentFilters:
     feature_slug: str | None = None
     status: str | None = None
     search: str | None = None
+    #: run-metadata conditions (``config.model=gpt-4o``), checked on the decoded JSON
+    where: tuple[Condition, ...] = ()
 
 
 def _like_escape(text: str) -> str:
@@ -72,7 +75,13 @@ def list_experiments(store: Store, filters: ExperimentFilters, sort: str, descen
              .select_from(experiments
                           .outerjoin(projects, projects.c.id == e.project_id)
                           .outerjoin(datasets, datasets.c.id == e.dataset_id))
-             .where(*where).order_by(*order_by).limit(limit).offset(offset))
+             .where(*where).order_by(*order_by))
+    if filters.where:  # JSON conditions: match every candidate in Python, then slice
+        with store._read() as conn:
+            found = [dict(r._mapping) for r in conn.execute(query)
+                     if matches_all(filters.where, loads(r.config), loads(r.metadata))]
+        return found[offset:offset + limit], len(found)
+    query = query.limit(limit).offset(offset)
     with store._read() as conn:
         total = conn.execute(sa.select(sa.func.count()).select_from(experiments)
                              .where(*where)).scalar_one()

@@ -19,11 +19,15 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from ...stats import PairedDelta
+from ..costs import add_cost
 from ..jsonapi import ApiError
 from ..settings import ServerSettings
 from ..store import EXPERIMENT_STATUSES, Store
 from ..store.base import decode_cursor
+from ..store.compare import compare_experiments
 from ..store.records import RecordFilters, experiment_records
+from ..where import parse_where
 from . import queries, session, views
 from .cache import ResultCache
 from .changes import changed_records
@@ -49,6 +53,8 @@ MAX_CHANGES_SHOWN = 200
 #: (they are finished in the background and the page reloads itself to show them).
 CHANGES_WAIT = 0.1
 MAX_FORM_BYTES = 8192
+#: Level of the compare page's intervals and paired tests.
+COMPARE_CONFIDENCE = 0.95
 
 #: No inline script or style may run: all of it comes from /ui/static. A stored value that
 #: somehow reached the markup unescaped still could not execute.
@@ -102,7 +108,7 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
         exp = row["id"]
 
         def compute() -> dict[str, Any]:
-            summary = store.summary(exp)
+            summary = add_cost(store.summary(exp), settings.prices)
             return {"summary": summary, "metrics": views.metric_rows(store, exp, summary),
                     "latency": views.latency_chart(store, exp,
                                                    summary.get("root_spans") or summary)}
@@ -189,12 +195,13 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
     def experiment_list(
         request: Request, project: str = "", feature: str = "", status: str = "",
         q: str = Query("", max_length=200), sort: str = "created", order: str = "desc",
-        page: int = Query(1, ge=1, le=100_000),
+        page: int = Query(1, ge=1, le=100_000), where: str = Query("", max_length=2000),
     ) -> Response:
         status = status.upper() if status.upper() in EXPERIMENT_STATUSES else ""
         sort = sort if sort in queries.SORTS else "created"
+        conditions = tuple(parse_where([c.strip() for c in where.split(",") if c.strip()]))
         filters = queries.ExperimentFilters(project or None, feature or None, status or None,
-                                            q.strip() or None)
+                                            q.strip() or None, conditions)
         rows, total = queries.list_experiments(
             store, filters, sort, order != "asc", EXPERIMENTS_PER_PAGE,
             (page - 1) * EXPERIMENTS_PER_PAGE)
@@ -205,7 +212,7 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
         return render(request, "list.html", rows=rows, stats=stats, total=total, page=page,
                       pages=max(1, -(-total // EXPERIMENTS_PER_PAGE)),
                       choices=queries.filter_choices(store), statuses=sorted(EXPERIMENT_STATUSES),
-                      f={"project": project, "feature": feature, "status": status, "q": q,
+                      f={"project": project, "feature": feature, "status": status, "q": q, "where": where,
                          "sort": sort, "order": "asc" if order == "asc" else "desc"},
                       sorts=list(queries.SORTS), refresh=REFRESH_SECONDS if live else None)
 
@@ -230,7 +237,8 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
             evaluations=views.summary_evaluations(views.experiment_view(row)["metadata"]),
             names=queries.names_of(store, row["project_id"], row["dataset_id"]),
             summary=cached["summary"], metrics=cached["metrics"], latency=cached["latency"],
-            records=[views.record_view(r) for r in page.rows], next_cursor=page.next_cursor,
+            records=[views.record_view(add_cost(r, settings.prices)) for r in page.rows],
+            next_cursor=page.next_cursor,
             after=after, rf={"status": filters.status or "", "user": user, "org": org,
                              "record": record},
             refresh=REFRESH_SECONDS if row["status"] in LIVE_STATUSES else None)
@@ -272,13 +280,30 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
                                   functools.partial(changed_records, store, rows[0], other,
                                                     MAX_CHANGES_SHOWN), CHANGES_WAIT, keys)
                    for other in rows[1:]]
-        pending = any(c is None for c in changes)
+        ticked = tuple(sorted(set(lower)))
+        significance = [cache.get_soon(
+            "significance:" + ",".join(ticked), [rows[0], other],
+            functools.partial(_significance, store, rows[0]["id"], other["id"], ticked),
+            CHANGES_WAIT, keys) for other in rows[1:]]
+        pending = any(c is None for c in [*changes, *significance])
         live = any(r["status"] in LIVE_STATUSES for r in rows)
         return render(request, "compare.html", exps=rows, table=table, changes=changes,
-                      lower=lower, refresh=REFRESH_SECONDS if live or pending else None,
+                      significance=significance, confidence=COMPARE_CONFIDENCE, lower=lower, refresh=REFRESH_SECONDS if live or pending else None,
                       refresh_reason="while records are compared" if pending else None)
 
     return ui
+
+
+def _significance(store: Store, a: str, b: str, lower: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The compare endpoint's per-metric verdicts for the page ([] without scipy)."""
+    try:
+        found = compare_experiments(store, a, b, COMPARE_CONFIDENCE, lower)
+    except ImportError:
+        return []
+    for m in found["metrics"]:
+        m["interval"] = PairedDelta.from_dict(m).interval_text()
+    metrics: list[dict[str, Any]] = found["metrics"]
+    return metrics
 
 
 async def _form(request: Request) -> dict[str, str]:

@@ -164,6 +164,7 @@ def comparison(experiments: Sequence[dict[str, Any]],
     for p in ("p50", "p95"):
         specs.append((f"latency {p}", "records",
                       [(r.get("latency_ns") or {}).get(p) for r in roots], False, duration))
+    specs.extend(_usage_specs(summaries))
     rows = []
     for label, kind, values, higher, fmt in specs:
         wins = _winner(values, higher)
@@ -179,6 +180,26 @@ def comparison(experiments: Sequence[dict[str, Any]],
                      "chart": chart, "has_winner": any(wins),
                      "adjustable": kind != "records" and (higher or label in lower_is_better)})
     return rows
+
+
+def _usage_specs(summaries: Sequence[dict[str, Any]]
+                 ) -> list[tuple[str, str, list[float | None], bool, Any]]:
+    """Tokens (and cost, when the server has prices) of experiments that used any: lower is
+    better. A cost with an unpriced model is shown as unknown, not as a partial sum."""
+    usages = [u if isinstance(u := s.get("usage"), dict) and u.get("by_model") else None
+              for s in summaries]
+    if not any(usages):
+        return []
+    out: list[tuple[str, str, list[float | None], bool, Any]] = [
+        (f"{key.replace('_', ' ')}", "GenAI usage",
+         [None if u is None else u.get(key) for u in usages], False, number)
+        for key in ("input_tokens", "output_tokens")]
+    costs = [c if isinstance(c := s.get("cost"), dict) else None for s in summaries]
+    if any(costs):
+        out.append(("cost (USD)", "GenAI usage",
+                    [c["total_usd"] if c and c.get("complete") else None for c in costs],
+                    False, number))
+    return out
 
 
 def _delta(delta: float | None, fmt: Any) -> str:
