@@ -147,3 +147,53 @@ def test_changed_records_judged_as_the_runner_judges_them() -> None:
         assert common == theirs.common_records
         assert [(c["record_id"], c["kind"], c["what"]) for c in ours] == \
             [(c.record_id, c.kind, c.what) for c in theirs.changes]
+
+
+def test_compare_outcomes_are_the_records_apis_rows(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compare page reads records its own lean way: the same records, inputs, outputs,
+    errors and metric values as the records API gives, across pages."""
+    from otel_experiments.server.store.records import _metric_value, experiment_records
+    from otel_experiments.server.ui import changes
+
+    store = _store(tmp_path)
+    rng = random.Random(5)
+    spans, metrics = [], []
+    for i in range(1, 60):
+        root = i % 3 != 0
+        status = "error" if i % 7 == 0 else "ok"
+        meta: dict[str, Any] = {"input": {"q": i}, "output": f"a{i}"}
+        if status == "error":
+            meta["error"] = {"type": "E", "message": f"boom {i}", "stack": None}
+        span: dict[str, Any] = {"span_id": f"{i:016x}", "trace_id": f"{i // 3 + 1:032x}",
+                                "name": "s", "start_ns": i, "duration": i, "status": status,
+                                "meta": meta, "tags": []}
+        if not root:
+            span["parent_id"] = f"{i - 1:016x}"
+        if i % 4:
+            span["dataset_record_id"] = f"rec-{i % 40}"  # some records repeat: last wins
+        spans.append(span)
+        for label, value in (("s", rng.choice([0.5, 2, -0.0, 1e300])), ("b", i % 2 == 0),
+                             ("c", rng.choice(["x", "y" * 300, "z\x00"]))):
+            kind = ("boolean" if isinstance(value, bool) else
+                    "score" if isinstance(value, (int, float)) else "categorical")
+            metrics.append({"span_id": f"{i:016x}", "trace_id": f"{i // 3 + 1:032x}",
+                            "metric_type": kind, "label": label, f"{kind}_value": value,
+                            "timestamp_ms": 1})
+    body = {"data": {"type": "experiment_events", "attributes": {"spans": spans,
+                                                                 "metrics": metrics}}}
+    store.ingest("exp-o", *parse_events(body, 1000))
+    monkeypatch.setattr(changes, "_PAGE", 7)  # several pages
+
+    expected: dict[str, dict[str, Any]] = {}
+    for row in experiment_records(store, "exp-o", size=1000).rows:
+        key = row["dataset_record_id"] or row["span_id"]
+        error = None
+        if row["status"] == "error":
+            error = {"type": row["error"]["type"], "message": row["error"]["message"] or "error"}
+        expected[key] = {"record_id": key, "input": row["input"], "output": row["output"],
+                         "error": error, "span_id": row["span_id"], "trace_id": row["trace_id"],
+                         "metrics": {m["label"]: _metric_value(m) for m in row["metrics"]}}
+    got = changes.outcomes(store, "exp-o")
+    assert list(got) == list(expected) and len(got) > 20
+    assert got == expected

@@ -47,9 +47,16 @@ def representative(key: int) -> float:
 def count_buckets(values: Iterable[float], into: dict[int, int] | None = None) -> dict[int, int]:
     """``{bucket key: count}`` of ``values`` (added to ``into`` when given)."""
     counts: dict[int, int] = {} if into is None else into
+    get, log, ceil = counts.get, math.log, math.ceil  # (a hot loop at ingest: locals)
     for value in values:
-        key = bucket(value)
-        counts[key] = counts.get(key, 0) + 1
+        magnitude = abs(value)
+        if magnitude < MIN_INDEXABLE:
+            key = _ZERO
+        else:
+            key = ceil(log(magnitude) / _LOG_GAMMA) + _OFFSET
+            if value < 0:
+                key = -key
+        counts[key] = get(key, 0) + 1
     return counts
 
 

@@ -100,28 +100,24 @@ def add_rows(conn: sa.Connection, sqlite: bool, experiment_id: str,
     params: dict[str, list[tuple[Any, ...]]] = {}
     spans = list(span_rows)
     if spans:
-        totals: dict[int, list[Any]] = {}
-        buckets: dict[tuple[int, str, int], int] = {}
+        # Per scope (0: every span, 1: the units) with C-level builtins over one list each.
+        durations = [row[_DURATION] for row in spans]
+        roots = [row for row in spans if row[_IS_ROOT]]
+        by_scope = [(0, spans, durations)]
+        if roots:
+            by_scope.append((1, roots, [row[_DURATION] for row in roots]))
+        span_sums: list[tuple[Any, ...]] = []
+        span_buckets: list[tuple[Any, ...]] = []
+        for scope, members, durs in by_scope:
+            errors = sum(1 for row in members if row[_STATUS] == "error")
+            span_sums.append((experiment_id, scope, len(durs), errors, float(sum(durs)),
+                              min(durs), max(durs)))
+            span_buckets += [(experiment_id, scope, "", key, n)
+                             for key, n in sorted(sketch.count_buckets(durs).items())]
+        params["span_totals"] = span_sums
+        params["value_buckets"] = span_buckets
         usage: dict[str, list[int]] = {}
-        for row in spans:
-            duration = row[_DURATION]
-            error = row[_STATUS] == "error"
-            key = sketch.bucket(duration)
-            for scope in ((0, 1) if row[_IS_ROOT] else (0,)):
-                t = totals.get(scope)
-                if t is None:
-                    totals[scope] = [1, int(error), float(duration), duration, duration]
-                else:
-                    t[0] += 1
-                    t[1] += error
-                    t[2] += duration
-                    t[3] = min(t[3], duration)
-                    t[4] = max(t[4], duration)
-                bkey = (scope, "", key)
-                buckets[bkey] = buckets.get(bkey, 0) + 1
-            add_usage(usage, (row[_USAGE],))
-        params["span_totals"] = [(experiment_id, s, *t) for s, t in sorted(totals.items())]
-        params["value_buckets"] = [(experiment_id, *k, n) for k, n in sorted(buckets.items())]
+        add_usage(usage, (row[_USAGE] for row in spans))
         if usage:
             params["usage_totals"] = [(experiment_id, m, *t) for m, t in sorted(usage.items())]
     metrics = list(metric_rows)
@@ -158,9 +154,9 @@ def add_rows(conn: sa.Connection, sqlite: bool, experiment_id: str,
     try:
         for table in ("span_totals", "value_buckets", "metric_totals", "metric_values",
                       "usage_totals"):  # one order for every writer: no lock cycles
-            rows = params.get(table)
-            if rows:
-                _execute(cursor, table, rows, sqlite)
+            batch = params.get(table)
+            if batch:
+                _execute(cursor, table, batch, sqlite)
     finally:
         cursor.close()
 

@@ -30,7 +30,8 @@ def record_values(store: StoreBase, experiment_id: str) -> dict[str, dict[str, l
     failed: dict[str, list[Any]] = {}
     cursor = 0
     while True:
-        page = experiment_records(store, experiment_id, size=_PAGE, cursor=cursor)
+        page = experiment_records(store, experiment_id, size=_PAGE, cursor=cursor,
+                                  usage=False)  # (not read here)
         for row in page.rows:
             key = row["dataset_record_id"] or row["span_id"]
             failed.setdefault(key, []).append(row["status"] == "error")

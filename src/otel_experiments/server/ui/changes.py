@@ -1,7 +1,8 @@
 """Records whose outcome changed between two experiments, for the compare page.
 
-No join of its own: each experiment's records come from the runner's store query
-(:func:`..store.records.experiment_records`). Records are paired by dataset record id (span
+Each experiment's records are those of the records API
+(:func:`..store.records.experiment_records`), read leaner (a test holds the two equal).
+Records are paired by dataset record id (span
 id when a record has none) and judged by :func:`otel_experiments.outcomes.outcome_change`,
 the rule ``otel-experiments compare`` uses too.
 """
@@ -10,34 +11,82 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
+
+from ... import attributes as attr
 from ...outcomes import KINDS, outcome_change
-from ..store import MAX_PAGE_SIZE, Store, decode_cursor
-from ..store.records import experiment_records
+from ..jsonapi import loads
+from ..schema import metrics, spans
+from ..store import MAX_PAGE_SIZE, Store
+from ..store.records import _metric_value as metric_value
 
 #: Summary evaluations judged lower-is-better (the runner's ``compare.LOWER_IS_BETTER``).
 LOWER_IS_BETTER = frozenset({"error_rate", "latency_p50_ms", "latency_p95_ms",
                              "input_tokens", "output_tokens", "cost_usd"})
 
 
+#: Records read per query (the page size of the records API).
+_PAGE = MAX_PAGE_SIZE
+
+
+def _error(status: str, meta: Any) -> dict[str, Any] | None:
+    if status != "error":
+        return None
+    err = meta.get("error") if isinstance(meta, dict) else None
+    err = err if isinstance(err, dict) else {}
+    return {"type": err.get("type"), "message": err.get("message") or "error"}
+
+
+def _metric_values(conn: sa.Connection, experiment_id: str,
+                   span_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """``{span id: {label: value}}``: the value the records API shows (``metrics[].value``),
+    from the columns, or from the stored document when the columns do not hold it."""
+    m = metrics.c
+    out: dict[str, dict[str, Any]] = {}
+    for span_id, label, mtype, score, category, boolean, doc in conn.execute(
+        sa.select(m.span_id, m.label, m.metric_type, m.score_value, m.categorical_value,
+                  m.boolean_value, m.doc)
+        .where(m.experiment_id == experiment_id, m.span_id.in_(span_ids)).order_by(m.seq)
+    ):
+        if doc is not None:
+            value = metric_value(loads(doc))
+        elif mtype == attr.METRIC_TYPE_SCORE:
+            value = score
+        elif mtype == attr.METRIC_TYPE_BOOLEAN:
+            value = None if boolean is None else bool(boolean)
+        else:
+            value = category
+        out.setdefault(span_id, {})[label] = value
+    return out
+
+
 def outcomes(store: Store, experiment_id: str) -> dict[str, dict[str, Any]]:
-    """Every record of the experiment, by dataset record id (span id when it has none)."""
+    """Every record of the experiment, by dataset record id (span id when it has none).
+
+    The records API's rows, reduced to what a comparison reads (``input``, ``output``,
+    error, metric values) and read with two plain queries per thousand records: listing
+    every record of two 100,000-span runs is most of what the compare page waits for."""
+    s = spans.c
     out: dict[str, dict[str, Any]] = {}
     cursor = 0
     while True:
-        page = experiment_records(store, experiment_id, size=MAX_PAGE_SIZE, cursor=cursor,
-                                  usage=False)
-        for row in page.rows:
-            key = row["dataset_record_id"] or row["span_id"]
-            error = None
-            if row["status"] == "error":
-                err = row["error"] if isinstance(row["error"], dict) else {}
-                error = {"type": err.get("type"), "message": err.get("message") or "error"}
-            out[key] = {"record_id": key, "input": row["input"], "output": row["output"],
-                        "error": error, "metrics": {m["label"]: m["value"] for m in row["metrics"]},
-                        "span_id": row["span_id"], "trace_id": row["trace_id"]}
-        if page.next_cursor is None:
+        with store._read() as conn:
+            rows = conn.execute(
+                sa.select(s.seq, s.span_id, s.trace_id, s.status, s.dataset_record_id, s.doc)
+                .where(s.experiment_id == experiment_id, s.is_root.is_(True), s.seq > cursor)
+                .order_by(s.seq).limit(_PAGE)).all()
+            values = _metric_values(conn, experiment_id, [r[1] for r in rows])
+        for seq, span_id, trace_id, status, record_id, doc in rows:
+            meta = loads(doc).get("meta")
+            meta = meta if isinstance(meta, dict) else {}
+            key = record_id or span_id
+            out[key] = {"record_id": key, "input": meta.get("input"),
+                        "output": meta.get("output"), "error": _error(status, meta),
+                        "metrics": values.get(span_id, {}), "span_id": span_id,
+                        "trace_id": trace_id}
+            cursor = seq
+        if len(rows) < _PAGE:
             return out
-        cursor = decode_cursor(page.next_cursor)
 
 
 def change(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, str] | None:
