@@ -25,4 +25,4 @@ def test_readme_table_is_the_example_output(tmp_path: Path) -> None:
                               env={**os.environ, "OTEL_EXPERIMENTS_ENDPOINT": server.base_url})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == shown.group(1).strip()
-    assert "| correct | 0.6933 | 0.8467 |" in done.stdout and "| improved |" in done.stdout
+    assert "| correct | 100 | 0.6933 | 0.8467 |" in done.stdout and "| improved |" in done.stdout

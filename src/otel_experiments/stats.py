@@ -161,10 +161,10 @@ def describe(values: Mapping[str, Sequence[Any]], *, confidence: float = 0.95
     kind = _kind(v for vs in values.values() for v in vs)
     if kind is None:
         return None
-    groups = _grouped(values)
+    groups = {key: sorted(vs) for key, vs in sorted(_grouped(values).items())}  # order-free
     trials = [v for vs in groups.values() for v in vs]
     n = len(trials)
-    mean = sum(trials) / n
+    mean = math.fsum(trials) / n
     std = math.sqrt(sum((v - mean) ** 2 for v in trials) / (n - 1)) if n > 1 else None
     out: dict[str, Any] = {"type": kind, "mean": mean, "std": std, "ci_low": None,
                            "ci_high": None, "confidence": confidence, "trials": n,
@@ -185,7 +185,7 @@ def describe(values: Mapping[str, Sequence[Any]], *, confidence: float = 0.95
     elif len(groups) > 1 or n > 1:
         # records are the independent units: bootstrap their means (with one record,
         # its repetitions are the only units there are)
-        units = [sum(vs) / len(vs) for vs in groups.values()] if len(groups) > 1 else trials
+        units = [math.fsum(vs) / len(vs) for vs in groups.values()] if len(groups) > 1 else trials
         out["ci_low"], out["ci_high"] = _bootstrap_mean(units, confidence)
     return out
 
@@ -264,13 +264,15 @@ def paired_delta(label: str, a: Mapping[str, Sequence[Any]], b: Mapping[str, Seq
     if kind is None:
         return None
     ga, gb = _grouped(a), _grouped(b)
-    common = [key for key in ga if key in gb]
+    # sorted keys and exact sums: the same records give the same numbers whatever order
+    # the runs finished in (threads), down to the bootstrap's resamples and the ranks' ties
+    common = sorted(key for key in ga if key in gb)
     if not common:
         return None
-    ma = [sum(ga[k]) / len(ga[k]) for k in common]
-    mb = [sum(gb[k]) / len(gb[k]) for k in common]
+    ma = [math.fsum(ga[k]) / len(ga[k]) for k in common]
+    mb = [math.fsum(gb[k]) / len(gb[k]) for k in common]
     diffs = [y - x for x, y in zip(ma, mb, strict=True)]
-    delta = sum(diffs) / len(diffs)
+    delta = math.fsum(diffs) / len(diffs)
     low, high = _bootstrap_mean(diffs, confidence)
     p, test = _p_value(kind, ma, mb)
     alpha = 1.0 - confidence
@@ -278,7 +280,7 @@ def paired_delta(label: str, a: Mapping[str, Sequence[Any]], b: Mapping[str, Seq
     if p < alpha and (low > 0 or high < 0):
         better = delta < 0 if lower_is_better else delta > 0
         verdict = IMPROVED if better else REGRESSED
-    return PairedDelta(label, kind, len(common), sum(ma) / len(ma), sum(mb) / len(mb), delta,
+    return PairedDelta(label, kind, len(common), math.fsum(ma) / len(ma), math.fsum(mb) / len(mb), delta,
                        low, high, p, test, confidence, lower_is_better, verdict)
 
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 #: The pseudo-metric pairing whether each record's task failed.
 ERROR_RATE = "error_rate"
 
-HEADERS = ("metric", "A", "B", "delta [CI]", "p", "test", "verdict")
+HEADERS = ("metric", "n", "A", "B", "delta [CI]", "p", "test", "verdict")
 
 
 def _paired_labels(a: ExperimentResult, b: ExperimentResult) -> list[str]:
@@ -62,14 +62,14 @@ def interval(d: PairedDelta) -> str:
 
 
 def rows(deltas: Sequence[PairedDelta]) -> list[list[str]]:
-    return [[d.label, _num(d.a), _num(d.b), interval(d), f"{d.p_value:.3g}", d.test, d.verdict]
-            for d in deltas]
+    return [[d.label, str(d.pairs), _num(d.a), _num(d.b), interval(d), f"{d.p_value:.3g}",
+             d.test, d.verdict] for d in deltas]
 
 
 def title(deltas: Sequence[PairedDelta]) -> str:
     level = f"{deltas[0].confidence:.0%}" if deltas else "-"
-    pairs = max((d.pairs for d in deltas), default=0)
-    return f"paired on {pairs} common records, {level} confidence"
+    # n is per metric: a record without a value in either run (a failed task) is left out
+    return f"paired by record (n: records both runs have the metric for), {level} confidence"
 
 
 @dataclass(frozen=True)
