@@ -137,3 +137,35 @@ def test_ui_compare_page_shows_interval_and_verdict(
             flipped = http.get("/ui/compare", params=[("id", base), ("id", worse),
                                                       ("lower", "correct")])
         assert '<tr data-label="correct" class="improved">' in flipped.text
+
+
+def test_experiments_longer_than_one_page_are_compared_whole(server: Any) -> None:
+    """More records than the store reads in one page (1,000): every one is paired."""
+    n = 1_205
+    tag = uuid.uuid4().hex[:6]
+
+    def body(flip: int) -> dict[str, Any]:
+        spans, metrics = [], []
+        for i in range(n):
+            trace, span = f"{i + 1:032x}", f"{flip:08x}{i + 1:08x}"
+            spans.append({"trace_id": trace, "span_id": span, "name": "record", "start_ns": i,
+                          "duration": 1_000, "status": "ok", "meta": {}, "tags": [],
+                          "dataset_record_id": f"r{i}"})
+            metrics.append({"span_id": span, "trace_id": trace, "metric_type": "boolean",
+                            "label": "correct", "boolean_value": (i % 10) < 5 + 3 * flip,
+                            "timestamp_ms": 1})
+        return {"data": {"type": "experiment_events",
+                         "attributes": {"spans": spans, "metrics": metrics}}}
+
+    a, b = f"page-a-{tag}", f"page-b-{tag}"
+    with httpx.Client(base_url=server.base_url + API, timeout=60) as http:
+        for exp, flip in ((a, 0), (b, 1)):
+            http.post(f"/experiments/{exp}/events", json=body(flip)).raise_for_status()
+        found = http.get("/experiments/compare", params={"a": a, "b": b})
+    assert found.status_code == 200, found.text
+    attrs = found.json()["data"]["attributes"]
+    assert attrs["common_records"] == n
+    (correct_row,) = [m for m in attrs["metrics"] if m["label"] == "correct"]
+    assert correct_row["pairs"] == n and correct_row["verdict"] == "improved"
+    assert correct_row["a"] == pytest.approx(0.5, abs=0.01)
+    assert correct_row["b"] == pytest.approx(0.8, abs=0.01)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ...stats import paired_deltas
-from .base import StoreBase
+from .base import StoreBase, decode_cursor
 from .records import experiment_records
 
 #: The pseudo-metric pairing whether each record's task failed (lower is better), as in
@@ -44,7 +44,7 @@ def record_values(store: StoreBase, experiment_id: str) -> dict[str, dict[str, l
                     out.setdefault(label, {}).setdefault(key, []).append(value)
         if page.next_cursor is None:
             break
-        cursor = int(page.next_cursor)
+        cursor = decode_cursor(page.next_cursor)
     ordered = {label: out[label] for label in sorted(out) if label != ERROR_RATE}
     return {**ordered, ERROR_RATE: failed}  # the runner's order: metrics by label, then errors
 
