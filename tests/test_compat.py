@@ -7,6 +7,7 @@ private name or live with the fallback's cost.
 
 from __future__ import annotations
 
+import contextvars
 from typing import ClassVar
 
 from opentelemetry import baggage, context, trace
@@ -21,6 +22,7 @@ def test_private_names_still_exist() -> None:
     from opentelemetry.context import _RUNTIME_CONTEXT  # noqa: F401
 
     assert _compat.get_current_context != context.get_current  # the fast path is in use
+    assert isinstance(_compat._current_var, contextvars.ContextVar)  # the runtime's variable
     assert _compat.BAGGAGE_KEY is not None and _compat.baggage_of == _compat._baggage_via_key
     assert _compat.SUPPRESS_INSTRUMENTATION_KEY is not None
     provider = TracerProvider()
@@ -35,6 +37,27 @@ def test_current_context_fast_path_equals_the_public_one() -> None:
         assert _compat.get_current_context().get("k") == "v"
     finally:
         context.detach(token)
+    assert _compat.get_current_context() == context.get_current()  # and after detaching
+
+
+def test_current_context_follows_threads_and_tasks() -> None:
+    import asyncio
+    import threading
+
+    seen: list[object] = []
+    token = context.attach(context.set_value("k", "main"))
+    try:
+        thread = threading.Thread(target=lambda: seen.append(_compat.get_current_context().get("k")))
+        thread.start()
+        thread.join()
+
+        async def task() -> None:
+            seen.append(_compat.get_current_context().get("k"))
+
+        asyncio.run(task())  # a task copies the caller's context
+    finally:
+        context.detach(token)
+    assert seen == [None, "main"]
 
 
 def test_baggage_fast_path_equals_the_public_fallback() -> None:
