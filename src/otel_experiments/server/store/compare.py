@@ -1,7 +1,7 @@
 """Two experiments paired record by record: per-metric delta [CI], p-value, verdict.
 
 The server's side of ``compare``: it reads each experiment's records (root spans and their
-metrics, as ``GET /experiments/{id}/records`` does), groups them by dataset record id
+metrics, the values ``GET /experiments/{id}/records`` shows, read lean: ``outcome_rows``), groups them by dataset record id
 (span id for a span that names none; a record's repetitions share its id, see
 ``experiment.repetition`` in docs/events-format.md) and hands them to
 :func:`otel_experiments.stats.paired_deltas`, the function the runner's ``compare`` uses,
@@ -15,12 +15,11 @@ from typing import Any
 
 from ...stats import paired_deltas
 from .base import StoreBase
-from .records import experiment_records
+from .outcome_rows import outcome_rows
 
 #: The pseudo-metric pairing whether each record's task failed (lower is better), as in
 #: the runner's ``compare``.
 ERROR_RATE = "error_rate"
-_PAGE = 1000
 
 
 def record_values(store: StoreBase, experiment_id: str) -> dict[str, dict[str, list[Any]]]:
@@ -28,23 +27,11 @@ def record_values(store: StoreBase, experiment_id: str) -> dict[str, dict[str, l
     unknown experiment)."""
     out: dict[str, dict[str, list[Any]]] = {}
     failed: dict[str, list[Any]] = {}
-    cursor = 0
-    while True:
-        page = experiment_records(store, experiment_id, size=_PAGE, cursor=cursor,
-                                  usage=False)  # (not read here)
-        for row in page.rows:
-            key = row["dataset_record_id"] or row["span_id"]
-            failed.setdefault(key, []).append(row["status"] == "error")
-            latest: dict[str, Any] = {}
-            for metric in row["metrics"]:  # the last value of a label on a span counts
-                if isinstance(metric.get("label"), str):
-                    latest[metric["label"]] = metric.get("value")
-            for label, value in latest.items():
-                if value is not None:
-                    out.setdefault(label, {}).setdefault(key, []).append(value)
-        if page.next_cursor is None:
-            break
-        cursor = int(page.next_cursor)
+    for row in outcome_rows(store, experiment_id):
+        failed.setdefault(row.key, []).append(row.failed)
+        for label, value in row.metrics.items():  # (the last value of a label on a span)
+            if value is not None:
+                out.setdefault(label, {}).setdefault(row.key, []).append(value)
     ordered = {label: out[label] for label in sorted(out) if label != ERROR_RATE}
     return {**ordered, ERROR_RATE: failed}  # the runner's order: metrics by label, then errors
 
