@@ -1,14 +1,17 @@
 """Records whose outcome changed between two experiments, for the compare page.
 
 Each experiment's records are those of the records API
-(:func:`..store.records.experiment_records`), read leaner (a test holds the two equal).
-Records are paired by dataset record id (span
+(:func:`..store.records.experiment_records`), read lean (:mod:`..store.outcome_rows`: no
+span documents; a test holds the two equal). Records are paired by dataset record id (span
 id when a record has none) and judged by :func:`otel_experiments.outcomes.outcome_change`,
-the rule ``otel-experiments compare`` uses too.
+the rule ``otel-experiments compare`` uses too. Only the records listed have their
+documents (input, output, error message) read.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -106,15 +109,16 @@ def compare_outcomes(a_records: dict[str, dict[str, Any]],
 
 
 def changed_records(store: Store, baseline: dict[str, Any], other: dict[str, Any],
-                    limit: int) -> dict[str, Any]:
+                    limit: int, rows: Callable[[str], list[OutcomeRow]] | None = None
+                    ) -> dict[str, Any]:
     """``{"changes": [...], "total", "common", "counts": {kind: n}}`` of ``other`` against
     ``baseline`` (experiment rows): the first ``limit`` changes, regressions first.
 
     Every common record is judged on the lean rows (whether the task failed, metric
     values); only the ``limit`` records shown have their documents read, and are judged
     again with their error messages, which only the text of ``what`` depends on."""
-    a_rows = _latest(outcome_rows(store, baseline["id"]))
-    b_rows = _latest(outcome_rows(store, other["id"]))
+    read = rows or functools.partial(outcome_rows, store)  # (``rows``: the page's cache)
+    a_rows, b_rows = _latest(read(baseline["id"])), _latest(read(other["id"]))
     found: list[tuple[int, OutcomeRow, OutcomeRow]] = []
     counts: dict[str, int] = {}
     common = 0
