@@ -213,13 +213,20 @@ def _run(store: Store, exp: str, n: int, seed: int) -> None:
         spans.append({"span_id": span_id, "trace_id": f"{seed:04x}{i:028x}", "name": "s",
                       "start_ns": i, "duration": 1, "status": status, "meta": meta,
                       "tags": [], "dataset_record_id": f"rec-{i % (n - 5)}"})
-        for label, value in (("ok", rng.random() < 0.7), ("s", rng.choice([0.5, 1, 2.5])),
-                             ("c", rng.choice(["x", "y"])), ("n\x00l", rng.random() < 0.5)):
+        for label, value in (("ok", rng.random() < 0.7),
+                             ("s", rng.choice([0.5, 1, 2.5, -0.0, 0.0, 3.0])),
+                             ("c", rng.choice(["x", "y", "z" * 300, "w\x00"])),
+                             ("n\x00l", rng.random() < 0.5)):
             kind = ("boolean" if isinstance(value, bool) else
                     "score" if isinstance(value, (int, float)) else "categorical")
-            metrics.append({"span_id": span_id, "trace_id": f"{seed:04x}{i:028x}",
-                            "metric_type": kind, "label": label, f"{kind}_value": value,
-                            "timestamp_ms": 1})
+            metric = {"span_id": span_id, "trace_id": f"{seed:04x}{i:028x}",
+                      "metric_type": kind, "label": label, f"{kind}_value": value,
+                      "timestamp_ms": 1}
+            if i % 3 == 1:  # members in another order: kept as sent (``doc``) as well
+                metric = dict(reversed(metric.items()))
+            elif i % 3 == 2:
+                metric["metadata"] = {"by": "test"}
+            metrics.append(metric)
     store.ingest(exp, *parse_events({"data": {"type": "experiment_events", "attributes": {
         "spans": spans, "metrics": metrics}}}, 100_000))
 
@@ -235,6 +242,16 @@ def test_changed_records_and_paired_values_past_a_thousand_records(tmp_path: Pat
     store = _store(tmp_path)
     _run(store, "exp-a", 1205, 1)
     _run(store, "exp-b", 1205, 2)
+    from otel_experiments.server.store.records import _metric_value, experiment_records
+
+    api = {}
+    for page in (experiment_records(store, "exp-a", size=1000),
+                 experiment_records(store, "exp-a", size=1000, cursor=1000)):
+        for row in page.rows:  # the values the records API shows, label as sent
+            api[row["dataset_record_id"]] = {m["label"]: _metric_value(m) for m in row["metrics"]}
+    lean = {k: v["metrics"] for k, v in changes.outcomes(store, "exp-a").items()}
+    assert lean == api and len(api) == 1200
+    assert {repr(v["s"]) for v in lean.values()} >= {"1", "-0.0", "3.0", "0.0"}
     full, common = changes.compare_outcomes(changes.outcomes(store, "exp-a"),
                                             changes.outcomes(store, "exp-b"))
     got = changes.changed_records(store, {"id": "exp-a"}, {"id": "exp-b"}, 150)
