@@ -172,3 +172,52 @@ def test_tokens_and_cost_match_what_the_instrumented_client_produced(
                          params=[("id", result.experiment_id), ("id", other)], timeout=30).text
     assert "input tokens" in compared and f"{want_in:,}" in compared
     assert "cost (USD)" in compared  # unknown (a model is unpriced): shown, not summed
+
+
+def test_compare_endpoint_reports_usage_and_cost(priced_server: ServerProcess,
+                                                 provider: Any, server: ServerProcess) -> None:
+    """GET /experiments/compare carries each run's tokens (as counted by the instrumented
+    client) and, with the server's price table, their cost; without a table, no cost."""
+    records = [{"id": f"u{i}", "input": f"q{i}" + "?" * i, "expected_output": None}
+               for i in range(5)]
+    tallies, ids = [], []
+    with ExperimentsClient(endpoint=priced_server.base_url) as client:
+        for calls in (1, 2):  # the second variant asks the model twice per record
+            llm = FakeLLM(provider)
+
+            def task(prompt: str, llm: FakeLLM = llm, calls: int = calls) -> str:
+                out = prompt
+                for _ in range(calls):
+                    out = llm.chat("gpt-4o", out, prompt)
+                return out
+
+            result = run_experiment(f"cmp-usage-{uuid.uuid4().hex[:8]}", records, task,
+                                    [exact_match], client=client, tracer_provider=provider,
+                                    quiet=True)
+            tallies.append(llm.by_model["gpt-4o-2024-08-06"])
+            ids.append(result.experiment_id)
+        found = client.experiments.compare(ids[0], ids[1])
+    for side, tally in zip(("a", "b"), tallies, strict=True):
+        assert found.tokens(side) == (tally[0], tally[1])
+        assert found.usage[side]["by_model"][0]["model"] == "gpt-4o-2024-08-06"
+        assert found.cost_usd(side) == pytest.approx(_cost({"m": tally}, "m"))
+    assert found.tokens("b")[0] > found.tokens("a")[0]
+    # The answer validates against the OpenAPI schema's required members.
+    raw = httpx.get(f"{priced_server.base_url}/api/v2/llm-obs/v1/experiments/compare",
+                    params={"a": ids[0], "b": ids[1]}, timeout=30).json()["data"]["attributes"]
+    assert set(raw["cost"]) == {"a", "b"} and raw["cost"]["a"]["complete"] is True
+    schema = httpx.get(f"{priced_server.base_url}/openapi.json", timeout=30).json()
+    comparison = schema["components"]["schemas"]["ComparisonDocument"]
+    attrs = comparison["properties"]["data"]["properties"]["attributes"]
+    assert "usage" in attrs["required"] and "cost" in attrs["properties"]
+
+    # A server without prices: usage (none was sent to it: zero tokens), no cost member.
+    with ExperimentsClient(endpoint=server.base_url) as client:
+        for _ in range(2):
+            run_experiment(f"cmp-plain-{uuid.uuid4().hex[:8]}", records, lambda p: p,
+                           [exact_match], client=client, tracer_provider=provider, quiet=True)
+        plain = [e.id for e in client.experiments.list(page_size=1000)
+                 if e.name.startswith("cmp-plain-")][:2]
+        found = client.experiments.compare(plain[0], plain[1])
+    assert found.cost is None and found.cost_usd("a") is None
+    assert found.tokens("a") == (0, 0) and found.usage["a"]["by_model"] == []

@@ -54,3 +54,9 @@ def test_pages_on_each_backend(backend: str, request: pytest.FixtureRequest) -> 
             assert time.monotonic() < deadline
             time.sleep(0.5)
         assert 'class="regression"' in compare and 'class="improvement"' in compare
+        # The compare endpoint on the same lean reading (driver cursors on each backend).
+        found = api.get(f"{API}/experiments/compare", params={
+            "a": data.baseline, "b": data.candidate}).json()["data"]["attributes"]
+        assert found["common_records"] == RECORDS and set(found["usage"]) == {"a", "b"}
+        shown = re.search(r"(\d+) records in both", compare)
+        assert shown is not None and int(shown.group(1)) == RECORDS

@@ -197,3 +197,72 @@ def test_compare_outcomes_are_the_records_apis_rows(tmp_path: Path,
     got = changes.outcomes(store, "exp-o")
     assert list(got) == list(expected) and len(got) > 20
     assert got == expected
+
+
+def _run(store: Store, exp: str, n: int, seed: int) -> None:
+    """``n`` records (some repeated, some failing, a label with a NUL, metrics kept as sent
+    and as columns) of experiment ``exp``."""
+    rng = random.Random(seed)
+    spans, metrics = [], []
+    for i in range(n):
+        span_id = f"{seed:04x}{i:012x}"
+        status = "error" if rng.random() < 0.1 else "ok"
+        meta: dict[str, Any] = {"input": {"q": i}, "output": f"a{i}-{seed}"}
+        if status == "error":
+            meta["error"] = {"type": "E", "message": f"boom {i}", "stack": None}
+        spans.append({"span_id": span_id, "trace_id": f"{seed:04x}{i:028x}", "name": "s",
+                      "start_ns": i, "duration": 1, "status": status, "meta": meta,
+                      "tags": [], "dataset_record_id": f"rec-{i % (n - 5)}"})
+        for label, value in (("ok", rng.random() < 0.7),
+                             ("s", rng.choice([0.5, 1, 2.5, -0.0, 0.0, 3.0])),
+                             ("c", rng.choice(["x", "y", "z" * 300, "w\x00"])),
+                             ("n\x00l", rng.random() < 0.5)):
+            kind = ("boolean" if isinstance(value, bool) else
+                    "score" if isinstance(value, (int, float)) else "categorical")
+            metric = {"span_id": span_id, "trace_id": f"{seed:04x}{i:028x}",
+                      "metric_type": kind, "label": label, f"{kind}_value": value,
+                      "timestamp_ms": 1}
+            if i % 3 == 1:  # members in another order: kept as sent (``doc``) as well
+                metric = dict(reversed(metric.items()))
+            elif i % 3 == 2:
+                metric["metadata"] = {"by": "test"}
+            metrics.append(metric)
+    store.ingest(exp, *parse_events({"data": {"type": "experiment_events", "attributes": {
+        "spans": spans, "metrics": metrics}}}, 100_000))
+
+
+def test_changed_records_and_paired_values_past_a_thousand_records(tmp_path: Path) -> None:
+    """The lean reading (``store/outcome_rows.py``: documents of the shown records only)
+    finds the same changes, in the same order and with the same texts, as judging every
+    record read in full; the compare endpoint's values cover every record (more than one
+    page of 1,000)."""
+    from otel_experiments.server.store.compare import ERROR_RATE, compare_experiments
+    from otel_experiments.server.ui import changes
+
+    store = _store(tmp_path)
+    _run(store, "exp-a", 1205, 1)
+    _run(store, "exp-b", 1205, 2)
+    from otel_experiments.server.store.records import _metric_value, experiment_records
+
+    api = {}
+    for page in (experiment_records(store, "exp-a", size=1000),
+                 experiment_records(store, "exp-a", size=1000, cursor=1000)):
+        for row in page.rows:  # the values the records API shows, label as sent
+            api[row["dataset_record_id"]] = {m["label"]: _metric_value(m) for m in row["metrics"]}
+    lean = {k: v["metrics"] for k, v in changes.outcomes(store, "exp-a").items()}
+    assert lean == api and len(api) == 1200
+    assert {repr(v["s"]) for v in lean.values()} >= {"1", "-0.0", "3.0", "0.0"}
+    full, common = changes.compare_outcomes(changes.outcomes(store, "exp-a"),
+                                            changes.outcomes(store, "exp-b"))
+    got = changes.changed_records(store, {"id": "exp-a"}, {"id": "exp-b"}, 150)
+    assert common == got["common"] == 1200 and len(full) == got["total"] > 300
+    assert got["changes"] == full[:150]
+    assert any("task now fails (boom" in c["what"] for c in got["changes"])
+    assert any("n\x00l" in c["what"] for c in full)  # the label as sent, not as its column
+    assert sum(got["counts"].values()) == got["total"]
+    assert [c["kind"] for c in got["changes"]] == sorted(
+        (c["kind"] for c in got["changes"]), key=changes.KINDS.index)
+    pytest.importorskip("scipy")
+    found = compare_experiments(store, "exp-a", "exp-b", 0.95)
+    assert found["common_records"] == 1200
+    assert {m["label"] for m in found["metrics"]} == {"ok", "s", "n\x00l", ERROR_RATE}

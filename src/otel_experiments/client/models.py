@@ -229,24 +229,43 @@ class ExperimentSummary:
 class ExperimentComparison:
     """``GET /experiments/compare``: experiment ``b`` against ``a``, paired per record;
     one :class:`~otel_experiments.stats.PairedDelta` per metric (delta, interval, p-value,
-    verdict)."""
+    verdict); each experiment's GenAI ``usage`` (``{"a": ..., "b": ...}``: tokens in total
+    and per model) and, when the server has a price table, its ``cost`` (else ``None``)."""
 
     a: str
     b: str
     confidence: float
     common_records: int
     metrics: list[PairedDelta]
+    usage: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cost: dict[str, dict[str, Any]] | None = None
 
     @classmethod
     def from_resource(cls, res: Mapping[str, Any]) -> ExperimentComparison:
         attrs = _attrs(res)
         metrics = [PairedDelta.from_dict(m) for m in attrs.get("metrics") or []
                    if isinstance(m, Mapping)]
+        usage, cost = attrs.get("usage"), attrs.get("cost")
         return cls(str(attrs.get("a")), str(attrs.get("b")), float(attrs.get("confidence") or 0),
-                   int(attrs.get("common_records") or 0), metrics)
+                   int(attrs.get("common_records") or 0), metrics,
+                   dict(usage) if isinstance(usage, Mapping) else {},
+                   dict(cost) if isinstance(cost, Mapping) else None)
 
     def metric(self, label: str) -> PairedDelta | None:
         return next((m for m in self.metrics if m.label == label), None)
+
+    def tokens(self, side: str) -> tuple[int, int]:
+        """``(input, output)`` tokens of experiment ``"a"`` or ``"b"`` (0 without usage)."""
+        usage = self.usage.get(side) or {}
+        return int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+
+    def cost_usd(self, side: str) -> float | None:
+        """Experiment ``"a"``'s or ``"b"``'s cost in USD; ``None`` without a price table on
+        the server or when a model is unpriced (a partial sum is not the cost)."""
+        cost = (self.cost or {}).get(side)
+        if not isinstance(cost, Mapping) or not cost.get("complete"):
+            return None
+        return float(cost.get("total_usd") or 0.0)
 
 
 __all__ = [

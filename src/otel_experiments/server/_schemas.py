@@ -265,9 +265,15 @@ def _response_schemas() -> dict[str, JsonSchema]:
         "p_value": number, "test": {"enum": ["mcnemar", "wilcoxon"]}, "confidence": number,
         "lower_is_better": {"type": "boolean"},
         "verdict": {"enum": ["improved", "regressed", "no significant change"]}})
-    comparison = _required_all({"a": _STRING, "b": _STRING, "confidence": number,
-                                "common_records": _INTEGER,
-                                "metrics": {"type": "array", "items": delta}})
+    comparison_props: dict[str, JsonSchema] = {"a": _STRING, "b": _STRING, "confidence": number,
+                        "common_records": _INTEGER,
+                        "metrics": {"type": "array", "items": delta},
+                        "usage": _required_all({side: _usage(with_spans=True)
+                                                for side in ("a", "b")})}
+    # ``cost`` only when the server has a price table (``routes/compare.py``).
+    comparison = _obj({**comparison_props,
+                       "cost": _required_all({side: _cost() for side in ("a", "b")})},
+                      tuple(comparison_props))
     version_meta = _required_all({"dataset_version": _INTEGER})
     error = _obj({
         "status": {"type": "string", "pattern": "^[45][0-9]{2}$"}, "title": _STRING,

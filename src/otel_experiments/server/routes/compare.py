@@ -13,7 +13,7 @@ from .. import _openapi as doc
 from ..jsonapi import ApiError, JsonApiResponse, resource
 from ..store.compare import compare_experiments
 from ..validation import path_id
-from ._common import store_of
+from ._common import settings_of, store_of
 
 router = APIRouter(tags=["experiments"], default_response_class=JsonApiResponse)
 
@@ -26,7 +26,10 @@ router = APIRouter(tags=["experiments"], default_response_class=JsonApiResponse)
                         "paired test (McNemar's exact test for booleans run once per record, "
                         "else Wilcoxon's signed-rank test) and the verdict: improved, "
                         "regressed or no significant change. `error_rate` (lower is "
-                        "better) pairs whether each record's task failed. Deterministic.")
+                        "better) pairs whether each record's task failed. Deterministic. "
+                        "`usage` holds each experiment's GenAI tokens (`a`, `b`: totals and "
+                        "per model), and `cost` their cost when the server has a price table "
+                        "(OTEL_EXPERIMENTS_PRICES).")
 async def compare(
     request: Request,
     a: str = Query(..., description="the baseline experiment id"),
@@ -41,4 +44,8 @@ async def compare(
     except ImportError:
         raise ApiError(501, "comparisons need scipy: pip install "
                        "'otel-experiments[server]'") from None
+    prices = settings_of(request).prices
+    if prices is not None:  # no table: no cost member, rather than a made-up zero
+        attrs["cost"] = {side: prices.cost(u["by_model"]).to_dict()
+                         for side, u in attrs["usage"].items()}
     return JsonApiResponse({"data": resource("experiment_comparisons", f"{a}..{b}", attrs)})

@@ -246,11 +246,16 @@ def read_summary(conn: sa.Connection, experiment_id: str) -> dict[str, Any]:
     out = _span_stats(conn, experiment_id, SERIES_SPANS, rows.get(0))
     out["root_spans"] = _span_stats(conn, experiment_id, SERIES_ROOTS, rows.get(1))
     out["metrics"] = _metric_summaries(conn, experiment_id)
+    out["usage"] = read_usage(conn, experiment_id)
+    return out
+
+
+def read_usage(conn: sa.Connection, experiment_id: str) -> dict[str, Any]:
+    """The experiment's GenAI usage (the summary's ``usage`` object): a few rows."""
     u = usage_totals.c
-    out["usage"] = usage_document(conn.execute(
+    return usage_document(conn.execute(
         sa.select(u.model, u.input_tokens, u.output_tokens, u.spans)
         .where(u.experiment_id == experiment_id)).all())
-    return out
 
 
 def duration_buckets(conn: sa.Connection, experiment_id: str,

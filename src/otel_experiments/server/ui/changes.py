@@ -1,31 +1,33 @@
 """Records whose outcome changed between two experiments, for the compare page.
 
 Each experiment's records are those of the records API
-(:func:`..store.records.experiment_records`), read leaner (a test holds the two equal).
-Records are paired by dataset record id (span
+(:func:`..store.records.experiment_records`), read lean (:mod:`..store.outcome_rows`: no
+span documents; a test holds the two equal). Records are paired by dataset record id (span
 id when a record has none) and judged by :func:`otel_experiments.outcomes.outcome_change`,
-the rule ``otel-experiments compare`` uses too.
+the rule ``otel-experiments compare`` uses too. Only the records listed have their
+documents (input, output, error message) read.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 
-from ... import attributes as attr
 from ...outcomes import KINDS, outcome_change
 from ..jsonapi import loads
-from ..schema import metrics, spans
+from ..schema import spans
 from ..store import MAX_PAGE_SIZE, Store
-from ..store.records import _metric_value as metric_value
+from ..store.outcome_rows import OutcomeRow, outcome_rows
 
 #: Summary evaluations judged lower-is-better (the runner's ``compare.LOWER_IS_BETTER``).
 LOWER_IS_BETTER = frozenset({"error_rate", "latency_p50_ms", "latency_p95_ms",
                              "input_tokens", "output_tokens", "cost_usd"})
 
 
-#: Records read per query (the page size of the records API).
+#: Documents read per query (the page size of the records API).
 _PAGE = MAX_PAGE_SIZE
 
 
@@ -37,56 +39,44 @@ def _error(status: str, meta: Any) -> dict[str, Any] | None:
     return {"type": err.get("type"), "message": err.get("message") or "error"}
 
 
-def _metric_values(conn: sa.Connection, experiment_id: str,
-                   span_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """``{span id: {label: value}}``: the value the records API shows (``metrics[].value``),
-    from the columns, or from the stored document when the columns do not hold it."""
-    m = metrics.c
-    out: dict[str, dict[str, Any]] = {}
-    for span_id, label, mtype, score, category, boolean, doc in conn.execute(
-        sa.select(m.span_id, m.label, m.metric_type, m.score_value, m.categorical_value,
-                  m.boolean_value, m.doc)
-        .where(m.experiment_id == experiment_id, m.span_id.in_(span_ids)).order_by(m.seq)
-    ):
-        if doc is not None:
-            value = metric_value(loads(doc))
-        elif mtype == attr.METRIC_TYPE_SCORE:
-            value = score
-        elif mtype == attr.METRIC_TYPE_BOOLEAN:
-            value = None if boolean is None else bool(boolean)
-        else:
-            value = category
-        out.setdefault(span_id, {})[label] = value
+def _latest(rows: list[OutcomeRow]) -> dict[str, OutcomeRow]:
+    """By record id; a record run more than once counts its last run (in its first place)."""
+    return {row.key: row for row in rows}
+
+
+def _details(store: Store, experiment_id: str,
+             span_ids: list[str]) -> dict[str, tuple[Any, Any, dict[str, Any] | None]]:
+    """``{span id: (input, output, error)}`` from the stored documents of ``span_ids`` only
+    (the records shown): parsing every record's document was most of a comparison's time."""
+    s = spans.c
+    out: dict[str, tuple[Any, Any, dict[str, Any] | None]] = {}
+    for lo in range(0, len(span_ids), _PAGE):
+        with store._read() as conn:
+            found = conn.execute(
+                sa.select(s.span_id, s.status, s.doc)
+                .where(s.experiment_id == experiment_id,
+                       s.span_id.in_(span_ids[lo:lo + _PAGE]))).all()
+        for span_id, status, doc in found:
+            meta = loads(doc).get("meta")
+            meta = meta if isinstance(meta, dict) else {}
+            out[span_id] = (meta.get("input"), meta.get("output"), _error(status, meta))
     return out
 
 
-def outcomes(store: Store, experiment_id: str) -> dict[str, dict[str, Any]]:
-    """Every record of the experiment, by dataset record id (span id when it has none).
+def _full(row: OutcomeRow, details: dict[str, tuple[Any, Any, dict[str, Any] | None]]
+          ) -> dict[str, Any]:
+    inp, output, error = details.get(row.span_id, (None, None, None))
+    return {"record_id": row.key, "input": inp, "output": output, "error": error,
+            "metrics": row.metrics, "span_id": row.span_id, "trace_id": row.trace_id}
 
-    The records API's rows, reduced to what a comparison reads (``input``, ``output``,
-    error, metric values) and read with two plain queries per thousand records: listing
-    every record of two 100,000-span runs is most of what the compare page waits for."""
-    s = spans.c
-    out: dict[str, dict[str, Any]] = {}
-    cursor = 0
-    while True:
-        with store._read() as conn:
-            rows = conn.execute(
-                sa.select(s.seq, s.span_id, s.trace_id, s.status, s.dataset_record_id, s.doc)
-                .where(s.experiment_id == experiment_id, s.is_root.is_(True), s.seq > cursor)
-                .order_by(s.seq).limit(_PAGE)).all()
-            values = _metric_values(conn, experiment_id, [r[1] for r in rows])
-        for seq, span_id, trace_id, status, record_id, doc in rows:
-            meta = loads(doc).get("meta")
-            meta = meta if isinstance(meta, dict) else {}
-            key = record_id or span_id
-            out[key] = {"record_id": key, "input": meta.get("input"),
-                        "output": meta.get("output"), "error": _error(status, meta),
-                        "metrics": values.get(span_id, {}), "span_id": span_id,
-                        "trace_id": trace_id}
-            cursor = seq
-        if len(rows) < _PAGE:
-            return out
+
+def outcomes(store: Store, experiment_id: str) -> dict[str, dict[str, Any]]:
+    """Every record of the experiment, by dataset record id (span id when it has none):
+    the records API's rows reduced to what a comparison shows (``input``, ``output``,
+    error, metric values)."""
+    latest = _latest(outcome_rows(store, experiment_id))
+    details = _details(store, experiment_id, [r.span_id for r in latest.values()])
+    return {key: _full(row, details) for key, row in latest.items()}
 
 
 def change(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, str] | None:
@@ -119,12 +109,33 @@ def compare_outcomes(a_records: dict[str, dict[str, Any]],
 
 
 def changed_records(store: Store, baseline: dict[str, Any], other: dict[str, Any],
-                    limit: int) -> dict[str, Any]:
+                    limit: int, rows: Callable[[str], list[OutcomeRow]] | None = None
+                    ) -> dict[str, Any]:
     """``{"changes": [...], "total", "common", "counts": {kind: n}}`` of ``other`` against
-    ``baseline`` (experiment rows): the first ``limit`` changes, regressions first."""
-    found, common = compare_outcomes(outcomes(store, baseline["id"]),
-                                     outcomes(store, other["id"]))
+    ``baseline`` (experiment rows): the first ``limit`` changes, regressions first.
+
+    Every common record is judged on the lean rows (whether the task failed, metric
+    values); only the ``limit`` records shown have their documents read, and are judged
+    again with their error messages, which only the text of ``what`` depends on."""
+    read = rows or functools.partial(outcome_rows, store)  # (``rows``: the page's cache)
+    a_rows, b_rows = _latest(read(baseline["id"])), _latest(read(other["id"]))
+    found: list[tuple[int, OutcomeRow, OutcomeRow]] = []
     counts: dict[str, int] = {}
-    for item in found:
-        counts[item["kind"]] = counts.get(item["kind"], 0) + 1
-    return {"changes": found[:limit], "total": len(found), "common": common, "counts": counts}
+    common = 0
+    for key, b in b_rows.items():
+        a = a_rows.get(key)
+        if a is None:
+            continue
+        common += 1
+        verdict = outcome_change(None, None, a.metrics, b.metrics,
+                                 failed_a=a.failed, failed_b=b.failed)
+        if verdict is not None:
+            found.append((KINDS.index(verdict[0]), a, b))
+            counts[verdict[0]] = counts.get(verdict[0], 0) + 1
+    found.sort(key=lambda item: item[0])  # stable: then b's record order
+    shown = found[:limit]
+    details_a = _details(store, baseline["id"], [a.span_id for _, a, _ in shown])
+    details_b = _details(store, other["id"], [b.span_id for _, _, b in shown])
+    changes, _ = compare_outcomes({a.key: _full(a, details_a) for _, a, _ in shown},
+                                  {b.key: _full(b, details_b) for _, _, b in shown})
+    return {"changes": changes, "total": len(found), "common": common, "counts": counts}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from ..settings import ServerSettings
 from ..store import EXPERIMENT_STATUSES, Store
 from ..store.base import decode_cursor
 from ..store.compare import compare_experiments
+from ..store.outcome_rows import OutcomeRow, outcome_rows
 from ..store.records import RecordFilters, experiment_records
 from ..where import parse_where
 from . import queries, session, views
@@ -52,6 +54,10 @@ MAX_CHANGES_SHOWN = 200
 #: Seconds a compare page waits for its changed records before rendering without them
 #: (they are finished in the background and the page reloads itself to show them).
 CHANGES_WAIT = 0.1
+#: Seconds between reloads of a compare page whose results are still being worked out.
+PENDING_REFRESH_SECONDS = 1
+#: Experiments whose lean records are kept for comparisons (a 25,000-record one: ~20 MB).
+ROWS_KEPT = 4
 MAX_FORM_BYTES = 8192
 #: Level of the compare page's intervals and paired tests.
 COMPARE_CONFIDENCE = 0.95
@@ -103,6 +109,9 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
     ui.state.store = store
     ui.state.settings = settings
     cache = ResultCache(store)
+    # Each experiment's lean records (``outcome_rows``), read once for both the changed
+    # records and the paired tests of a comparison: large, so only a few are kept.
+    rows_cache = ResultCache(store, size=ROWS_KEPT)
 
     def summary_of(row: dict[str, Any], keys: dict[str, Any]) -> dict[str, Any]:
         exp = row["id"]
@@ -276,28 +285,39 @@ def create_ui(store: Store, settings: ServerSettings) -> FastAPI:
         docs = [summary_of(r, keys)["summary"] for r in rows]
         table = views.comparison([views.experiment_view(r) for r in rows], docs,
                                  frozenset(lower))
+        by_id = {r["id"]: r for r in rows}
+
+        def rows_of(exp_id: str) -> list[OutcomeRow]:
+            return rows_cache.get("rows", [by_id[exp_id]],
+                                  functools.partial(outcome_rows, store, exp_id))
+
         changes = [cache.get_soon("changes", [rows[0], other],
                                   functools.partial(changed_records, store, rows[0], other,
-                                                    MAX_CHANGES_SHOWN), CHANGES_WAIT, keys)
+                                                    MAX_CHANGES_SHOWN, rows_of),
+                                  CHANGES_WAIT, keys)
                    for other in rows[1:]]
         ticked = tuple(sorted(set(lower)))
         significance = [cache.get_soon(
             "significance:" + ",".join(ticked), [rows[0], other],
-            functools.partial(_significance, store, rows[0]["id"], other["id"], ticked),
+            functools.partial(_significance, store, rows[0]["id"], other["id"], ticked, rows_of),
             CHANGES_WAIT, keys) for other in rows[1:]]
         pending = any(c is None for c in [*changes, *significance])
         live = any(r["status"] in LIVE_STATUSES for r in rows)
+        # While results are worked out the page reloads soon, to show them once ready.
+        refresh = PENDING_REFRESH_SECONDS if pending else REFRESH_SECONDS if live else None
         return render(request, "compare.html", exps=rows, table=table, changes=changes,
-                      significance=significance, confidence=COMPARE_CONFIDENCE, lower=lower, refresh=REFRESH_SECONDS if live or pending else None,
+                      significance=significance, confidence=COMPARE_CONFIDENCE, lower=lower,
+                      refresh=refresh,
                       refresh_reason="while records are compared" if pending else None)
 
     return ui
 
 
-def _significance(store: Store, a: str, b: str, lower: tuple[str, ...]) -> list[dict[str, Any]]:
+def _significance(store: Store, a: str, b: str, lower: tuple[str, ...],
+                  rows: Callable[[str], list[OutcomeRow]]) -> list[dict[str, Any]]:
     """The compare endpoint's per-metric verdicts for the page ([] without scipy)."""
     try:
-        found = compare_experiments(store, a, b, COMPARE_CONFIDENCE, lower)
+        found = compare_experiments(store, a, b, COMPARE_CONFIDENCE, lower, rows=rows)
     except ImportError:
         return []
     for m in found["metrics"]:
