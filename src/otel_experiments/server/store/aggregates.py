@@ -148,6 +148,8 @@ def add_rows(conn: sa.Connection, sqlite: bool, experiment_id: str,
         params["metric_totals"] = [(experiment_id, *k, *t) for k, t in sorted(m_totals.items())]
         if values:
             params["metric_values"] = [(experiment_id, *k, n) for k, n in sorted(values.items())]
+    if not params:
+        return
     # The driver's own cursor: SQLAlchemy's statement handling cost more than these small
     # statements themselves (several per request, on every request).
     cursor = conn.connection.cursor()
