@@ -211,3 +211,26 @@ def test_an_encoded_slash_stays_inside_its_path_segment() -> None:
     convertor = IdConvertor()
     assert convertor.convert(f"..{SLASH}x") == "../x"
     assert convertor.to_string("a/b%") == "a%2Fb%25"
+
+
+def test_serve_takes_startup_objects_out_of_the_collectors_reach() -> None:
+    """``serve`` freezes what start-up built, so full collections (every few events bodies)
+    no longer traverse it; a request's own garbage is still collected."""
+    import gc
+
+    from otel_experiments.cli.server import _freeze_startup_objects
+
+    class Cycle:
+        me: Any = None
+
+    assert gc.get_freeze_count() == 0
+    try:
+        _freeze_startup_objects()
+        assert gc.get_freeze_count() > 10_000
+        cycle = Cycle()
+        cycle.me = cycle
+        alive = [gc.is_tracked(cycle)]
+        del cycle
+        assert gc.collect() > 0 and alive == [True]
+    finally:
+        gc.unfreeze()
