@@ -208,14 +208,25 @@ def _span_fast(span: dict[str, Any]) -> SpanRow | None:
     return _span_row(span, parent, name, start, duration, _wanted_tags(span["tags"]))
 
 
+def _whole(item: dict[str, Any], name: str) -> Any:
+    """``item[name]``, a whole float (``5.0``) turned into an int in place (so the stored
+    document has the int too): JSON Schema, and so the published contract, calls every
+    number without a fraction an integer, while the checks take only ints. Only the slow
+    path needs it: the fast path declines anything but an int."""
+    value = item[name]
+    if type(value) is float and value.is_integer():
+        value = item[name] = int(value)
+    return value
+
+
 def _span(span: dict[str, Any], ptr: str) -> SpanRow:
     parent = span.get("parent_id")  # omitted for a root span
     if parent is not None:
         parent = id_value(parent, f"{ptr}/parent_id")
     id_value(span["span_id"], f"{ptr}/span_id")
     id_value(span["trace_id"], f"{ptr}/trace_id")
-    start = int_value(span["start_ns"], f"{ptr}/start_ns")
-    duration = int_value(span["duration"], f"{ptr}/duration")
+    start = int_value(_whole(span, "start_ns"), f"{ptr}/start_ns")
+    duration = int_value(_whole(span, "duration"), f"{ptr}/duration")
     tags = {k: v for k, v in tag_map(span["tags"]).items() if k in _TAG_KEYS}
     return _span_row(span, parent, column_text(span["name"]), start, duration, tags)
 
@@ -244,6 +255,7 @@ def _metric_fast(metric: dict[str, Any]) -> MetricRow | None:
 
 
 def _metric(metric: dict[str, Any], ptr: str) -> MetricRow:
+    _whole(metric, "timestamp_ms")  # before the document is dumped
     mtype = metric["metric_type"]
     label = column_text(text_value(metric["label"], f"{ptr}/label", nul_ok=True))
     if len(label.encode()) > LABEL_MAX_BYTES:
