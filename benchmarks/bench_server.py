@@ -206,6 +206,17 @@ def interleaved(ours: Side, ref: Side | None, exp: str, bodies: list[bytes], cli
                 side.send(exp, chunk, clients)
 
 
+def warm_up(sides: list[Side | None], batch: int, clients: int) -> None:
+    """A few untimed requests to each server first (another experiment), so that the first
+    requests' one-off costs (lazy imports, statement caches) fall on no side's figures: in
+    rotating rounds they used to land on whoever went first."""
+    bodies = _bodies("warm-up", 0, max(40, 4 * batch), batch)
+    for side in sides:
+        if side is not None:
+            side.send("warm-up", bodies, clients)
+            side.spans, side.seconds, side.cpu, side.db_cpu = 0, 0.0, 0.0, 0.0
+
+
 def before_line(case: str, ours: Side, before: Side | None) -> None:
     """``--before``: the older tree's server beside ours, as a ratio (stderr only)."""
     if before is None:
@@ -256,6 +267,7 @@ def sqlite_cases(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
         old_server, before = older(f"b{batch}")
         try:
             ours, theirs = sides(server, ref)
+            warm_up([ours, theirs, before], batch, args.clients)
             exp = f"bench-{batch}"
             interleaved(ours, theirs, exp, _bodies(exp, 0, total, batch), args.clients, 4,
                         before)
@@ -273,6 +285,7 @@ def sqlite_cases(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
     old_server, before = older("grow")
     try:
         ours, theirs = sides(server, ref)
+        warm_up([ours, theirs, before], 1000, args.clients)
         exp, step, done = "bench-grow", args.grow // 15, 0  # (20k steps: 100k is one)
         last_ours = last_ref = (0, 0.0)
         summaries: list[tuple[int, float, float]] = []
