@@ -2,7 +2,7 @@
 PY ?= python3
 # make bench LOAD_ARGS=--quick: 10 s load runs instead of 60 s
 LOAD_ARGS ?=
-# make bench BEFORE=/path/to/an/older/tree: the load and spill benchmarks also run the
+# make bench BEFORE=/path/to/an/older/tree: the server, load and spill benchmarks also run the
 # application on that tree's package (e.g. `git archive HEAD~5 | tar -x -C /tmp/old`),
 # side by side with ratios
 BEFORE ?=
@@ -30,7 +30,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PYTHON) benchmarks/bench_processor.py
 	@if [ -f benchmarks/bench_exporter.py ]; then echo; $(PYTHON) benchmarks/bench_exporter.py; fi
-	@if [ -f benchmarks/bench_server.py ]; then echo; $(PYTHON) benchmarks/bench_server.py --quick; fi
+	@if [ -f benchmarks/bench_server.py ]; then echo; $(PYTHON) benchmarks/bench_server.py --quick $(BEFORE_ARGS); fi
 	@echo; $(PYTHON) benchmarks/bench_runner.py
 	@echo; $(PYTHON) benchmarks/bench_stats.py
 	@echo; $(PYTHON) benchmarks/bench_ui.py

@@ -15,6 +15,7 @@ throwaway cluster, or ``--postgres-url``): throughput with one and with two serv
 replicas on one database, and PostgreSQL's CPU per stored span (all its processes).
 
     python benchmarks/bench_server.py [--quick] [--million] [--backends sqlite,postgres]
+                                      [--before OLDER_TREE]
 """
 
 from __future__ import annotations
@@ -193,15 +194,36 @@ def summary_p95(base: str, exp: str, expected: int, requests: int) -> tuple[floa
 
 
 def interleaved(ours: Side, ref: Side | None, exp: str, bodies: list[bytes], clients: int,
-                rounds: int) -> None:
-    """Send the same bodies to both, round by round, alternating who goes first."""
+                rounds: int, before: Side | None = None) -> None:
+    """Send the same bodies to each side, round by round, rotating who goes first."""
+    group = [side for side in (ours, ref, before) if side is not None]
     per = -(-len(bodies) // rounds)
     for r in range(rounds):
         chunk = bodies[r * per:(r + 1) * per]
-        order = [ours, ref] if r % 2 == 0 else [ref, ours]
-        for side in order:
-            if side is not None and chunk:
+        k = r % len(group)
+        for side in group[k:] + group[:k]:
+            if chunk:
                 side.send(exp, chunk, clients)
+
+
+def warm_up(sides: list[Side | None], batch: int, clients: int) -> None:
+    """A few untimed requests to each server first (another experiment), so that the first
+    requests' one-off costs (lazy imports, statement caches) fall on no side's figures: in
+    rotating rounds they used to land on whoever went first."""
+    bodies = _bodies("warm-up", 0, max(40, 4 * batch), batch)
+    for side in sides:
+        if side is not None:
+            side.send("warm-up", bodies, clients)
+            side.spans, side.seconds, side.cpu, side.db_cpu = 0, 0.0, 0.0, 0.0
+
+
+def before_line(case: str, ours: Side, before: Side | None) -> None:
+    """``--before``: the older tree's server beside ours, as a ratio (stderr only)."""
+    if before is None:
+        return
+    print(f"  {case}: before {before.rate:,.0f} spans/s, CPU/span "
+          f"{before.cpu / max(before.spans, 1) * 1e6:.0f} us -> after/before "
+          f"{ours.rate / before.rate:.2f}x", file=sys.stderr, flush=True)
 
 
 def line(case: str, ours: Side, ref: Side | None, note: str = "") -> dict[str, Any]:
@@ -229,21 +251,41 @@ def sqlite_cases(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
         return (Side("ours", [server.base_url], server.proc.pid),
                 Side("ref", [ref.base_url], ref.proc.pid) if ref else None)
 
+    def older(tag: str) -> tuple[ServerProcess | None, Side | None]:
+        """``--before SRC``: that tree's server on its own fresh file, in the same rounds."""
+        if not args.before:
+            return None, None
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(Path(args.before) / "src"), os.environ.get("PYTHONPATH", "")])}
+        server = ServerProcess(f"sqlite:///{tmp / f'before-{tag}.db'}", log_dir=tmp,
+                               env=env).start()
+        assert server.proc is not None
+        return server, Side("before", [server.base_url], server.proc.pid)
+
     for batch, total in ((1, args.n1), (100, args.n100), (1000, args.n1000)):
         server, ref = pair(f"b{batch}")
+        old_server, before = older(f"b{batch}")
         try:
             ours, theirs = sides(server, ref)
+            warm_up([ours, theirs, before], batch, args.clients)
             exp = f"bench-{batch}"
-            interleaved(ours, theirs, exp, _bodies(exp, 0, total, batch), args.clients, 4)
-            rows.append(line(f"sqlite ingest batch={batch}, {args.clients} clients", ours, theirs))
+            interleaved(ours, theirs, exp, _bodies(exp, 0, total, batch), args.clients, 4,
+                        before)
+            case = f"sqlite ingest batch={batch}, {args.clients} clients"
+            rows.append(line(case, ours, theirs))
+            before_line(case, ours, before)
         finally:
             server.stop()
             if ref:
                 ref.stop()
+            if old_server:
+                old_server.stop()
 
     server, ref = pair("grow")
+    old_server, before = older("grow")
     try:
         ours, theirs = sides(server, ref)
+        warm_up([ours, theirs, before], 1000, args.clients)
         exp, step, done = "bench-grow", args.grow // 15, 0  # (20k steps: 100k is one)
         last_ours = last_ref = (0, 0.0)
         summaries: list[tuple[int, float, float]] = []
@@ -251,13 +293,18 @@ def sqlite_cases(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
         while done < args.grow:
             last_ours, last_ref = (ours.spans, ours.seconds), (
                 (theirs.spans, theirs.seconds) if theirs else (0, 0.0))
-            interleaved(ours, theirs, exp, _bodies(exp, done, done + step, 1000), args.clients, 2)
+            interleaved(ours, theirs, exp, _bodies(exp, done, done + step, 1000), args.clients, 2,
+                        before)
             done += step
             if pending and done >= pending[0]:
                 while pending and done >= pending[0]:
                     pending.pop(0)
                 summaries.append((done, *summary_p95(server.base_url, exp, done, args.requests)))
         rows.append(line(f"sqlite one experiment growing to {args.grow:,} spans", ours, theirs))
+        before_line(f"sqlite one experiment growing to {args.grow:,} spans", ours, before)
+        if old_server:
+            old_server.stop()
+            old_server = None
         tail_ours = (ours.spans - last_ours[0]) / (ours.seconds - last_ours[1])
         tail = (f"last {step:,} spans: ours {tail_ours:,.0f} spans/s")
         if theirs:
@@ -282,6 +329,8 @@ def sqlite_cases(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
         server.stop()
         if ref:
             ref.stop()
+        if old_server:
+            old_server.stop()
     return rows
 
 
@@ -323,6 +372,9 @@ def main() -> int:
                         help="admin URL of a PostgreSQL server (default: throwaway cluster; "
                         "PostgreSQL CPU is only measured on the throwaway one)")
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--before", metavar="SRC", default=None,
+                        help="also run the server of this older tree (e.g. `git archive main | "
+                        "tar -x -C /tmp/old`) in the same SQLite rounds: after/before ratios")
     args = parser.parse_args()
     q = args.quick
     args.n1, args.n100, args.n1000 = (400, 10_000, 20_000) if q else (2000, 40_000, 80_000)

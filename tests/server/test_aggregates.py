@@ -151,3 +151,31 @@ def test_concurrent_writers_lose_no_counts(backend: str,
     assert [tuple(r) for r in buckets] == [(0, 360), (1, 120), (2, 360)]
     for s in stores:
         s.engine.dispose()
+
+
+def test_one_group_commit_adds_what_separate_requests_add(
+        fresh_database_url: Callable[[str], str]) -> None:
+    """SQLite's group commit sums the aggregates of its requests per experiment: the same
+    summaries as the requests stored one by one, duplicates across requests counted once."""
+    from otel_experiments.server.store.events import _Job
+
+    def requests() -> list[tuple[str, Any]]:
+        rng = random.Random(5)
+        return [("exp-a", _body(range(1, 61), rng)), ("exp-b", _body(range(1, 31), rng)),
+                ("exp-a", _body(range(41, 101), rng)),  # 20 spans repeat the first request's
+                ("exp-a", _body(range(101, 102), rng))]
+
+    apart = Store(create_engine(fresh_database_url("sqlite")))
+    migrate(apart.engine)
+    counts_apart = [apart.ingest(exp, *rows) for exp, rows in requests()]
+    together = Store(create_engine(fresh_database_url("sqlite")))
+    migrate(together.engine)
+    jobs = [_Job(exp, *rows) for exp, rows in requests()]
+    together._group_commit(jobs)
+    assert [j.result for j in jobs] == counts_apart
+    assert counts_apart[2].duplicate_spans == 20
+    for exp in ("exp-a", "exp-b"):
+        assert together.summary(exp) == _approx(apart.summary(exp))
+    assert together.summary("exp-a")["span_count"] == 101
+    for store in (apart, together):
+        store.engine.dispose()

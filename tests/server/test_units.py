@@ -109,10 +109,10 @@ def test_checks_the_schema_cannot_express(monkeypatch: pytest.MonkeyPatch, expla
     cases = [
         ("spans", "span_id", "0000000000000001\n"),  # Python's re: "$" matches before "\n"
         ("spans", "parent_id", "0000000000000001\n"),
-        ("spans", "start_ns", 5.0),  # a JSON Schema "integer"
+        ("spans", "start_ns", 5.5),
         ("spans", "duration", 2**63),
         ("metrics", "trace_id", "00000000000000000000000000000001\n"),
-        ("metrics", "timestamp_ms", 1.0),
+        ("metrics", "timestamp_ms", -1.0),
         ("metrics", "score_value", 10**400),
     ]
     for key, field, value in cases:
@@ -211,3 +211,49 @@ def test_an_encoded_slash_stays_inside_its_path_segment() -> None:
     convertor = IdConvertor()
     assert convertor.convert(f"..{SLASH}x") == "../x"
     assert convertor.to_string("a/b%") == "a%2Fb%25"
+
+
+def test_serve_takes_startup_objects_out_of_the_collectors_reach() -> None:
+    """``serve`` freezes what start-up built, so full collections (every few events bodies)
+    no longer traverse it; a request's own garbage is still collected."""
+    import gc
+
+    from otel_experiments.cli.server import _freeze_startup_objects
+
+    class Cycle:
+        me: Any = None
+
+    assert gc.get_freeze_count() == 0
+    try:
+        _freeze_startup_objects()
+        assert gc.get_freeze_count() > 10_000
+        cycle = Cycle()
+        cycle.me = cycle
+        alive = [gc.is_tracked(cycle)]
+        del cycle
+        assert gc.collect() > 0 and alive == [True]
+    finally:
+        gc.unfreeze()
+
+
+def test_whole_floats_in_integer_members_are_stored_as_ints() -> None:
+    """``5.0`` is a JSON Schema "integer": accepted in every integer member of the schema,
+    stored as ``5`` in the columns and in the document."""
+    from otel_experiments.events import load_events_schema
+
+    defs = load_events_schema()["$defs"]
+    integers = {kind: {name for name, member in defs[kind]["properties"].items()
+                       if member.get("type") == "integer"} for kind in ("span", "metric")}
+    assert integers == {"span": {"start_ns", "duration"}, "metric": {"timestamp_ms"}}
+    body = events_body([span(1)], [metric(1, "acc", 0.5)])
+    attrs = body["data"]["attributes"]
+    attrs["spans"][0].update(start_ns=7.0, duration=3.0)
+    attrs["metrics"][0]["timestamp_ms"] = 1.0
+    (row,), (mrow,) = ingest.parse_events(body, 10)
+    values = dict(zip(SPAN_COLUMNS, row.values, strict=True))
+    assert (values["start_ns"], values["duration"]) == (7, 3)
+    assert all(type(values[k]) is int for k in ("start_ns", "duration"))
+    assert loads(values["doc"])["start_ns"] == 7 and '"start_ns":7,' in values["doc"]
+    stored = dict(zip(METRIC_COLUMNS, mrow, strict=True))
+    assert type(stored["timestamp_ms"]) is int and stored["timestamp_ms"] == 1
+    assert stored["doc"].endswith('"timestamp_ms":1}')  # (these helpers' member order)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import socket
 import sys
 from typing import Any
@@ -77,8 +78,19 @@ def _serve(args: argparse.Namespace) -> int:
           f"  web UI  {base}/\n  API     {base}/api/v2/llm-obs/v1  (OpenAPI: {base}/docs)\n"
           f"  export  OTEL_EXPERIMENTS_ENDPOINT={base}", flush=True)
     config = uvicorn.Config(app, log_level=args.log_level, access_log=args.access_log)
+    _freeze_startup_objects()
     uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def _freeze_startup_objects() -> None:
+    """Move every object alive after start-up (modules, the app, SQLAlchemy's and the
+    schema validator's structures: hundreds of thousands) out of the garbage collector's
+    reach. An events body decodes into tens of thousands of containers, so full
+    collections come every few requests, and each traversed all of these again: about a
+    sixth of the CPU of an ingest at batch 1000. They live as long as the process anyway."""
+    gc.collect()
+    gc.freeze()
 
 
 def _listen(host: str, port: int) -> socket.socket:

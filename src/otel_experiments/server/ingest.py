@@ -10,7 +10,7 @@ from ..models import validate_id
 from .jsonapi import ApiError, ApiErrors, dumps_str, pointer
 from .schema import CATEGORY_INDEX_CHARS, LABEL_MAX_BYTES
 from .store import MetricRow, SpanRow, is_root_parent, tag_map
-from .usage import span_usage
+from .usage import NO_USAGE, span_usage
 from .validation import (
     INT64_MAX,
     column_text,
@@ -150,14 +150,16 @@ def _metric_doc(metric: dict[str, Any], mtype: str) -> str | None:
     return dumps_str(metric)
 
 
+_TAG_KEY_SET = frozenset(_TAG_KEYS)
+
+
 def _wanted_tags(tags: list[str]) -> dict[str, str]:
     """The tags the rows need (first occurrence wins, as in :func:`~.store.tag_map`)."""
     found: dict[str, str] = {}
     for tag in tags:
-        if tag.startswith(_TAG_PREFIXES):  # one C call skips every other tag
-            key, _, value = tag.partition(":")
-            if key not in found:
-                found[key] = value
+        key, sep, value = tag.partition(":")
+        if sep and key in _TAG_KEY_SET:
+            found.setdefault(key, value)
     return found
 
 
@@ -186,15 +188,20 @@ def _lookup_id(value: object) -> str | None:
 
 def _span_row(span: dict[str, Any], parent: str | None, name: str, start: int,
               duration: int, tags: dict[str, str]) -> SpanRow:
-    record_id = span.get("dataset_record_id", tags.get("dataset_record_id"))
+    # (once per span at ingest: the id cache is asked inline, a call only on a miss)
+    get, known = tags.get, _VALID_IDS.get
+    record_id = span.get("dataset_record_id") or get("dataset_record_id")
+    user, org = get(attr.USER_ID), get(attr.ORGANIZATION_ID)
     values = (span["span_id"], span["trace_id"], parent, name, start, duration, span["status"],
               # a unit of work: a trace root, or the entry span a plugin marked (a web
               # framework's server span, whose parent is another service's)
-              is_root_parent(parent) or tags.get(attr.EXPERIMENT_ENTRY) == "true",
-              _lookup_id(record_id), _lookup_id(tags.get(attr.USER_ID)),
-              _lookup_id(tags.get(attr.ORGANIZATION_ID)), *span_usage(span), dumps_str(span))
-    return SpanRow(values, tags.get(attr.EXPERIMENT_NAME) or tags.get("experiment_name"),
-                   tags.get(attr.EXPERIMENT_FEATURE_SLUG))
+              is_root_parent(parent) or get(attr.EXPERIMENT_ENTRY) == "true",
+              None if record_id is None else known(record_id) or _lookup_id(record_id),
+              None if user is None else known(user) or _lookup_id(user),
+              None if org is None else known(org) or _lookup_id(org),
+              *(span_usage(span) if "attributes" in span else NO_USAGE), dumps_str(span))
+    return SpanRow(values, get(attr.EXPERIMENT_NAME) or get("experiment_name"),
+                   get(attr.EXPERIMENT_FEATURE_SLUG))
 
 
 def _span_fast(span: dict[str, Any]) -> SpanRow | None:
@@ -208,14 +215,25 @@ def _span_fast(span: dict[str, Any]) -> SpanRow | None:
     return _span_row(span, parent, name, start, duration, _wanted_tags(span["tags"]))
 
 
+def _whole(item: dict[str, Any], name: str) -> Any:
+    """``item[name]``, a whole float (``5.0``) turned into an int in place (so the stored
+    document has the int too): JSON Schema, and so the published contract, calls every
+    number without a fraction an integer, while the checks take only ints. Only the slow
+    path needs it: the fast path declines anything but an int."""
+    value = item[name]
+    if type(value) is float and value.is_integer():
+        value = item[name] = int(value)
+    return value
+
+
 def _span(span: dict[str, Any], ptr: str) -> SpanRow:
     parent = span.get("parent_id")  # omitted for a root span
     if parent is not None:
         parent = id_value(parent, f"{ptr}/parent_id")
     id_value(span["span_id"], f"{ptr}/span_id")
     id_value(span["trace_id"], f"{ptr}/trace_id")
-    start = int_value(span["start_ns"], f"{ptr}/start_ns")
-    duration = int_value(span["duration"], f"{ptr}/duration")
+    start = int_value(_whole(span, "start_ns"), f"{ptr}/start_ns")
+    duration = int_value(_whole(span, "duration"), f"{ptr}/duration")
     tags = {k: v for k, v in tag_map(span["tags"]).items() if k in _TAG_KEYS}
     return _span_row(span, parent, column_text(span["name"]), start, duration, tags)
 
@@ -244,6 +262,7 @@ def _metric_fast(metric: dict[str, Any]) -> MetricRow | None:
 
 
 def _metric(metric: dict[str, Any], ptr: str) -> MetricRow:
+    _whole(metric, "timestamp_ms")  # before the document is dumped
     mtype = metric["metric_type"]
     label = column_text(text_value(metric["label"], f"{ptr}/label", nul_ok=True))
     if len(label.encode()) > LABEL_MAX_BYTES:

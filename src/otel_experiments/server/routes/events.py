@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ...events import load_events_schema
 from ...events.dialects import is_ddtrace_events
 from .. import _openapi as doc
 from ..costs import add_cost
@@ -19,35 +18,9 @@ from ..parsing import page_params
 from ..render import EXAMPLES, list_document
 from ..store import GROUP_COLUMNS, SpanFilters
 from ..validation import path_id
-from ._common import EVENTS_ROUTE_ID, json_body, settings_of, store_of, time_ns, whole_number
+from ._common import EVENTS_ROUTE_ID, json_body, settings_of, store_of, time_ns
 
 router = APIRouter(tags=["events"], default_response_class=JsonApiResponse)
-
-
-def _integer_members() -> dict[str, tuple[str, ...]]:
-    """The integer members of spans and metrics, as the events schema declares them."""
-    defs = load_events_schema()["$defs"]
-    return {kind: tuple(name for name, member in defs[kind]["properties"].items()
-                        if member.get("type") == "integer")
-            for kind in ("span", "metric")}
-
-
-_INTEGER_MEMBERS = _integer_members()
-
-
-def _whole_numbers(body: Any) -> None:
-    """Turn ``5.0`` into ``5`` in the integer members of spans and metrics, in place."""
-    data = body.get("data") if isinstance(body, dict) else None
-    attrs = data.get("attributes") if isinstance(data, dict) else None
-    if not isinstance(attrs, dict):
-        return
-    for key, kind in (("spans", "span"), ("metrics", "metric")):
-        items = attrs.get(key)
-        for item in items if isinstance(items, list) else ():
-            if isinstance(item, dict):
-                for name in _INTEGER_MEMBERS[kind]:
-                    if name in item:
-                        item[name] = whole_number(item[name])
 
 
 @router.post(EVENTS_ROUTE_ID, status_code=202,
@@ -64,7 +37,6 @@ async def push_events(request: Request, experiment_id: str) -> Response:
     max_items = settings_of(request).max_items_per_request
 
     def work() -> Any:
-        _whole_numbers(body)
         span_rows, metric_rows = parse_events(body, max_items)
         return store.ingest(experiment_id, span_rows, metric_rows)
 

@@ -12,6 +12,7 @@ writers never deadlock), on SQLite and PostgreSQL. The summary is then a handful
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -122,32 +123,41 @@ def add_rows(conn: sa.Connection, sqlite: bool, experiment_id: str,
             params["usage_totals"] = [(experiment_id, m, *t) for m, t in sorted(usage.items())]
     metrics = list(metric_rows)
     if metrics:
-        m_totals: dict[tuple[str, str], list[Any]] = {}
-        values: dict[tuple[str, str, str], int] = {}
-        scores: dict[tuple[int, str, int], int] = {}
+        # Grouped by (label, type) first, then each group summed with C-level builtins.
+        groups: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
         for row in metrics:
-            label, mtype = row[_M_LABEL], row[_M_TYPE]
-            t = m_totals.setdefault((label, mtype), [0, 0, 0.0, None, None])
-            t[0] += 1
-            if mtype == attr.METRIC_TYPE_SCORE:
-                score = row[_M_SCORE]
-                t[1] += 1
-                t[2] += score
-                t[3] = score if t[3] is None else min(t[3], score)
-                t[4] = score if t[4] is None else max(t[4], score)
-                skey = (SERIES_SCORE, label, sketch.bucket(score))
-                scores[skey] = scores.get(skey, 0) + 1
+            key = (row[_M_LABEL], row[_M_TYPE])
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [row]
             else:
-                value = (("true" if row[_M_BOOLEAN] else "false")
-                         if mtype == attr.METRIC_TYPE_BOOLEAN else row[_M_CATEGORY])
-                vkey = (label, mtype, value)
-                values[vkey] = values.get(vkey, 0) + 1
+                group.append(row)
+        m_totals: list[tuple[Any, ...]] = []
+        values: list[tuple[Any, ...]] = []
+        scores: list[tuple[Any, ...]] = []
+        # (in key order, so every table's rows come out in key order: no lock cycles)
+        for (label, mtype), group in sorted(groups.items()):
+            if mtype == attr.METRIC_TYPE_SCORE:
+                got = [row[_M_SCORE] for row in group]
+                m_totals.append((experiment_id, label, mtype, len(got), len(got),
+                                 float(sum(got)), min(got), max(got)))
+                scores += [(experiment_id, SERIES_SCORE, label, bucket, n)
+                           for bucket, n in sorted(sketch.count_buckets(got).items())]
+                continue
+            m_totals.append((experiment_id, label, mtype, len(group), 0, 0.0, None, None))
+            if mtype == attr.METRIC_TYPE_BOOLEAN:
+                counts = Counter("true" if row[_M_BOOLEAN] else "false" for row in group)
+            else:
+                counts = Counter(row[_M_CATEGORY] for row in group)
+            values += [(experiment_id, label, mtype, value, n)
+                       for value, n in sorted(counts.items())]
         if scores:
-            params.setdefault("value_buckets", []).extend(
-                (experiment_id, *k, n) for k, n in sorted(scores.items()))
-        params["metric_totals"] = [(experiment_id, *k, *t) for k, t in sorted(m_totals.items())]
+            params.setdefault("value_buckets", []).extend(scores)
+        params["metric_totals"] = m_totals
         if values:
-            params["metric_values"] = [(experiment_id, *k, n) for k, n in sorted(values.items())]
+            params["metric_values"] = values
+    if not params:
+        return
     # The driver's own cursor: SQLAlchemy's statement handling cost more than these small
     # statements themselves (several per request, on every request).
     cursor = conn.connection.cursor()

@@ -174,8 +174,19 @@ class EventQueries(StoreBase):
         failing request fails."""
         try:
             with self._transaction() as conn:
-                results = [self._ingest(conn, j.experiment_id, j.span_rows, j.metric_rows)
-                           for j in jobs]
+                stored = [self._store_rows(conn, j.experiment_id, j.span_rows, j.metric_rows)
+                          for j in jobs]
+                # The aggregates of every request of one experiment in one set of upserts:
+                # they are additive, and each set costs several statements (at batch 1,
+                # most of a request's SQL).
+                new: dict[str, tuple[list[tuple[Any, ...]], list[MetricRow]]] = {}
+                for job, (_, new_spans, new_metrics) in zip(jobs, stored, strict=True):
+                    spans_of, metrics_of = new.setdefault(job.experiment_id, ([], []))
+                    spans_of += new_spans
+                    metrics_of += new_metrics
+                for experiment_id, (new_spans, new_metrics) in new.items():
+                    aggregates.add_rows(conn, True, experiment_id, new_spans, new_metrics)
+            results = [result for result, _, _ in stored]
         except Exception as exc:
             if len(jobs) == 1:
                 jobs[0].error = exc
@@ -197,6 +208,16 @@ class EventQueries(StoreBase):
 
     def _ingest(self, conn: sa.Connection, experiment_id: str, span_rows: list[SpanRow],
                 metric_rows: list[MetricRow]) -> IngestResult:
+        result, new_spans, new_metrics = self._store_rows(conn, experiment_id, span_rows,
+                                                          metric_rows)
+        aggregates.add_rows(conn, self.sqlite, experiment_id, new_spans, new_metrics)
+        return result
+
+    def _store_rows(self, conn: sa.Connection, experiment_id: str, span_rows: list[SpanRow],
+                    metric_rows: list[MetricRow]
+                    ) -> tuple[IngestResult, list[tuple[Any, ...]], list[MetricRow]]:
+        """Insert one request's rows: its counts, and the span and metric rows it newly
+        stored (for the aggregates, which the caller adds in the same transaction)."""
         name, slug = _experiment_hints(experiment_id, span_rows)
         now = now_iso()
         # Driver-level SQL: building the Core statement cost more than running it.
@@ -218,11 +239,10 @@ class EventQueries(StoreBase):
             accepted_metrics, stored = self._insert_new(conn, metrics, (experiment_id,),
                                                         metric_rows)
             new_metrics = _new_rows(metric_rows, stored, itemgetter(0, 2, 3))
-        aggregates.add_rows(conn, self.sqlite, experiment_id, new_spans, new_metrics)
         return IngestResult(
             experiment_id, created, accepted_spans, len(span_rows) - accepted_spans,
             accepted_metrics, len(metric_rows) - accepted_metrics,
-        )
+        ), new_spans, new_metrics
 
     def _insert_new(self, conn: sa.Connection, table: sa.Table, head: tuple[Any, ...],
                     rows: list[tuple[Any, ...]]) -> tuple[int, set[Any] | None]:
