@@ -421,12 +421,12 @@ def test_listed_attributes_exact_and_glob(tracer: Tracer, exporter: InMemorySpan
 def test_hostile_attribute_values_are_bounded_and_never_raise(
     tracer: Tracer, exporter: InMemorySpanExporter
 ) -> None:
-    from otel_experiments.events.convert import MAX_KEPT_VALUE_CHARS
+    from otel_experiments.events.convert import MAX_KEPT_ITEMS, MAX_KEPT_VALUE_CHARS
 
     with tracer.start_as_current_span("s", attributes={
         **EXP, "gen_ai.prompt": "p" * 100_000, "gen_ai.temperature": float("nan"),
         "gen_ai.top_p": float("inf"), "gen_ai.stop": ("a", "b"),
-        "gen_ai.weird": "\ud800 lone surrogate",
+        "gen_ai.weird": "\ud800 lone surrogate", "gen_ai.many": tuple(range(100_000)),
     }):
         pass
     bodies = spans_to_event_bodies(exporter.get_finished_spans())
@@ -437,6 +437,7 @@ def test_hostile_attribute_values_are_bounded_and_never_raise(
     assert kept["gen_ai.prompt"].endswith(A.TRUNCATION_MARKER)
     assert "gen_ai.temperature" not in kept and "gen_ai.top_p" not in kept
     assert kept["gen_ai.stop"] == ["a", "b"]
+    assert kept["gen_ai.many"] == list(range(MAX_KEPT_ITEMS))
     assert dumps(bodies["exp-1"])  # encodable, surrogate and all
 
 

@@ -104,9 +104,11 @@ SpanEvent = tuple[str, dict[str, Any], list[dict[str, Any]]]
 #: conventions (model, token usage), whichever instrumentation set them.
 DEFAULT_KEPT_ATTRIBUTES: Final = ("gen_ai.*",)
 
-#: A kept string value longer than this is cut (with the truncation marker): attributes
-#: such as a prompt must not make one span outgrow a request body.
+#: A kept string value longer than this is cut (with the truncation marker), an array
+#: longer than ``MAX_KEPT_ITEMS`` keeps its first items: attributes such as a prompt must
+#: not make one span outgrow a request body.
 MAX_KEPT_VALUE_CHARS: Final = 4096
+MAX_KEPT_ITEMS: Final = 128
 
 _MAX_SHAPES: Final = 1024
 
@@ -183,7 +185,7 @@ def _kept_value(value: Any) -> Any:
     if kind is float:
         return value if math.isfinite(value) else None
     if isinstance(value, (tuple, list)):
-        items = [_kept_value(item) for item in value]
+        items = [_kept_value(item) for item in value[:MAX_KEPT_ITEMS]]
         return [item for item in items if item is not None and not isinstance(item, list)]
     return None
 
