@@ -403,7 +403,7 @@ def test_genai_attributes_travel_on_the_event(
 
 
 def test_listed_attributes_exact_and_glob(tracer: Tracer, exporter: InMemorySpanExporter) -> None:
-    from otel_experiments.events.convert import KeptAttributes
+    from otel_experiments.events.shapes import KeptAttributes
 
     with tracer.start_as_current_span("s", attributes={
         **EXP, "http.route": "/chat", "llm.vendor": "acme", "llm.temperature": 0.2,
@@ -421,7 +421,7 @@ def test_listed_attributes_exact_and_glob(tracer: Tracer, exporter: InMemorySpan
 def test_hostile_attribute_values_are_bounded_and_never_raise(
     tracer: Tracer, exporter: InMemorySpanExporter
 ) -> None:
-    from otel_experiments.events.convert import MAX_KEPT_ITEMS, MAX_KEPT_VALUE_CHARS
+    from otel_experiments.events.shapes import MAX_KEPT_ITEMS, MAX_KEPT_VALUE_CHARS
 
     with tracer.start_as_current_span("s", attributes={
         **EXP, "gen_ai.prompt": "p" * 100_000, "gen_ai.temperature": float("nan"),
@@ -444,7 +444,7 @@ def test_hostile_attribute_values_are_bounded_and_never_raise(
 def test_many_distinct_attribute_key_sets_stay_bounded(
     tracer: Tracer, exporter: InMemorySpanExporter
 ) -> None:
-    from otel_experiments.events.convert import _MAX_SHAPES, KeptAttributes
+    from otel_experiments.events.shapes import _MAX_SHAPES, KeptAttributes
 
     kept = KeptAttributes()
     for i in range(_MAX_SHAPES + 50):
@@ -452,4 +452,4 @@ def test_many_distinct_attribute_key_sets_stay_bounded(
             pass
     bodies = spans_to_event_bodies(exporter.get_finished_spans(), kept)
     assert len(bodies["exp-1"]["data"]["attributes"]["spans"]) == _MAX_SHAPES + 50
-    assert len(kept._shapes) <= _MAX_SHAPES
+    assert len(kept.shapes) <= _MAX_SHAPES

@@ -10,9 +10,8 @@ Dicts are built directly from the :class:`~opentelemetry.sdk.trace.ReadableSpan`
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from opentelemetry.sdk.resources import (
     DEPLOYMENT_ENVIRONMENT,
@@ -30,31 +29,35 @@ from opentelemetry.semconv.attributes.exception_attributes import (
 from opentelemetry.trace import SpanKind, StatusCode
 
 from .._compat import attribute_dict, event_fields, events_of, span_fields
-from .._runtime.text import clean_text, truncate
 from ..attributes import (
     DATASET_RECORD_ID,
     EXPECTED_OUTPUT_MIME_TYPE,
     EXPECTED_OUTPUT_VALUE,
-    EXPERIMENT_ENTRY,
     EXPERIMENT_ID,
     INPUT_MIME_TYPE,
     INPUT_VALUE,
     METADATA,
     METRIC_EVENT_NAME,
     MIME_JSON,
-    OBSERVE_FEATURE_SLUG,
     OUTPUT_MIME_TYPE,
     OUTPUT_VALUE,
-    STAMPED_KEYS,
 )
 from ._json import as_object, loads
 from .metrics import metric_from_event
+from .shapes import (
+    DEFAULT_KEPT,
+    DEFAULT_KEPT_ATTRIBUTES,
+    SPAN_TAG_KEYS,
+    KeptAttributes,
+    kept_attributes,
+)
 
 __all__ = [
     "DEFAULT_KEPT_ATTRIBUTES",
     "EVENTS_TYPE",
     "RESOURCE_TAG_KEYS",
     "SPAN_KIND_TAG",
+    "SPAN_TAG_KEYS",
     "KeptAttributes",
     "SpanEvent",
     "iter_span_events",
@@ -88,115 +91,11 @@ RESOURCE_TAG_KEYS: Final = (
     DEPLOYMENT_ENVIRONMENT_NAME,
 )
 
-#: Span attributes copied into ``tags`` (when present), in this order.
-SPAN_TAG_KEYS: Final = (*STAMPED_KEYS, OBSERVE_FEATURE_SLUG, EXPERIMENT_ENTRY)
-
-_SPAN_TAG_PAIRS: Final = tuple((key, f"{key}:") for key in SPAN_TAG_KEYS)
-_EMPTY: Final[Mapping[str, Any]] = {}
 _KIND_TAGS: Final = {kind: f"{SPAN_KIND_TAG}:{kind.name.lower()}" for kind in SpanKind}
 _ERROR = StatusCode.ERROR
 
 #: ``(experiment_id, span event dict, metric dicts)`` for one span.
 SpanEvent = tuple[str, dict[str, Any], list[dict[str, Any]]]
-
-
-#: Span attributes every event keeps in ``attributes``: the OpenTelemetry GenAI semantic
-#: conventions (model, token usage), whichever instrumentation set them.
-DEFAULT_KEPT_ATTRIBUTES: Final = ("gen_ai.*",)
-
-#: A kept string value longer than this is cut (with the truncation marker), an array
-#: longer than ``MAX_KEPT_ITEMS`` keeps its first items: attributes such as a prompt must
-#: not make one span outgrow a request body.
-MAX_KEPT_VALUE_CHARS: Final = 4096
-MAX_KEPT_ITEMS: Final = 128
-
-_MAX_SHAPES: Final = 1024
-
-
-class _Shape(NamedTuple):
-    """What one set of attribute keys holds, worked out once per distinct key tuple:
-    the per-span work is then lookups of keys known to be present."""
-
-    tag_pairs: tuple[tuple[str, str], ...]
-    payload: bool
-    record_id: bool
-    kept: tuple[str, ...]
-
-
-_PAYLOAD_KEYS: Final = frozenset({INPUT_VALUE, OUTPUT_VALUE, EXPECTED_OUTPUT_VALUE, METADATA})
-
-
-class KeptAttributes:
-    """Which span attributes an event carries in ``attributes``: :data:`DEFAULT_KEPT_ATTRIBUTES`
-    plus ``patterns`` (exact keys, or prefixes ending in ``*``), e.g. from
-    ``OTEL_EXPERIMENTS_SPAN_ATTRIBUTES``. Holds the per-key-set shapes the converter reuses."""
-
-    __slots__ = ("_shapes", "exact", "prefixes")
-
-    def __init__(self, patterns: Iterable[str] = ()) -> None:
-        exact: set[str] = set()
-        prefixes: list[str] = []
-        for pattern in (*DEFAULT_KEPT_ATTRIBUTES, *patterns):
-            pattern = pattern.strip()
-            if pattern.endswith("*"):
-                if pattern[:-1] not in prefixes:
-                    prefixes.append(pattern[:-1])
-            elif pattern:
-                exact.add(pattern)
-        self.exact: frozenset[str] = frozenset(exact)
-        self.prefixes: tuple[str, ...] = tuple(prefixes)
-        self._shapes: dict[tuple[str, ...], _Shape] = {}
-
-    def keeps(self, key: str) -> bool:
-        return key in self.exact or key.startswith(self.prefixes)
-
-    def shape(self, keys: tuple[str, ...]) -> _Shape:
-        shape = self._shapes.get(keys)
-        if shape is None:
-            present = set(keys)
-            shape = _Shape(
-                tuple(pair for pair in _SPAN_TAG_PAIRS if pair[0] in present),
-                not present.isdisjoint(_PAYLOAD_KEYS),
-                DATASET_RECORD_ID in present,
-                tuple(k for k in keys if isinstance(k, str) and self.keeps(k)),
-            )
-            if len(self._shapes) >= _MAX_SHAPES:  # spans with ever-new keys: stay bounded
-                self._shapes.clear()
-            self._shapes[keys] = shape
-        return shape
-
-    def __repr__(self) -> str:
-        patterns = sorted(self.exact) + [p + "*" for p in self.prefixes]
-        return f"KeptAttributes({patterns!r})"
-
-
-_DEFAULT_KEPT: Final = KeptAttributes()
-
-
-def _kept_value(value: Any) -> Any:
-    """An attribute value as JSON can carry it; ``None`` to leave it out."""
-    kind = type(value)
-    if kind is str:  # from any instrumentation: may be huge or hold lone surrogates
-        if len(value) > MAX_KEPT_VALUE_CHARS:
-            value = truncate(value, MAX_KEPT_VALUE_CHARS)
-        return value if value.isascii() else clean_text(value)
-    if kind is int or kind is bool:
-        return value
-    if kind is float:
-        return value if math.isfinite(value) else None
-    if isinstance(value, (tuple, list)):
-        items = [_kept_value(item) for item in value[:MAX_KEPT_ITEMS]]
-        return [item for item in items if item is not None and not isinstance(item, list)]
-    return None
-
-
-def _kept(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any] | None:
-    kept = {}
-    for key in keys:
-        value = _kept_value(attrs[key])
-        if value is not None:
-            kept[key] = value
-    return kept or None
 
 
 # --------------------------------------------------------------------------- spans
@@ -272,7 +171,7 @@ def _hex(value: int, width: int) -> str:
 def span_to_event(
     span: ReadableSpan,
     _tags_cache: dict[tuple[int, int], tuple[list[str], str]] | None = None,
-    kept: KeptAttributes = _DEFAULT_KEPT,
+    kept: KeptAttributes = DEFAULT_KEPT,
 ) -> SpanEvent | None:
     """Convert one finished span; ``None`` when it has no ``experiment.id`` attribute."""
     fields = span_fields(span)
@@ -291,7 +190,7 @@ def span_to_event(
     except (OverflowError, AttributeError, TypeError):  # a foreign span's odd ids
         trace_id, span_id = _hex(ctx[0], 32), _hex(ctx[1], 16)
     keys = tuple(attrs)
-    shape = kept._shapes.get(keys) or kept.shape(keys)
+    shape = kept.shapes.get(keys) or kept.shape(keys)
     status = fields["_status"]
     is_error = status.status_code is _ERROR
     raw_events = fields["_events"]
@@ -359,7 +258,7 @@ def span_to_event(
         if value and isinstance(value, str):
             event["dataset_record_id"] = value
     if shape.kept:
-        kept_values = _kept(attrs, shape.kept)
+        kept_values = kept_attributes(attrs, shape.kept)
         if kept_values is not None:
             event["attributes"] = kept_values
 
@@ -379,7 +278,7 @@ def iter_span_events(
     """Yield ``(experiment_id, span event, metrics)`` for every span carrying ``experiment.id``."""
     # resource and span-kind tags are computed once per distinct resource and kind
     cache: dict[tuple[int, int], tuple[list[str], str]] = {}
-    selection = _DEFAULT_KEPT if kept is None else kept
+    selection = DEFAULT_KEPT if kept is None else kept
     for span in spans:
         converted = span_to_event(span, cache, selection)
         if converted is not None:

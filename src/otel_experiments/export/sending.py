@@ -13,9 +13,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from .. import settings as _settings
 from .._runtime.logs import WarnOnce
 from ..events.bodies import Item, encode_bodies
-from ..events.convert import KeptAttributes, iter_span_events
+from ..events.convert import iter_span_events
 from ..events.dialects import DDTRACE, ddtrace_envelope, ddtrace_items
 from ..events.redact import Redactor
+from ..events.shapes import KeptAttributes
 from ..models import validate_id
 from ..settings import ExporterSettings
 from .delivery import HttpDelivery
