@@ -102,6 +102,9 @@ def test_genai_usage_travels_as_ddtrace_llm_metrics_and_back() -> None:
     assert back["attributes"] == event["attributes"]
     # odd values from a foreign client are left out, not guessed
     dd["metrics"] = {"input_tokens": -1, "output_tokens": "many", "total_tokens": 3.5}
+    assert "attributes" not in D.span_from_ddtrace(
+        {**dd, "metrics": {"input_tokens": float("inf"), "output_tokens": float("nan")},
+         "meta": {}})
     dd["meta"]["model_name"] = ""
     assert "attributes" not in D.span_from_ddtrace(dd)
     plain = {k: v for k, v in event.items() if k != "attributes"}

@@ -24,6 +24,7 @@ kind becomes the tag ``span_kind:...`` and its token metrics ``meta.metadata["_d
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -304,8 +305,8 @@ def _usage_from_ddtrace(metrics: object, model: object) -> dict[str, Any]:
     if isinstance(metrics, dict):
         for dd_key, key in _DD_TOKEN_KEYS:
             value = metrics.get(dd_key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 \
-                    and value == int(value):
+            if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                    and math.isfinite(value) and value >= 0 and value == int(value):
                 usage[key] = int(value)
     if isinstance(model, str) and model:
         usage["gen_ai.request.model"] = model
