@@ -21,7 +21,8 @@ from .validation import (
     text_value,
 )
 
-EVENT_TYPES = frozenset({"experiment_events"})
+EVENTS_TYPE = "experiment_events"
+EVENT_TYPES = frozenset({EVENTS_TYPE})
 _MAX_SCHEMA_ERRORS = 20
 
 
@@ -186,33 +187,141 @@ def _lookup_id(value: object) -> str | None:
     return valid
 
 
+#: What a span's tags give its row: the record id tag (unchecked: a member of the span
+#: wins over it), user and organization lookup values (checked), whether it is a marked
+#: entry span, and the raw experiment name and feature slug.
+_TagValues = tuple[str | None, str | None, str | None, bool, str | None, str | None]
+
+
+def _tag_values(tags: dict[str, str]) -> _TagValues:
+    get = tags.get
+    return (get("dataset_record_id"), _lookup_id(get(attr.USER_ID)),
+            _lookup_id(get(attr.ORGANIZATION_ID)), get(attr.EXPERIMENT_ENTRY) == "true",
+            get(attr.EXPERIMENT_NAME) or get("experiment_name"),
+            get(attr.EXPERIMENT_FEATURE_SLUG))
+
+
+#: ``_tag_values`` by the whole tags list: the spans of a run repeat a few tag lists (one
+#: per user / organization / variant), and one lookup replaces splitting every tag.
+#: Bounded in entries and in the characters its keys hold: cleared when either is reached.
+_TAG_VALUES: dict[tuple[str, ...], _TagValues] = {}
+_TAG_VALUES_MAX = 4096
+_TAG_VALUES_MAX_CHARS = 4 << 20
+_tag_values_chars = 0
+
+
+def _cached_tag_values(tags: list[str]) -> _TagValues | None:
+    """``None`` unless every tag is a ``key:value`` string (the schema's pattern)."""
+    global _tag_values_chars
+    key = tuple(tags)
+    found = _TAG_VALUES.get(key)
+    if found is not None:
+        return found
+    for tag in key:
+        if type(tag) is not str or tag.find(":") < 1:
+            return None
+    found = _tag_values(_wanted_tags(tags))
+    chars = sum(map(len, key))
+    if len(_TAG_VALUES) >= _TAG_VALUES_MAX or _tag_values_chars + chars > _TAG_VALUES_MAX_CHARS:
+        _TAG_VALUES.clear()
+        _tag_values_chars = 0
+    if chars <= _TAG_VALUES_MAX_CHARS // 16:  # a huge list is not worth keeping
+        _TAG_VALUES[key] = found
+        _tag_values_chars += chars
+    return found
+
+
 def _span_row(span: dict[str, Any], parent: str | None, name: str, start: int,
-              duration: int, tags: dict[str, str]) -> SpanRow:
-    # (once per span at ingest: the id cache is asked inline, a call only on a miss)
-    get, known = tags.get, _VALID_IDS.get
-    record_id = span.get("dataset_record_id") or get("dataset_record_id")
-    user, org = get(attr.USER_ID), get(attr.ORGANIZATION_ID)
+              duration: int, tags: _TagValues) -> SpanRow:
+    record_id = span.get("dataset_record_id") or tags[0]
     values = (span["span_id"], span["trace_id"], parent, name, start, duration, span["status"],
               # a unit of work: a trace root, or the entry span a plugin marked (a web
               # framework's server span, whose parent is another service's)
-              is_root_parent(parent) or get(attr.EXPERIMENT_ENTRY) == "true",
-              None if record_id is None else known(record_id) or _lookup_id(record_id),
-              None if user is None else known(user) or _lookup_id(user),
-              None if org is None else known(org) or _lookup_id(org),
+              is_root_parent(parent) or tags[3],
+              None if record_id is None else _VALID_IDS.get(record_id) or _lookup_id(record_id),
+              tags[1], tags[2],
               *(span_usage(span) if "attributes" in span else NO_USAGE), dumps_str(span))
-    return SpanRow(values, get(attr.EXPERIMENT_NAME) or get("experiment_name"),
-                   get(attr.EXPERIMENT_FEATURE_SLUG))
+    return SpanRow(values, tags[4], tags[5])
 
 
-def _span_fast(span: dict[str, Any]) -> SpanRow | None:
-    parent = span.get("parent_id")
-    start, duration, name = span["start_ns"], span["duration"], span["name"]
-    if (len(span["span_id"]) != 16 or len(span["trace_id"]) != 32
-            or (parent is not None and len(parent) != 16)
-            or type(start) is not int or type(duration) is not int
-            or start > INT64_MAX or duration > INT64_MAX or "\x00" in name):
+_HEX = "0123456789abcdef"
+_SPAN_REQUIRED = frozenset({"trace_id", "span_id", "name", "start_ns", "duration", "status",
+                            "meta", "tags"})
+_SPAN_KEYS = _SPAN_REQUIRED | {"parent_id", "dataset_record_id", "attributes"}
+_META_KEYS = frozenset({"input", "output", "expected_output", "error", "metadata"})
+_ERROR_KEYS = frozenset({"type", "message", "stack"})
+_STATUSES = frozenset({"ok", "error"})
+_SCALARS = (str, int, float, bool)
+_MISSING: Any = object()
+
+
+def _hex_id(value: object, length: int) -> bool:
+    return type(value) is str and len(value) == length and not value.strip(_HEX)
+
+
+def _plain_meta(meta: dict[str, Any]) -> bool:
+    error = meta.get("error", _MISSING)
+    if error is not _MISSING:
+        if type(error) is not dict or error.keys() != _ERROR_KEYS:
+            return False
+        message, err_type, stack = error["message"], error["type"], error["stack"]
+        if (type(message) is not str or not message
+                or (err_type is not None and type(err_type) is not str)
+                or (stack is not None and type(stack) is not str)):
+            return False
+    metadata = meta.get("metadata", _MISSING)
+    return metadata is _MISSING or type(metadata) is dict
+
+
+def _plain_value(value: object) -> bool:
+    """An attribute value the schema takes: a string, finite number or boolean."""
+    if type(value) is float:
+        return math.isfinite(value)  # (NaN, infinity: not JSON)
+    return type(value) in _SCALARS
+
+
+def _plain_attributes(attributes: object) -> bool:
+    if type(attributes) is not dict:
+        return False
+    for value in attributes.values():
+        if type(value) is list:
+            if not all(map(_plain_value, value)):
+                return False
+        elif not _plain_value(value):
+            return False
+    return True
+
+
+def _span_fast(span: Any) -> SpanRow | None:
+    """The row of a plainly valid span: ``None`` for anything else (then the schema and
+    :func:`_span` decide). Accepting implies the schema's span rules hold (tested)."""
+    if type(span) is not dict or not _SPAN_REQUIRED <= span.keys() <= _SPAN_KEYS:
         return None
-    return _span_row(span, parent, name, start, duration, _wanted_tags(span["tags"]))
+    parent = span.get("parent_id", _MISSING)
+    start, duration, name, meta = span["start_ns"], span["duration"], span["name"], span["meta"]
+    tags = span["tags"]
+    if (not _hex_id(span["span_id"], 16) or not _hex_id(span["trace_id"], 32)
+            or (parent is not _MISSING and not _hex_id(parent, 16))
+            or type(start) is not int or type(duration) is not int
+            or not 0 <= start <= INT64_MAX or not 0 <= duration <= INT64_MAX
+            or type(name) is not str or "\x00" in name
+            or type(span["status"]) is not str or span["status"] not in _STATUSES
+            or type(meta) is not dict or not meta.keys() <= _META_KEYS
+            or (meta and not _plain_meta(meta)) or type(tags) is not list):
+        return None
+    record_id = span.get("dataset_record_id", _MISSING)
+    if record_id is not _MISSING and (type(record_id) is not str or not record_id):
+        return None
+    if "attributes" in span and not _plain_attributes(span["attributes"]):
+        return None
+    try:
+        values = _TAG_VALUES.get(tuple(tags)) or _cached_tag_values(tags)
+    except TypeError:  # an unhashable member: not a tag
+        return None
+    if values is None:
+        return None
+    return _span_row(span, None if parent is _MISSING else parent, name, start, duration,
+                     values)
 
 
 def _whole(item: dict[str, Any], name: str) -> Any:
@@ -234,14 +343,31 @@ def _span(span: dict[str, Any], ptr: str) -> SpanRow:
     id_value(span["trace_id"], f"{ptr}/trace_id")
     start = int_value(_whole(span, "start_ns"), f"{ptr}/start_ns")
     duration = int_value(_whole(span, "duration"), f"{ptr}/duration")
-    tags = {k: v for k, v in tag_map(span["tags"]).items() if k in _TAG_KEYS}
+    tags = _tag_values({k: v for k, v in tag_map(span["tags"]).items() if k in _TAG_KEYS})
     return _span_row(span, parent, column_text(span["name"]), start, duration, tags)
 
 
-def _metric_fast(metric: dict[str, Any]) -> MetricRow | None:
-    mtype, label, ts = metric["metric_type"], metric["label"], metric["timestamp_ms"]
-    if (len(metric["span_id"]) != 16 or len(metric["trace_id"]) != 32 or type(ts) is not int
-            or ts > INT64_MAX or not _ASCII_LABEL_OK or not label.isascii() or "\x00" in label):
+_METRIC_REQUIRED = {t: frozenset(keys) for t, keys in _PLAIN_KEYS.items()}
+_METRIC_KEYS = {t: keys | {"metadata"} for t, keys in _METRIC_REQUIRED.items()}
+
+
+def _metric_fast(metric: Any) -> MetricRow | None:
+    """The row of a plainly valid metric: ``None`` for anything else (then the schema and
+    :func:`_metric` decide). Accepting implies the schema's metric rules hold (tested)."""
+    if type(metric) is not dict:
+        return None
+    mtype = metric.get("metric_type")
+    if type(mtype) is not str or mtype not in _METRIC_REQUIRED:
+        return None
+    if not _METRIC_REQUIRED[mtype] <= metric.keys() <= _METRIC_KEYS[mtype]:
+        return None
+    label, ts = metric["label"], metric["timestamp_ms"]
+    if (not _hex_id(metric["span_id"], 16) or not _hex_id(metric["trace_id"], 32)
+            or type(ts) is not int or not 0 <= ts <= INT64_MAX or type(label) is not str
+            or not 0 < len(label) <= 256 or not _ASCII_LABEL_OK or not label.isascii()
+            or "\x00" in label):
+        return None
+    if "metadata" in metric and type(metric["metadata"]) is not dict:
         return None
     score = cat = boolean = None
     if mtype == attr.METRIC_TYPE_SCORE:
@@ -252,11 +378,13 @@ def _metric_fast(metric: dict[str, Any]) -> MetricRow | None:
             return None
     elif mtype == attr.METRIC_TYPE_CATEGORICAL:
         cat = metric["categorical_value"]
-        if not cat.isascii() or "\x00" in cat:
+        if type(cat) is not str or not cat.isascii() or "\x00" in cat:
             return None
         cat = cat[:CATEGORY_INDEX_CHARS]
     else:
         boolean = metric["boolean_value"]
+        if type(boolean) is not bool:
+            return None
     return (metric["span_id"], metric["trace_id"], mtype, label, score, cat, boolean, ts,
             _metric_doc(metric, mtype))
 
@@ -297,13 +425,33 @@ def parse_events(body: Any, max_items: int) -> tuple[list[SpanRow], list[MetricR
         if isinstance(items, list) and len(items) > max_items:
             raise ApiError(413, f"{len(items)} {key} in one request; the limit is {max_items}",
                            f"/data/attributes/{key}")
-    validate_schema(body)
-    span_rows = [_span_fast(s) for s in raw_spans]
-    for i, row in enumerate(span_rows):
-        if row is None:  # unusual: the slow path decides, naming the field on error
-            span_rows[i] = _span(raw_spans[i], f"/data/attributes/spans/{i}")
-    metric_rows = [_metric_fast(m) for m in raw_metrics]
-    for i, mrow in enumerate(metric_rows):
-        if mrow is None:
-            metric_rows[i] = _metric(raw_metrics[i], f"/data/attributes/metrics/{i}")
+    # The common body is checked in one pass by the fast paths; the schema validator runs
+    # only when something is unusual (then it names every invalid field).
+    span_rows = [_span_fast(s) for s in raw_spans] if type(raw_spans) is list else []
+    metric_rows = [_metric_fast(m) for m in raw_metrics] if type(raw_metrics) is list else []
+    odd_spans = [i for i, row in enumerate(span_rows) if row is None]
+    odd_metrics = [i for i, mrow in enumerate(metric_rows) if mrow is None]
+    if odd_spans or odd_metrics or not _plain_envelope(body):
+        validate_schema(body)
+    for i in odd_spans:  # the slow path decides, naming the field on error
+        span_rows[i] = _span(raw_spans[i], f"/data/attributes/spans/{i}")
+    for i in odd_metrics:
+        metric_rows[i] = _metric(raw_metrics[i], f"/data/attributes/metrics/{i}")
     return span_rows, metric_rows  # type: ignore[return-value]  # no None is left
+
+
+_ENVELOPE_KEYS = frozenset({"data"})
+_DATA_KEYS = frozenset({"type", "attributes"})
+_ATTRIBUTES_KEYS = frozenset({"spans", "metrics"})
+
+
+def _plain_envelope(body: Any) -> bool:
+    """The schema's envelope rules (no other members; both lists present)."""
+    if type(body) is not dict or body.keys() != _ENVELOPE_KEYS:
+        return False
+    data = body["data"]
+    if type(data) is not dict or data.keys() != _DATA_KEYS or data["type"] != EVENTS_TYPE:
+        return False
+    attrs = data["attributes"]
+    return (type(attrs) is dict and attrs.keys() == _ATTRIBUTES_KEYS
+            and type(attrs["spans"]) is list and type(attrs["metrics"]) is list)
