@@ -253,10 +253,33 @@ _ERROR_KEYS = frozenset({"type", "message", "stack"})
 _STATUSES = frozenset({"ok", "error"})
 _SCALARS = (str, int, float, bool)
 _MISSING: Any = object()
+#: The member orders the exporter writes (``events.convert``): checked with one lookup.
+_SPAN_LAYOUTS = frozenset(
+    ("trace_id", "span_id", "name", "start_ns", "duration", "status", "meta", "tags", *extra)
+    for extra in ((), ("parent_id",), ("dataset_record_id",), ("attributes",),
+                  ("parent_id", "dataset_record_id"), ("parent_id", "attributes"),
+                  ("dataset_record_id", "attributes"),
+                  ("parent_id", "dataset_record_id", "attributes")))
+
+
+#: Ids already found to be lowercase hex: a trace id repeats on every span of its trace and
+#: a span id on each of its metrics, so most checks are one set lookup. Bounded.
+_HEX_IDS: set[str] = set()
+_HEX_IDS_MAX = 65536
 
 
 def _hex_id(value: object, length: int) -> bool:
-    return type(value) is str and len(value) == length and not value.strip(_HEX)
+    """``value`` is a string of ``length`` lowercase hex digits."""
+    if type(value) is not str or len(value) != length:
+        return False
+    if value in _HEX_IDS:
+        return True
+    if value.strip(_HEX):
+        return False
+    if len(_HEX_IDS) >= _HEX_IDS_MAX:
+        _HEX_IDS.clear()
+    _HEX_IDS.add(value)
+    return True
 
 
 def _plain_meta(meta: dict[str, Any]) -> bool:
@@ -295,7 +318,8 @@ def _plain_attributes(attributes: object) -> bool:
 def _span_fast(span: Any) -> SpanRow | None:
     """The row of a plainly valid span: ``None`` for anything else (then the schema and
     :func:`_span` decide). Accepting implies the schema's span rules hold (tested)."""
-    if type(span) is not dict or not _SPAN_REQUIRED <= span.keys() <= _SPAN_KEYS:
+    if type(span) is not dict or (tuple(span) not in _SPAN_LAYOUTS
+                                   and not _SPAN_REQUIRED <= span.keys() <= _SPAN_KEYS):
         return None
     parent = span.get("parent_id", _MISSING)
     start, duration, name, meta = span["start_ns"], span["duration"], span["name"], span["meta"]
@@ -307,7 +331,8 @@ def _span_fast(span: Any) -> SpanRow | None:
             or type(name) is not str or "\x00" in name
             or type(span["status"]) is not str or span["status"] not in _STATUSES
             or type(meta) is not dict or not meta.keys() <= _META_KEYS
-            or (meta and not _plain_meta(meta)) or type(tags) is not list):
+            or (("error" in meta or "metadata" in meta) and not _plain_meta(meta))
+            or type(tags) is not list):
         return None
     record_id = span.get("dataset_record_id", _MISSING)
     if record_id is not _MISSING and (type(record_id) is not str or not record_id):
@@ -357,9 +382,12 @@ def _metric_fast(metric: Any) -> MetricRow | None:
     if type(metric) is not dict:
         return None
     mtype = metric.get("metric_type")
-    if type(mtype) is not str or mtype not in _METRIC_REQUIRED:
+    if type(mtype) is not str or mtype not in _PLAIN_KEYS:
         return None
-    if not _METRIC_REQUIRED[mtype] <= metric.keys() <= _METRIC_KEYS[mtype]:
+    plain = _PLAIN_KEYS[mtype]
+    exact = tuple(metric) == plain  # the exporter's members, in its order (most metrics)
+    if not exact and (not _METRIC_REQUIRED[mtype] <= metric.keys() <= _METRIC_KEYS[mtype]
+                      or ("metadata" in metric and type(metric["metadata"]) is not dict)):
         return None
     label, ts = metric["label"], metric["timestamp_ms"]
     if (not _hex_id(metric["span_id"], 16) or not _hex_id(metric["trace_id"], 32)
@@ -367,26 +395,31 @@ def _metric_fast(metric: Any) -> MetricRow | None:
             or not 0 < len(label) <= 256 or not _ASCII_LABEL_OK or not label.isascii()
             or "\x00" in label):
         return None
-    if "metadata" in metric and type(metric["metadata"]) is not dict:
-        return None
     score = cat = boolean = None
     if mtype == attr.METRIC_TYPE_SCORE:
         score = metric["score_value"]
-        if type(score) is int and -_FLOAT_INT_LIMIT < score < _FLOAT_INT_LIMIT:
-            score = float(score)
-        elif type(score) is not float or score - score != 0.0:  # not a finite float
+        if type(score) is float:
+            if score - score != 0.0:  # not finite
+                return None
+            # (SQLite keeps no -0.0: such a score keeps its document)
+            in_columns = exact and bool(score or math.copysign(1.0, score) > 0)
+        elif type(score) is int and -_FLOAT_INT_LIMIT < score < _FLOAT_INT_LIMIT:
+            score, in_columns = float(score), False  # (an int would come back as a float)
+        else:
             return None
     elif mtype == attr.METRIC_TYPE_CATEGORICAL:
         cat = metric["categorical_value"]
         if type(cat) is not str or not cat.isascii() or "\x00" in cat:
             return None
+        in_columns = exact and len(cat) <= CATEGORY_INDEX_CHARS
         cat = cat[:CATEGORY_INDEX_CHARS]
     else:
         boolean = metric["boolean_value"]
         if type(boolean) is not bool:
             return None
+        in_columns = exact
     return (metric["span_id"], metric["trace_id"], mtype, label, score, cat, boolean, ts,
-            _metric_doc(metric, mtype))
+            None if in_columns else dumps_str(metric))  # (see _metric_doc)
 
 
 def _metric(metric: dict[str, Any], ptr: str) -> MetricRow:

@@ -133,6 +133,12 @@ def _decompress(data: bytes, encoding: str, limit: int) -> bytes:
 
 async def read_body(request: Request, max_bytes: int, max_decompressed: int) -> bytes:
     """Read the request body, enforcing the wire limit and the decompressed limit."""
+    raw = await read_raw_body(request, max_bytes)
+    return decode_body(raw, request.headers.get("content-encoding"), max_decompressed)
+
+
+async def read_raw_body(request: Request, max_bytes: int) -> bytes:
+    """Read the request body as sent (still compressed), enforcing the wire limit."""
     length = request.headers.get("content-length")
     if length is not None:
         try:
@@ -146,10 +152,15 @@ async def read_body(request: Request, max_bytes: int, max_decompressed: int) -> 
         chunks += chunk
         if len(chunks) > max_bytes:
             raise ApiError(413, f"request body exceeds {max_bytes} bytes")
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    return bytes(chunks)
+
+
+def decode_body(raw: bytes, content_encoding: str | None, max_decompressed: int) -> bytes:
+    """``raw`` decompressed per its Content-Encoding, within the decompressed limit."""
+    encoding = (content_encoding or "identity").strip().lower()
     if encoding in ("", "identity"):
-        return bytes(chunks)
-    return _decompress(bytes(chunks), encoding, max_decompressed)
+        return raw
+    return _decompress(raw, encoding, max_decompressed)
 
 
 def parse_json(body: bytes) -> Any:

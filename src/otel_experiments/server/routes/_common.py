@@ -35,16 +35,21 @@ def is_json_media(media: str) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
+def require_json_media(request: Request) -> None:
+    """415 unless the request says its body is JSON."""
+    media = media_type(request.headers.get("content-type", ""))
+    if not is_json_media(media):
+        raise ApiError(415, f"Content-Type must be application/json or "
+                       f"application/vnd.api+json, got {media or 'none'!r}")
+
+
 async def json_body(request: Request) -> Any:
     """The decoded JSON body; 415 unless the request says it is JSON.
 
     Requiring a JSON media type keeps browsers' no-preflight cross-site requests (no
     Content-Type, text/plain, form encodings) away from a local server without API keys.
     """
-    media = media_type(request.headers.get("content-type", ""))
-    if not is_json_media(media):
-        raise ApiError(415, f"Content-Type must be application/json or "
-                       f"application/vnd.api+json, got {media or 'none'!r}")
+    require_json_media(request)
     settings = settings_of(request)
     body = await read_body(request, settings.max_body_bytes, settings.max_decompressed_bytes)
     return parse_json(body)

@@ -100,9 +100,8 @@ class StoreBase:
         if self.sqlite and database and database != ":memory:" and not database.startswith("file:"):
             self._writer = _sqlite_writer(engine)  # (its pool opens one connection: one writer)
         # SQLite has one writer at a time: queue writers in-process rather than busy-wait.
-        self._write_lock: AbstractContextManager[Any] = (
-            threading.Lock() if self.sqlite else nullcontext()
-        )
+        self._sqlite_lock = threading.Lock() if self.sqlite else None
+        self._write_lock: AbstractContextManager[Any] = self._sqlite_lock or nullcontext()
         self._insert = sqlite_dialect.insert if self.sqlite else pg_dialect.insert
         self._sql: dict[tuple[str, int], str] = {}  # bulk INSERT text per (table, rows)
         # Ingest requests waiting for the SQLite write lock (see EventQueries.ingest).

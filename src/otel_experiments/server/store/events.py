@@ -157,6 +157,19 @@ class EventQueries(StoreBase):
         assert job.result is not None
         return job.result
 
+    def ingest_now(self, experiment_id: str, span_rows: list[SpanRow],
+                   metric_rows: list[MetricRow]) -> IngestResult | None:
+        """SQLite: :meth:`ingest` at once in this thread if no other writer is busy, else
+        ``None`` (then call :meth:`ingest` from a thread that may wait its turn). For small
+        requests on the event loop thread, which must never wait for a lock."""
+        lock = self._sqlite_lock
+        if lock is None or not lock.acquire(blocking=False):
+            return None
+        try:
+            return self._ingest_alone(experiment_id, span_rows, metric_rows)
+        finally:
+            lock.release()
+
     def _take_jobs(self) -> list[_Job]:
         with self._queue_lock:
             rows = 0
