@@ -233,31 +233,37 @@ class EventQueries(StoreBase):
         stored (for the aggregates, which the caller adds in the same transaction)."""
         name, slug = _experiment_hints(experiment_id, span_rows)
         now = now_iso()
-        # Driver-level SQL: building the Core statement cost more than running it.
-        mark = "?" if self.sqlite else "%s"
-        created = conn.exec_driver_sql(
-            f"INSERT INTO experiments ({', '.join(_EXPERIMENT_COLUMNS)}) VALUES "
-            f"({', '.join([mark] * len(_EXPERIMENT_COLUMNS))}) ON CONFLICT (id) DO NOTHING "
-            "RETURNING seq",
-            (experiment_id, name, "", slug, "RUNNING", "{}", "{}", now, now),
-        ).first() is not None
-        accepted_spans = accepted_metrics = 0
-        new_spans: list[tuple[Any, ...]] = []
-        new_metrics: list[MetricRow] = []
-        if span_rows:
-            values = [r.values for r in span_rows]
-            accepted_spans, stored = self._insert_new(conn, spans, (experiment_id, now), values)
-            new_spans = _new_rows(values, stored, itemgetter(0))
-        if metric_rows:
-            accepted_metrics, stored = self._insert_new(conn, metrics, (experiment_id,),
-                                                        metric_rows)
-            new_metrics = _new_rows(metric_rows, stored, itemgetter(0, 2, 3))
+        # The driver's own cursor: SQLAlchemy's statement handling (result objects, events)
+        # cost more than the statements themselves, several per request.
+        cursor = conn.connection.cursor()
+        try:
+            mark = "?" if self.sqlite else "%s"
+            cursor.execute(
+                f"INSERT INTO experiments ({', '.join(_EXPERIMENT_COLUMNS)}) VALUES "
+                f"({', '.join([mark] * len(_EXPERIMENT_COLUMNS))}) ON CONFLICT (id) DO NOTHING "
+                "RETURNING seq",
+                (experiment_id, name, "", slug, "RUNNING", "{}", "{}", now, now))
+            created = cursor.fetchone() is not None
+            accepted_spans = accepted_metrics = 0
+            new_spans: list[tuple[Any, ...]] = []
+            new_metrics: list[MetricRow] = []
+            if span_rows:
+                values = [r.values for r in span_rows]
+                accepted_spans, stored = self._insert_new(cursor, spans, (experiment_id, now),
+                                                          values)
+                new_spans = _new_rows(values, stored, itemgetter(0))
+            if metric_rows:
+                accepted_metrics, stored = self._insert_new(cursor, metrics, (experiment_id,),
+                                                            metric_rows)
+                new_metrics = _new_rows(metric_rows, stored, itemgetter(0, 2, 3))
+        finally:
+            cursor.close()
         return IngestResult(
             experiment_id, created, accepted_spans, len(span_rows) - accepted_spans,
             accepted_metrics, len(metric_rows) - accepted_metrics,
         ), new_spans, new_metrics
 
-    def _insert_new(self, conn: sa.Connection, table: sa.Table, head: tuple[Any, ...],
+    def _insert_new(self, cursor: Any, table: sa.Table, head: tuple[Any, ...],
                     rows: list[tuple[Any, ...]]) -> tuple[int, set[Any] | None]:
         """Insert ``head + row`` for each of ``rows`` (:data:`_INSERTS` column order; ``head``
         holds the per-request columns) skipping any whose unique key is stored already or
@@ -279,20 +285,20 @@ class EventQueries(StoreBase):
         columns, key = _INSERTS[table.name]
         fixed = len(head)
         if self.sqlite:
-            inserted = self._insert_values(conn, table.name, columns, key, head, rows)
+            inserted = self._insert_values(cursor, table.name, columns, key, head, rows)
             if inserted == len(rows) or not inserted:
                 return inserted, None if inserted else set()
             # The rows inserted took consecutive ``seq`` values ending at the last one
             # inserted (SQLite's next rowid is the largest plus one, and this transaction is
             # the only writer): read back only when some row was a duplicate.
-            last = conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
-            found = conn.exec_driver_sql(
-                f"SELECT {', '.join(key[1:])} FROM {table.name} WHERE seq > ?",
-                (last - inserted,))
-            return inserted, {r[0] if len(r) == 1 else tuple(r) for r in found}
+            cursor.execute("SELECT last_insert_rowid()")
+            last = cursor.fetchone()[0]
+            cursor.execute(f"SELECT {', '.join(key[1:])} FROM {table.name} WHERE seq > ?",
+                           (last - inserted,))
+            return inserted, {r[0] if len(r) == 1 else tuple(r) for r in cursor.fetchall()}
         sql = self._sql.get((table.name, 0))
         if sql is None:
-            dialect = conn.dialect
+            dialect = self.engine.dialect
             arrays = ", ".join(f"%s::{table.c[c].type.compile(dialect)}[]"
                                for c in columns[fixed:])
             sql = self._sql[(table.name, 0)] = (
@@ -301,8 +307,8 @@ class EventQueries(StoreBase):
                 f"ON CONFLICT ({', '.join(key)}) DO NOTHING RETURNING {', '.join(key[1:])}")
         rows = sorted(rows, key=itemgetter(*(columns.index(c) - fixed for c in key[1:])))
         params = (*head, *([*col] for col in zip(*rows, strict=True)))
-        keys = [r[0] if len(r) == 1 else tuple(r)
-                for r in conn.exec_driver_sql(sql, params)]
+        cursor.execute(sql, params)
+        keys = [r[0] if len(r) == 1 else tuple(r) for r in cursor.fetchall()]
         return len(keys), (None if len(keys) == len(rows) else set(keys))
 
     def list_events(self, experiment_id: str, filters: dict[str, str], size: int,
@@ -333,7 +339,7 @@ class EventQueries(StoreBase):
             out.append({"seq": r["seq"], "span_id": r["span_id"], "doc": doc})
         return Page(out, page.next_cursor)
 
-    def _insert_values(self, conn: sa.Connection, table: str, columns: Sequence[str],
+    def _insert_values(self, cursor: Any, table: str, columns: Sequence[str],
                        key: Sequence[str], head: tuple[Any, ...],
                        rows: list[tuple[Any, ...]]) -> int:
         """SQLite: ``rows`` in chunks of ``SQLITE_ROWS_PER_INSERT`` rows, then of descending
@@ -354,6 +360,7 @@ class EventQueries(StoreBase):
                     f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} "
                     f"ON CONFLICT ({', '.join(key)}) DO NOTHING")
             params = head + tuple(chain.from_iterable(rows[i:i + size]))
-            inserted += int(conn.exec_driver_sql(sql, params).rowcount)
+            cursor.execute(sql, params)
+            inserted += cursor.rowcount
             i += size
         return inserted
