@@ -13,7 +13,10 @@ spans arrive in and however many writers add to it.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from itertools import repeat
+from operator import truediv
 
 RELATIVE_ACCURACY = 0.01
 GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
@@ -46,17 +49,17 @@ def representative(key: int) -> float:
 
 def count_buckets(values: Iterable[float], into: dict[int, int] | None = None) -> dict[int, int]:
     """``{bucket key: count}`` of ``values`` (added to ``into`` when given)."""
+    values = values if isinstance(values, list) else list(values)
     counts: dict[int, int] = {} if into is None else into
-    get, log, ceil = counts.get, math.log, math.ceil  # (a hot loop at ingest: locals)
-    for value in values:
-        magnitude = abs(value)
-        if magnitude < MIN_INDEXABLE:
-            key = _ZERO
-        else:
-            key = ceil(log(magnitude) / _LOG_GAMMA) + _OFFSET
-            if value < 0:
-                key = -key
-        counts[key] = get(key, 0) + 1
+    if values and min(values) >= MIN_INDEXABLE:
+        # (a hot loop at ingest: the common all-positive list goes through C-level builtins)
+        found = Counter(map(math.ceil, map(truediv, map(math.log, values), repeat(_LOG_GAMMA))))
+        pairs = [(key + _OFFSET, n) for key, n in found.items()]
+    else:
+        pairs = list(Counter(map(bucket, values)).items())
+    get = counts.get
+    for key, n in pairs:
+        counts[key] = get(key, 0) + n
     return counts
 
 
