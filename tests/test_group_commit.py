@@ -151,7 +151,15 @@ def _overflow_run(spool_max_bytes: int | None, overflow_max_bytes: int | None,
     return processor, slowest
 
 
-def test_the_overflow_is_written_in_few_files_and_nothing_is_lost(spool_dir: Path) -> None:
+def test_the_overflow_is_written_in_few_files_and_nothing_is_lost(
+        spool_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_fsync = os.fsync
+
+    def slow_disk_fsync(fd: int) -> None:  # (a fast disk lets each body have its own file)
+        time.sleep(0.02)
+        real_fsync(fd)
+
+    monkeypatch.setattr(spool_mod.os, "fsync", slow_disk_fsync)
     n = 3000
     processor, slowest = _overflow_run(None, None, n)
     report = processor.span_exporter.delivery_report()

@@ -198,10 +198,13 @@ class ExperimentBatchSpanProcessor(SpanProcessor):
         self._worker.join(max(0.0, deadline - time.monotonic()))
         if self._spill is not None:
             self._spill.join(deadline)
-        with self._cond:  # only if a thread is stuck (a bug): never lose them silently
-            left = len(self._queue) + (self._spill.take_left() if self._spill else 0)
+        with self._cond:  # the worker is still stuck in an export (a hung backend)
+            queued = list(self._queue)
             self._queue.clear()
-        if left:
+            left = self._spill.take_left() if self._spill else 0
+        if queued:  # the worker can no longer take them: spooled here, never sent twice
+            exporter.spool_parts(exporter.encode_for_spool(queued, "shutdown"))
+        if left:  # only if a spill thread is stuck (a bug): never lose them silently
             exporter.record_dropped(left, "shutdown")
         exporter.flush_spool(deadline)
         exporter.shutdown()
