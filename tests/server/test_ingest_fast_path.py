@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from server_helpers import events_body, metric, span
 
-from otel_experiments.server import ingest
+from otel_experiments.server import ingest, plain_body
 from otel_experiments.server.jsonapi import ApiErrors
 
 JSON_SCALARS = st.one_of(  # (integers: the range the server's JSON parser produces)
@@ -124,7 +124,7 @@ def test_an_accepted_envelope_is_one_the_schema_accepts(data: st.DataObject) -> 
         node.pop(key, None)
     else:
         node[key] = data.draw(JSON_VALUES)
-    if ingest._plain_envelope(body):  # (then both lists are lists)
+    if plain_body.plain_envelope(body):  # (then both lists are lists)
         spans, metrics = body["data"]["attributes"]["spans"], body["data"]["attributes"]["metrics"]
         if all(ingest._span_fast(s) for s in spans) and all(
                 ingest._metric_fast(m) for m in metrics):
@@ -135,7 +135,7 @@ def test_the_fast_path_takes_plain_items_and_declines_odd_ones() -> None:
     """Not vacuous: every valid example goes the fast way; typical mistakes do not."""
     assert all(ingest._span_fast(s) is not None for s in _valid_spans())
     assert all(ingest._metric_fast(m) is not None for m in _valid_metrics())
-    assert ingest._plain_envelope(events_body(_valid_spans(), _valid_metrics()))
+    assert plain_body.plain_envelope(events_body(_valid_spans(), _valid_metrics()))
     odd_spans = [
         {**span(1), "parent_id": None},  # null is not "omitted"
         {**span(1), "span_id": "ABCDEF0123456789"},  # uppercase

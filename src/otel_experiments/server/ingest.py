@@ -8,6 +8,19 @@ from typing import Any
 from .. import attributes as attr
 from ..models import validate_id
 from .jsonapi import ApiError, ApiErrors, dumps_str, pointer
+from .plain_body import (
+    EVENTS_TYPE,
+    META_KEYS,
+    MISSING,
+    SPAN_KEYS,
+    SPAN_LAYOUTS,
+    SPAN_REQUIRED,
+    SPAN_STATUSES,
+    hex_id,
+    plain_attributes,
+    plain_envelope,
+    plain_meta,
+)
 from .schema import CATEGORY_INDEX_CHARS, LABEL_MAX_BYTES
 from .store import MetricRow, SpanRow, is_root_parent, tag_map
 from .usage import NO_USAGE, span_usage
@@ -21,7 +34,6 @@ from .validation import (
     text_value,
 )
 
-EVENTS_TYPE = "experiment_events"
 EVENT_TYPES = frozenset({EVENTS_TYPE})
 _MAX_SCHEMA_ERRORS = 20
 
@@ -244,100 +256,29 @@ def _span_row(span: dict[str, Any], parent: str | None, name: str, start: int,
     return SpanRow(values, tags[4], tags[5])
 
 
-_HEX = "0123456789abcdef"
-_SPAN_REQUIRED = frozenset({"trace_id", "span_id", "name", "start_ns", "duration", "status",
-                            "meta", "tags"})
-_SPAN_KEYS = _SPAN_REQUIRED | {"parent_id", "dataset_record_id", "attributes"}
-_META_KEYS = frozenset({"input", "output", "expected_output", "error", "metadata"})
-_ERROR_KEYS = frozenset({"type", "message", "stack"})
-_STATUSES = frozenset({"ok", "error"})
-_SCALARS = (str, int, float, bool)
-_MISSING: Any = object()
-#: The member orders the exporter writes (``events.convert``): checked with one lookup.
-_SPAN_LAYOUTS = frozenset(
-    ("trace_id", "span_id", "name", "start_ns", "duration", "status", "meta", "tags", *extra)
-    for extra in ((), ("parent_id",), ("dataset_record_id",), ("attributes",),
-                  ("parent_id", "dataset_record_id"), ("parent_id", "attributes"),
-                  ("dataset_record_id", "attributes"),
-                  ("parent_id", "dataset_record_id", "attributes")))
-
-
-#: Ids already found to be lowercase hex: a trace id repeats on every span of its trace and
-#: a span id on each of its metrics, so most checks are one set lookup. Bounded.
-_HEX_IDS: set[str] = set()
-_HEX_IDS_MAX = 65536
-
-
-def _hex_id(value: object, length: int) -> bool:
-    """``value`` is a string of ``length`` lowercase hex digits."""
-    if type(value) is not str or len(value) != length:
-        return False
-    if value in _HEX_IDS:
-        return True
-    if value.strip(_HEX):
-        return False
-    if len(_HEX_IDS) >= _HEX_IDS_MAX:
-        _HEX_IDS.clear()
-    _HEX_IDS.add(value)
-    return True
-
-
-def _plain_meta(meta: dict[str, Any]) -> bool:
-    error = meta.get("error", _MISSING)
-    if error is not _MISSING:
-        if type(error) is not dict or error.keys() != _ERROR_KEYS:
-            return False
-        message, err_type, stack = error["message"], error["type"], error["stack"]
-        if (type(message) is not str or not message
-                or (err_type is not None and type(err_type) is not str)
-                or (stack is not None and type(stack) is not str)):
-            return False
-    metadata = meta.get("metadata", _MISSING)
-    return metadata is _MISSING or type(metadata) is dict
-
-
-def _plain_value(value: object) -> bool:
-    """An attribute value the schema takes: a string, finite number or boolean."""
-    if type(value) is float:
-        return math.isfinite(value)  # (NaN, infinity: not JSON)
-    return type(value) in _SCALARS
-
-
-def _plain_attributes(attributes: object) -> bool:
-    if type(attributes) is not dict:
-        return False
-    for value in attributes.values():
-        if type(value) is list:
-            if not all(map(_plain_value, value)):
-                return False
-        elif not _plain_value(value):
-            return False
-    return True
-
-
 def _span_fast(span: Any) -> SpanRow | None:
     """The row of a plainly valid span: ``None`` for anything else (then the schema and
     :func:`_span` decide). Accepting implies the schema's span rules hold (tested)."""
-    if type(span) is not dict or (tuple(span) not in _SPAN_LAYOUTS
-                                   and not _SPAN_REQUIRED <= span.keys() <= _SPAN_KEYS):
+    if type(span) is not dict or (tuple(span) not in SPAN_LAYOUTS
+                                   and not SPAN_REQUIRED <= span.keys() <= SPAN_KEYS):
         return None
-    parent = span.get("parent_id", _MISSING)
+    parent = span.get("parent_id", MISSING)
     start, duration, name, meta = span["start_ns"], span["duration"], span["name"], span["meta"]
     tags = span["tags"]
-    if (not _hex_id(span["span_id"], 16) or not _hex_id(span["trace_id"], 32)
-            or (parent is not _MISSING and not _hex_id(parent, 16))
+    if (not hex_id(span["span_id"], 16) or not hex_id(span["trace_id"], 32)
+            or (parent is not MISSING and not hex_id(parent, 16))
             or type(start) is not int or type(duration) is not int
             or not 0 <= start <= INT64_MAX or not 0 <= duration <= INT64_MAX
             or type(name) is not str or "\x00" in name
-            or type(span["status"]) is not str or span["status"] not in _STATUSES
-            or type(meta) is not dict or not meta.keys() <= _META_KEYS
-            or (("error" in meta or "metadata" in meta) and not _plain_meta(meta))
+            or type(span["status"]) is not str or span["status"] not in SPAN_STATUSES
+            or type(meta) is not dict or not meta.keys() <= META_KEYS
+            or (("error" in meta or "metadata" in meta) and not plain_meta(meta))
             or type(tags) is not list):
         return None
-    record_id = span.get("dataset_record_id", _MISSING)
-    if record_id is not _MISSING and (type(record_id) is not str or not record_id):
+    record_id = span.get("dataset_record_id", MISSING)
+    if record_id is not MISSING and (type(record_id) is not str or not record_id):
         return None
-    if "attributes" in span and not _plain_attributes(span["attributes"]):
+    if "attributes" in span and not plain_attributes(span["attributes"]):
         return None
     try:
         values = _TAG_VALUES.get(tuple(tags)) or _cached_tag_values(tags)
@@ -345,7 +286,7 @@ def _span_fast(span: Any) -> SpanRow | None:
         return None
     if values is None:
         return None
-    return _span_row(span, None if parent is _MISSING else parent, name, start, duration,
+    return _span_row(span, None if parent is MISSING else parent, name, start, duration,
                      values)
 
 
@@ -390,7 +331,7 @@ def _metric_fast(metric: Any) -> MetricRow | None:
                       or ("metadata" in metric and type(metric["metadata"]) is not dict)):
         return None
     label, ts = metric["label"], metric["timestamp_ms"]
-    if (not _hex_id(metric["span_id"], 16) or not _hex_id(metric["trace_id"], 32)
+    if (not hex_id(metric["span_id"], 16) or not hex_id(metric["trace_id"], 32)
             or type(ts) is not int or not 0 <= ts <= INT64_MAX or type(label) is not str
             or not 0 < len(label) <= 256 or not _ASCII_LABEL_OK or not label.isascii()
             or "\x00" in label):
@@ -464,27 +405,10 @@ def parse_events(body: Any, max_items: int) -> tuple[list[SpanRow], list[MetricR
     metric_rows = [_metric_fast(m) for m in raw_metrics] if type(raw_metrics) is list else []
     odd_spans = [i for i, row in enumerate(span_rows) if row is None]
     odd_metrics = [i for i, mrow in enumerate(metric_rows) if mrow is None]
-    if odd_spans or odd_metrics or not _plain_envelope(body):
+    if odd_spans or odd_metrics or not plain_envelope(body):
         validate_schema(body)
     for i in odd_spans:  # the slow path decides, naming the field on error
         span_rows[i] = _span(raw_spans[i], f"/data/attributes/spans/{i}")
     for i in odd_metrics:
         metric_rows[i] = _metric(raw_metrics[i], f"/data/attributes/metrics/{i}")
     return span_rows, metric_rows  # type: ignore[return-value]  # no None is left
-
-
-_ENVELOPE_KEYS = frozenset({"data"})
-_DATA_KEYS = frozenset({"type", "attributes"})
-_ATTRIBUTES_KEYS = frozenset({"spans", "metrics"})
-
-
-def _plain_envelope(body: Any) -> bool:
-    """The schema's envelope rules (no other members; both lists present)."""
-    if type(body) is not dict or body.keys() != _ENVELOPE_KEYS:
-        return False
-    data = body["data"]
-    if type(data) is not dict or data.keys() != _DATA_KEYS or data["type"] != EVENTS_TYPE:
-        return False
-    attrs = data["attributes"]
-    return (type(attrs) is dict and attrs.keys() == _ATTRIBUTES_KEYS
-            and type(attrs["spans"]) is list and type(attrs["metrics"]) is list)
