@@ -230,3 +230,35 @@ def test_without_jsonschema_the_fast_validator_names_the_field() -> None:
     bad = events_body([span(1, duration="long")])
     (error,) = validator.errors(bad)
     assert error.status == 400 and error.pointer == "/data/attributes/spans/0/duration"
+
+
+def test_ingest_now_never_waits_for_a_busy_writer(fresh_database_url: Callable[[str], str]) -> None:
+    """The event loop stores a small body at once only when the SQLite writer is free; when
+    another writer holds the lock it gets ``None`` at once (then a worker thread waits)."""
+    engine = create_engine(fresh_database_url("sqlite"))
+    migrate(engine)
+    store = Store(engine)
+    rows = ingest.parse_events(events_body([span(1)], [metric(1, "acc", 0.5)]), 1000)
+    lock = store._sqlite_lock
+    assert lock is not None
+    with lock:  # a dataset write, or a big body's group commit, in another thread
+        started = threading.Event()
+        results: list[Any] = []
+        worker = threading.Thread(target=lambda: (started.set(), results.append(
+            store.ingest_now("exp-now", *rows))))
+        worker.start()
+        worker.join(5)
+        assert started.is_set() and not worker.is_alive()  # did not wait for the lock
+        assert results == [None]
+    done = store.ingest_now("exp-now", *rows)
+    assert done is not None and (done.accepted_spans, done.accepted_metrics) == (1, 1)
+    again = store.ingest_now("exp-now", *rows)
+    assert again is not None and (again.duplicate_spans, again.duplicate_metrics) == (1, 1)
+
+
+def test_ingest_now_is_sqlite_only(fresh_database_url: Callable[[str], str]) -> None:
+    """PostgreSQL takes every request in a worker thread (a network round trip each)."""
+    engine = create_engine(fresh_database_url("postgres"))
+    migrate(engine)
+    rows = ingest.parse_events(events_body([span(1)]), 1000)
+    assert Store(engine).ingest_now("exp-pg-now", *rows) is None
