@@ -47,6 +47,10 @@ async def push_events(request: Request, experiment_id: str) -> Response:
     text = decode_body(raw, request.headers.get("content-encoding"),
                        settings.max_decompressed_bytes)
     store = store_of(request)
+    # SQLite, small body: on the event loop, as a thread hop (and the two threads' contention
+    # for the interpreter) costs more than the work; a big body goes to a thread, so that
+    # the server keeps answering meanwhile.
+    inline = store.sqlite and len(text) <= INLINE_INGEST_BYTES
 
     def work() -> Any:
         # Decoded, checked and stored by one thread in one go: the decoded body (a few MB
@@ -62,10 +66,6 @@ async def push_events(request: Request, experiment_id: str) -> Response:
             return (span_rows, metric_rows)  # the writer is busy: wait in a thread
         return store.ingest(experiment_id, span_rows, metric_rows)
 
-    # SQLite, small body: on the event loop, as a thread hop (and the two threads' contention
-    # for the interpreter) costs more than the work; a big body goes to a thread, so that
-    # the server keeps answering meanwhile.
-    inline = store.sqlite and len(text) <= INLINE_INGEST_BYTES
     result = work() if inline else await run_in_threadpool(work)
     if isinstance(result, tuple):
         result = await run_in_threadpool(store.ingest, experiment_id, *result)
