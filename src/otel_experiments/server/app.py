@@ -58,6 +58,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     strict = [Depends(strict_query)]  # an unknown query parameter is a 400, not ignored
+    # First: routes are tried in order, and the exporter's POSTs are most of the requests
+    # (no other route's path can take an events or summary path: ids are one segment).
+    app.include_router(events.router, prefix=API_PREFIX, dependencies=strict)
     app.include_router(health.router)
     app.include_router(projects.router, prefix=API_PREFIX, dependencies=strict)
     app.include_router(datasets.router, prefix=API_PREFIX, dependencies=strict)
@@ -65,7 +68,6 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(compare.router, prefix=API_PREFIX, dependencies=strict)
     app.include_router(from_spans.router, prefix=API_PREFIX, dependencies=strict)
     app.include_router(experiments.router, prefix=API_PREFIX, dependencies=strict)
-    app.include_router(events.router, prefix=API_PREFIX, dependencies=strict)
     app.include_router(records.router, prefix=API_PREFIX, dependencies=strict)
     app.include_router(otlp.router)
     app.include_router(ddtrace.router)  # ddtrace's own paths (server/ddtrace/)
