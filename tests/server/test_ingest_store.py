@@ -262,3 +262,27 @@ def test_ingest_now_is_sqlite_only(fresh_database_url: Callable[[str], str]) -> 
     migrate(engine)
     rows = ingest.parse_events(events_body([span(1)]), 1000)
     assert Store(engine).ingest_now("exp-pg-now", *rows) is None
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"  # what psycopg's DeadlockDetected carries
+
+
+def test_a_deadlock_is_retried_whether_or_not_sqlalchemy_wrapped_it(
+        fresh_database_url: Callable[[str], str]) -> None:
+    """The ingest runs its statements on the driver's cursor, whose errors arrive unwrapped:
+    a deadlock or serialization failure is retried either way, anything else raised."""
+    store = Store(create_engine(fresh_database_url("sqlite")))
+    for wrap in (False, True):
+        calls: list[int] = []
+
+        def flaky(wrap: bool = wrap, calls: list[int] = calls) -> str:
+            calls.append(1)
+            if len(calls) < 3:
+                error = _Deadlock("deadlock detected")
+                raise sa.exc.DBAPIError("INSERT", None, error) if wrap else error
+            return "stored"
+
+        assert store._retrying(flaky) == "stored" and len(calls) == 3
+    with pytest.raises(ValueError):
+        store._retrying(lambda: (_ for _ in ()).throw(ValueError("not retryable")))

@@ -131,8 +131,11 @@ class StoreBase:
         for attempt in range(5):
             try:
                 return fn(*args)
-            except sa.exc.DBAPIError as exc:
-                state = getattr(exc.orig, "sqlstate", None)
+            except Exception as exc:
+                # (the ingest's statements go through the driver's cursor: its errors come
+                # unwrapped; SQLAlchemy's wrap the driver's as ``orig``)
+                driver_error = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+                state = getattr(driver_error, "sqlstate", None)
                 if state not in _RETRYABLE_SQLSTATES or attempt == 4:
                     raise
                 time.sleep(0.01 * 2**attempt)
