@@ -6,10 +6,10 @@ import math
 from typing import Any
 
 from .. import attributes as attr
+from ..events.convert import EVENTS_TYPE
 from ..models import validate_id
 from .jsonapi import ApiError, ApiErrors, dumps_str, pointer
 from .plain_body import (
-    EVENTS_TYPE,
     META_KEYS,
     MISSING,
     SPAN_KEYS,
@@ -148,18 +148,22 @@ _PLAIN_KEYS = {t: ("span_id", "trace_id", "metric_type", "label", key, "timestam
                for t, key in _VALUE_KEYS.items()}
 
 
+def _value_in_columns(metric: dict[str, Any], mtype: str) -> bool:
+    """The metric's value columns hold its value exactly."""
+    value = metric[_VALUE_KEYS[mtype]]
+    if mtype == attr.METRIC_TYPE_BOOLEAN:
+        return True
+    if mtype == attr.METRIC_TYPE_SCORE:  # an int would come back as a float; SQLite
+        return type(value) is float and bool(value or math.copysign(1.0, value) > 0)  # no -0.0
+    return len(value) <= CATEGORY_INDEX_CHARS and "\x00" not in value
+
+
 def _metric_doc(metric: dict[str, Any], mtype: str) -> str | None:
     """``None`` when the metric's columns hold it exactly (most metrics: a third of the bytes
     an ingest writes, saved), else its JSON text."""
-    if tuple(metric) == _PLAIN_KEYS[mtype] and "\x00" not in metric["label"]:
-        value = metric[_VALUE_KEYS[mtype]]
-        if mtype == attr.METRIC_TYPE_BOOLEAN:
-            return None
-        if mtype == attr.METRIC_TYPE_SCORE:  # an int would come back as a float; SQLite
-            if type(value) is float and (value or math.copysign(1.0, value) > 0):  # keeps no -0.0
-                return None
-        elif len(value) <= CATEGORY_INDEX_CHARS and "\x00" not in value:
-            return None
+    if (tuple(metric) == _PLAIN_KEYS[mtype] and "\x00" not in metric["label"]
+            and _value_in_columns(metric, mtype)):
+        return None
     return dumps_str(metric)
 
 
@@ -339,28 +343,23 @@ def _metric_fast(metric: Any) -> MetricRow | None:
     score = cat = boolean = None
     if mtype == attr.METRIC_TYPE_SCORE:
         score = metric["score_value"]
-        if type(score) is float:
-            if score - score != 0.0:  # not finite
-                return None
-            # (SQLite keeps no -0.0: such a score keeps its document)
-            in_columns = exact and bool(score or math.copysign(1.0, score) > 0)
-        elif type(score) is int and -_FLOAT_INT_LIMIT < score < _FLOAT_INT_LIMIT:
-            score, in_columns = float(score), False  # (an int would come back as a float)
-        else:
+        if type(score) is int and -_FLOAT_INT_LIMIT < score < _FLOAT_INT_LIMIT:
+            score = float(score)
+        elif type(score) is not float or score - score != 0.0:  # not a finite float
             return None
     elif mtype == attr.METRIC_TYPE_CATEGORICAL:
         cat = metric["categorical_value"]
         if type(cat) is not str or not cat.isascii() or "\x00" in cat:
             return None
-        in_columns = exact and len(cat) <= CATEGORY_INDEX_CHARS
         cat = cat[:CATEGORY_INDEX_CHARS]
     else:
         boolean = metric["boolean_value"]
         if type(boolean) is not bool:
             return None
-        in_columns = exact
+    # (the label holds no NUL here: ``_metric_doc``'s rule, with the member order known)
+    in_columns = exact and _value_in_columns(metric, mtype)
     return (metric["span_id"], metric["trace_id"], mtype, label, score, cat, boolean, ts,
-            None if in_columns else dumps_str(metric))  # (see _metric_doc)
+            None if in_columns else dumps_str(metric))
 
 
 def _metric(metric: dict[str, Any], ptr: str) -> MetricRow:

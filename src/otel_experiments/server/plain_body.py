@@ -9,10 +9,11 @@ checks the first claim with Hypothesis).
 from __future__ import annotations
 
 import math
-from typing import Any, Final
+from typing import Any
+
+from ..events.convert import EVENTS_TYPE
 
 __all__ = [
-    "EVENTS_TYPE",
     "META_KEYS",
     "MISSING",
     "SPAN_KEYS",
@@ -24,8 +25,6 @@ __all__ = [
     "plain_envelope",
     "plain_meta",
 ]
-
-EVENTS_TYPE: Final = "experiment_events"
 
 _HEX = "0123456789abcdef"
 SPAN_REQUIRED = frozenset({"trace_id", "span_id", "name", "start_ns", "duration", "status",
