@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -87,17 +87,23 @@ def change(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, str] | None:
         a["metrics"], b["metrics"])
 
 
+_K = TypeVar("_K")
+_A = TypeVar("_A")
+_B = TypeVar("_B")
+
+
+def _common(a_items: dict[_K, _A], b_items: dict[_K, _B]) -> list[tuple[_K, _A, _B]]:
+    """The records both runs have, as ``(key, a, b)`` in ``b``'s order."""
+    return [(key, a_items[key], b) for key, b in b_items.items() if key in a_items]
+
+
 def compare_outcomes(a_records: dict[str, dict[str, Any]],
                      b_records: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     """Changes of ``b`` against ``a`` (regressions first, then ``b``'s record order) and
     how many records both have."""
     found: list[dict[str, Any]] = []
-    common = 0
-    for record_id, b in b_records.items():
-        a = a_records.get(record_id)
-        if a is None:
-            continue
-        common += 1
+    pairs = _common(a_records, b_records)
+    for record_id, a, b in pairs:
         verdict = change(a, b)
         if verdict is not None:
             found.append({"record_id": record_id, "kind": verdict[0], "what": verdict[1],
@@ -105,7 +111,7 @@ def compare_outcomes(a_records: dict[str, dict[str, Any]],
                           "trace_a": a["trace_id"], "span_a": a["span_id"],
                           "trace_b": b["trace_id"], "span_b": b["span_id"]})
     found.sort(key=lambda c: KINDS.index(c["kind"]))
-    return found, common
+    return found, len(pairs)
 
 
 def changed_records(store: Store, baseline: dict[str, Any], other: dict[str, Any],
@@ -121,12 +127,8 @@ def changed_records(store: Store, baseline: dict[str, Any], other: dict[str, Any
     a_rows, b_rows = _latest(read(baseline["id"])), _latest(read(other["id"]))
     found: list[tuple[int, OutcomeRow, OutcomeRow]] = []
     counts: dict[str, int] = {}
-    common = 0
-    for key, b in b_rows.items():
-        a = a_rows.get(key)
-        if a is None:
-            continue
-        common += 1
+    pairs = _common(a_rows, b_rows)
+    for _, a, b in pairs:
         verdict = outcome_change(None, None, a.metrics, b.metrics,
                                  failed_a=a.failed, failed_b=b.failed)
         if verdict is not None:
@@ -138,4 +140,4 @@ def changed_records(store: Store, baseline: dict[str, Any], other: dict[str, Any
     details_b = _details(store, other["id"], [b.span_id for _, _, b in shown])
     changes, _ = compare_outcomes({a.key: _full(a, details_a) for _, a, _ in shown},
                                   {b.key: _full(b, details_b) for _, _, b in shown})
-    return {"changes": changes, "total": len(found), "common": common, "counts": counts}
+    return {"changes": changes, "total": len(found), "common": len(pairs), "counts": counts}
