@@ -15,24 +15,14 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+from _timing import best_seconds
 
 from otel_experiments.server.db import create_engine, migrate
 from otel_experiments.server.ingest import parse_events
 from otel_experiments.server.store import MetricCondition, SpanSelection, Store
 from otel_experiments.server.where import parse_where
-
-
-def best(fn: Callable[[], Any], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -57,9 +47,9 @@ def main() -> None:
                 "metadata": {"reproducibility": {"git": {"commit": f"{i:040x}",
                                                          "dirty": False}}}})
         where = parse_where(["config.model=rare"])
-        column = best(lambda: store.list_experiments({"feature_slug": "rare"}, 100, 0),
+        column = best_seconds(lambda: store.list_experiments({"feature_slug": "rare"}, 100, 0),
                       args.repeats)
-        json_filter = best(lambda: store.list_experiments({}, 100, 0, where), args.repeats)
+        json_filter = best_seconds(lambda: store.list_experiments({}, 100, 0, where), args.repeats)
         assert len(store.list_experiments({}, 100, 0, where).rows) == min(100, -(-n // 50))
         print(f"experiment list, first page of 100 ({n} experiments, 2 % match):")
         print(f"  filter[feature_slug] (indexed column, reference): {column * 1e3:8.2f} ms")
@@ -101,9 +91,9 @@ def main() -> None:
                 metric=MetricCondition("exact_match", equals=False)))
             assert done.matched == args.spans * 3 // 4, done.matched
 
-        t_from = best(from_spans, args.repeats)
-        t_failing = best(failing, args.repeats)
-        t_plain = best(plain, args.repeats)
+        t_from = best_seconds(from_spans, args.repeats)
+        t_failing = best_seconds(failing, args.repeats)
+        t_plain = best_seconds(plain, args.repeats)
         print(f"\ndataset from {args.spans} root spans ({distinct} distinct inputs):")
         print(f"  add_records of {distinct} records (reference):  {t_plain * 1e3:8.1f} ms")
         print(f"  from-spans (select, dedupe, insert):      {t_from * 1e3:8.1f} ms   "

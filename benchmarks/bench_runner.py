@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
+from _timing import best_seconds
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_experiments.client import ExperimentsClient
@@ -37,15 +37,6 @@ def noop(x: Any) -> Any:
     return x
 
 
-def best(fn: Any, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1000)
@@ -56,7 +47,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-runner-"))
     with ServerProcess(f"sqlite:///{tmp / 'b.db'}", log_dir=tmp) as server, \
             ExperimentsClient(endpoint=server.base_url) as client:
-        direct = best(lambda: [noop(r["input"]) for r in records], args.repeats)
+        direct = best_seconds(lambda: [noop(r["input"]) for r in records], args.repeats)
         rows = []
         for workers in (1, 8):
             def run(workers: int = workers) -> None:
@@ -66,7 +57,7 @@ def main() -> int:
                 assert len(result.records) == args.records and result.value("exact_match") == 1
                 assert result.delivery is not None and result.delivery["flushed"]
 
-            elapsed = best(run, args.repeats)
+            elapsed = best_seconds(run, args.repeats)
             rows.append((workers, elapsed, (elapsed - direct) / args.records * 1e6))
         provider.shutdown()
     print(f"runner overhead, {args.records} records, no-op task, best of {args.repeats} "

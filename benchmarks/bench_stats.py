@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import argparse
 import random
-import time
 from collections.abc import Callable
 from typing import Any
+
+from _timing import best_seconds
 
 from otel_experiments.runner.compare import compare
 from otel_experiments.runner.results import (
@@ -50,12 +51,8 @@ def plain(records: list[RecordOutcome]) -> dict[str, Any]:
 
 
 def best(fn: Callable[[], Any], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times) * 1000
+    """Milliseconds."""
+    return best_seconds(fn, repeats) * 1000
 
 
 def main() -> int:
