@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from .. import attributes as attr
 from ..events.convert import EVENTS_TYPE
-from ..models import validate_id
 from .jsonapi import ApiError, ApiErrors, dumps_str, pointer
 from .plain_body import (
     META_KEYS,
@@ -21,8 +19,9 @@ from .plain_body import (
     plain_envelope,
     plain_meta,
 )
+from .rows import TAG_KEYS, TagValues, cached_tag_values, span_row, tag_values, value_in_columns
 from .schema import CATEGORY_INDEX_CHARS, LABEL_MAX_BYTES
-from .store import MetricRow, SpanRow, is_root_parent, tag_map
+from .store import MetricRow, SpanRow, tag_map
 from .usage import NO_USAGE, span_usage
 from .validation import (
     INT64_MAX,
@@ -134,9 +133,6 @@ def _schema_error(error: Any) -> ApiError:
 # * storable text (lone surrogates, NUL -> U+FFFD) and the label's UTF-8 byte limit;
 # * lookup columns, which only take values that are valid ids.
 
-_TAG_KEYS = (attr.USER_ID, attr.ORGANIZATION_ID, "dataset_record_id", attr.EXPERIMENT_NAME,
-             "experiment_name", attr.EXPERIMENT_FEATURE_SLUG, attr.EXPERIMENT_ENTRY)
-_TAG_PREFIXES = tuple(f"{key}:" for key in _TAG_KEYS)
 _ASCII_LABEL_OK = LABEL_MAX_BYTES >= 256  # the schema caps labels at 256 characters
 _FLOAT_INT_LIMIT = 2**1000  # ints below this convert to a finite float
 _VALUE_KEYS = {attr.METRIC_TYPE_SCORE: "score_value",
@@ -148,116 +144,21 @@ _PLAIN_KEYS = {t: ("span_id", "trace_id", "metric_type", "label", key, "timestam
                for t, key in _VALUE_KEYS.items()}
 
 
-def _value_in_columns(metric: dict[str, Any], mtype: str) -> bool:
-    """The metric's value columns hold its value exactly."""
-    value = metric[_VALUE_KEYS[mtype]]
-    if mtype == attr.METRIC_TYPE_BOOLEAN:
-        return True
-    if mtype == attr.METRIC_TYPE_SCORE:  # an int would come back as a float; SQLite
-        return type(value) is float and bool(value or math.copysign(1.0, value) > 0)  # no -0.0
-    return len(value) <= CATEGORY_INDEX_CHARS and "\x00" not in value
-
-
 def _metric_doc(metric: dict[str, Any], mtype: str) -> str | None:
     """``None`` when the metric's columns hold it exactly (most metrics: a third of the bytes
     an ingest writes, saved), else its JSON text."""
     if (tuple(metric) == _PLAIN_KEYS[mtype] and "\x00" not in metric["label"]
-            and _value_in_columns(metric, mtype)):
+            and value_in_columns(mtype, metric[_VALUE_KEYS[mtype]])):
         return None
     return dumps_str(metric)
 
 
-_TAG_KEY_SET = frozenset(_TAG_KEYS)
-
-
-def _wanted_tags(tags: list[str]) -> dict[str, str]:
-    """The tags the rows need (first occurrence wins, as in :func:`~.store.tag_map`)."""
-    found: dict[str, str] = {}
-    for tag in tags:
-        key, sep, value = tag.partition(":")
-        if sep and key in _TAG_KEY_SET:
-            found.setdefault(key, value)
-    return found
-
-
-#: Lookup-column values already found valid: user, organization and record ids repeat
-#: across the spans of a run, so most lookups skip the checks. Bounded: cleared when full.
-_VALID_IDS: dict[object, str] = {}
-_VALID_IDS_MAX = 4096
-
-
-def _lookup_id(value: object) -> str | None:
-    """``value`` if it may go in a lookup column (a valid id), else ``None``."""
-    if value is None:
-        return None
-    known = _VALID_IDS.get(value) if type(value) is str else None
-    if known is not None:
-        return known
-    try:
-        valid = validate_id(value, "id")
-    except (TypeError, ValueError):
-        return None
-    if len(_VALID_IDS) >= _VALID_IDS_MAX:
-        _VALID_IDS.clear()
-    _VALID_IDS[valid] = valid
-    return valid
-
-
-#: What a span's tags give its row: the record id tag (unchecked: a member of the span
-#: wins over it), user and organization lookup values (checked), whether it is a marked
-#: entry span, and the raw experiment name and feature slug.
-_TagValues = tuple[str | None, str | None, str | None, bool, str | None, str | None]
-
-
-def _tag_values(tags: dict[str, str]) -> _TagValues:
-    get = tags.get
-    return (get("dataset_record_id"), _lookup_id(get(attr.USER_ID)),
-            _lookup_id(get(attr.ORGANIZATION_ID)), get(attr.EXPERIMENT_ENTRY) == "true",
-            get(attr.EXPERIMENT_NAME) or get("experiment_name"),
-            get(attr.EXPERIMENT_FEATURE_SLUG))
-
-
-#: ``_tag_values`` by the whole tags list: the spans of a run repeat a few tag lists (one
-#: per user / organization / variant), and one lookup replaces splitting every tag.
-#: Bounded in entries and in the characters its keys hold: cleared when either is reached.
-_TAG_VALUES: dict[tuple[str, ...], _TagValues] = {}
-_TAG_VALUES_MAX = 4096
-_TAG_VALUES_MAX_CHARS = 4 << 20
-_tag_values_chars = 0
-
-
-def _cached_tag_values(tags: list[str]) -> _TagValues | None:
-    """``None`` unless every tag is a ``key:value`` string (the schema's pattern)."""
-    global _tag_values_chars
-    key = tuple(tags)
-    found = _TAG_VALUES.get(key)
-    if found is not None:
-        return found
-    for tag in key:
-        if type(tag) is not str or tag.find(":") < 1:
-            return None
-    found = _tag_values(_wanted_tags(tags))
-    chars = sum(map(len, key))
-    if len(_TAG_VALUES) >= _TAG_VALUES_MAX or _tag_values_chars + chars > _TAG_VALUES_MAX_CHARS:
-        _TAG_VALUES.clear()
-        _tag_values_chars = 0
-    if chars <= _TAG_VALUES_MAX_CHARS // 16:  # a huge list is not worth keeping
-        _TAG_VALUES[key] = found
-        _tag_values_chars += chars
-    return found
-
-
 def _span_row(span: dict[str, Any], parent: str | None, name: str, start: int,
-              duration: int, tags: _TagValues) -> SpanRow:
-    record_id = span.get("dataset_record_id") or tags[0]
-    values = (span["span_id"], span["trace_id"], parent, name, start, duration, span["status"],
-              # a unit of work: a trace root, or the entry span a plugin marked (a web
-              # framework's server span, whose parent is another service's)
-              is_root_parent(parent) or tags[3],
-              None if record_id is None else _VALID_IDS.get(record_id) or _lookup_id(record_id),
-              tags[1], tags[2],
-              *(span_usage(span) if "attributes" in span else NO_USAGE), dumps_str(span))
-    return SpanRow(values, tags[4], tags[5])
+              duration: int, tags: TagValues) -> SpanRow:
+    return span_row(span["span_id"], span["trace_id"], parent, name, start, duration,
+                    span["status"], span.get("dataset_record_id"),
+                    span_usage(span) if "attributes" in span else NO_USAGE, dumps_str(span),
+                    tags)
 
 
 def _span_fast(span: Any) -> SpanRow | None:
@@ -285,7 +186,7 @@ def _span_fast(span: Any) -> SpanRow | None:
     if "attributes" in span and not plain_attributes(span["attributes"]):
         return None
     try:
-        values = _TAG_VALUES.get(tuple(tags)) or _cached_tag_values(tags)
+        values = cached_tag_values(tags)
     except TypeError:  # an unhashable member: not a tag
         return None
     if values is None:
@@ -313,7 +214,7 @@ def _span(span: dict[str, Any], ptr: str) -> SpanRow:
     id_value(span["trace_id"], f"{ptr}/trace_id")
     start = int_value(_whole(span, "start_ns"), f"{ptr}/start_ns")
     duration = int_value(_whole(span, "duration"), f"{ptr}/duration")
-    tags = _tag_values({k: v for k, v in tag_map(span["tags"]).items() if k in _TAG_KEYS})
+    tags = tag_values({k: v for k, v in tag_map(span["tags"]).items() if k in TAG_KEYS})
     return _span_row(span, parent, column_text(span["name"]), start, duration, tags)
 
 
@@ -357,7 +258,7 @@ def _metric_fast(metric: Any) -> MetricRow | None:
         if type(boolean) is not bool:
             return None
     # (the label holds no NUL here: ``_metric_doc``'s rule, with the member order known)
-    in_columns = exact and _value_in_columns(metric, mtype)
+    in_columns = exact and value_in_columns(mtype, metric[_VALUE_KEYS[mtype]])
     return (metric["span_id"], metric["trace_id"], mtype, label, score, cat, boolean, ts,
             None if in_columns else dumps_str(metric))
 
