@@ -22,6 +22,7 @@ from ..jsonapi import (
     resource,
 )
 from ..parsing import page_params
+from ..plain_decode import plain_rows
 from ..render import EXAMPLES, list_document
 from ..store import GROUP_COLUMNS, IngestResult, SpanFilters
 from ..validation import path_id
@@ -55,10 +56,13 @@ async def push_events(request: Request, experiment_id: str) -> Response:
     def work() -> Any:
         # Decoded, checked and stored by one thread in one go: the decoded body (a few MB
         # of objects at batch 1000) is still in this core's cache while it is walked.
-        body = parse_json(text)
-        if is_ddtrace_events(body):  # ddtrace's dialect (events/dialects.py)
-            return body
-        span_rows, metric_rows = parse_events(body, settings.max_items_per_request)
+        rows = plain_rows(text, settings.max_items_per_request)  # the common body
+        if rows is None:  # anything else: decoded as JSON, and every field checked
+            body = parse_json(text)
+            if is_ddtrace_events(body):  # ddtrace's dialect (events/dialects.py)
+                return body
+            rows = parse_events(body, settings.max_items_per_request)
+        span_rows, metric_rows = rows
         if inline:
             done = store.ingest_now(experiment_id, span_rows, metric_rows)
             if done is not None:

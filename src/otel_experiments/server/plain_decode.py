@@ -1,0 +1,211 @@
+"""A plain events body straight from its JSON text to rows, through typed structs.
+
+msgspec decodes the text into structs typed after the events JSON Schema
+(``events/experiment_events.schema.json``): every member, JSON type, enum, required member,
+length and integer bound the schema states is checked by the decoder itself, in C, while it
+parses (no dict per item, no second walk). What is left for Python is what the schema's
+patterns say (hex ids: one set lookup for an id seen before) and what the checked path of
+``server.ingest`` declines for storage (NUL in names and labels, non-ASCII labels, numbers
+past 64 bits). Anything else makes :func:`plain_rows` answer ``None``: then the caller
+decodes the text as JSON and ``ingest.parse_events`` decides, naming every invalid field,
+so this path only ever accepts a subset of what that one accepts, with the same rows
+(``tests/server/test_plain_decode.py``).
+
+Stored documents are written by the encoder from the structs: members in the exporter's
+order, whatever order they came in (JSON objects are unordered).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from .. import attributes as attr
+from .jsonapi import dumps_str
+from .plain_body import hex_id
+from .rows import cached_tag_values, span_row, value_in_columns
+from .schema import CATEGORY_INDEX_CHARS
+from .store import MetricRow, SpanRow
+from .usage import NO_USAGE, span_usage
+from .validation import INT64_MAX
+
+__all__ = ["plain_rows"]
+
+_Count = Annotated[int, Meta(ge=0, le=INT64_MAX)]
+#: Integers the checked path's JSON parser keeps as they are (past them it makes floats,
+#: or refuses the body): the typed path takes no other.
+_Int = Annotated[int, Meta(ge=-INT64_MAX - 1, le=INT64_MAX)]
+_Scalar = str | _Int | float | bool
+
+
+def _json_value(depth: int) -> Any:
+    """Any JSON value nested at most ``depth`` containers deep (deeper: not plain)."""
+    value: Any = None | bool | _Int | float | str
+    for _ in range(depth):
+        value = None | bool | _Int | float | str | list[value] | dict[str, value]
+    return value
+
+
+if TYPE_CHECKING:
+    _Json: TypeAlias = Any
+else:
+    _Json = _json_value(8)
+
+
+class _Error(Struct, forbid_unknown_fields=True, gc=False):
+    type: str | None
+    message: Annotated[str, Meta(min_length=1)]
+    stack: str | None
+
+
+class _Meta(Struct, forbid_unknown_fields=True, omit_defaults=True, gc=False):
+    input: _Json | UnsetType = UNSET
+    output: _Json | UnsetType = UNSET
+    expected_output: _Json | UnsetType = UNSET
+    error: _Error | UnsetType = UNSET
+    metadata: dict[str, _Json] | UnsetType = UNSET
+
+
+class _Span(Struct, forbid_unknown_fields=True, omit_defaults=True, gc=False):
+    trace_id: str
+    span_id: str
+    name: str
+    start_ns: _Count
+    duration: _Count
+    status: Literal["ok", "error"]
+    meta: _Meta
+    tags: list[str]
+    parent_id: str | UnsetType = UNSET
+    dataset_record_id: Annotated[str, Meta(min_length=1)] | UnsetType = UNSET
+    attributes: dict[str, _Scalar | list[_Scalar]] | UnsetType = UNSET
+
+
+_Label = Annotated[str, Meta(min_length=1, max_length=256)]
+
+
+class _Score(Struct, forbid_unknown_fields=True, gc=False, tag_field="metric_type",
+             tag=attr.METRIC_TYPE_SCORE):
+    span_id: str
+    trace_id: str
+    label: _Label
+    score_value: _Int | float
+    timestamp_ms: _Count
+    metadata: dict[str, _Json] | UnsetType = UNSET
+
+
+class _Categorical(Struct, forbid_unknown_fields=True, gc=False, tag_field="metric_type",
+                   tag=attr.METRIC_TYPE_CATEGORICAL):
+    span_id: str
+    trace_id: str
+    label: _Label
+    categorical_value: str
+    timestamp_ms: _Count
+    metadata: dict[str, _Json] | UnsetType = UNSET
+
+
+class _Boolean(Struct, forbid_unknown_fields=True, gc=False, tag_field="metric_type",
+               tag=attr.METRIC_TYPE_BOOLEAN):
+    span_id: str
+    trace_id: str
+    label: _Label
+    boolean_value: bool
+    timestamp_ms: _Count
+    metadata: dict[str, _Json] | UnsetType = UNSET
+
+
+class _Attributes(Struct, forbid_unknown_fields=True, gc=False):
+    spans: list[_Span]
+    metrics: list[_Score | _Categorical | _Boolean]
+
+
+class _Data(Struct, forbid_unknown_fields=True, gc=False):
+    type: Literal["experiment_events"]
+    attributes: _Attributes
+
+
+class _Body(Struct, forbid_unknown_fields=True, gc=False):
+    data: _Data
+
+
+_decode = msgspec.json.Decoder(_Body).decode
+_encode = msgspec.json.Encoder().encode
+
+
+def _span(span: _Span) -> SpanRow | None:
+    parent = span.parent_id
+    name, record_id = span.name, span.dataset_record_id
+    if (not hex_id(span.span_id, 16) or not hex_id(span.trace_id, 32)
+            or (parent is not UNSET and not hex_id(parent, 16)) or "\x00" in name):
+        return None
+    tags = cached_tag_values(span.tags)
+    if tags is None:
+        return None
+    attributes = span.attributes
+    usage = (NO_USAGE if attributes is UNSET
+             else span_usage({"attributes": attributes}))
+    return span_row(span.span_id, span.trace_id, None if parent is UNSET else parent, name,
+                    span.start_ns, span.duration, span.status,
+                    None if record_id is UNSET else record_id, usage, _encode(span).decode(),
+                    tags)
+
+
+def _metric(metric: _Score | _Categorical | _Boolean) -> MetricRow | None:
+    label = metric.label
+    if (not hex_id(metric.span_id, 16) or not hex_id(metric.trace_id, 32)
+            or not label.isascii() or "\x00" in label):
+        return None
+    score: float | None = None
+    cat: str | None = None
+    boolean: bool | None = None
+    value: Any
+    if type(metric) is _Score:
+        mtype, value_key, value = attr.METRIC_TYPE_SCORE, "score_value", metric.score_value
+        score = float(value)
+    elif type(metric) is _Boolean:
+        mtype, value_key, value = attr.METRIC_TYPE_BOOLEAN, "boolean_value", metric.boolean_value
+        boolean = value
+    else:
+        assert type(metric) is _Categorical
+        mtype, value_key, value = (attr.METRIC_TYPE_CATEGORICAL, "categorical_value",
+                                   metric.categorical_value)
+        if not value.isascii() or "\x00" in value:
+            return None
+        cat = value[:CATEGORY_INDEX_CHARS]
+    doc = None
+    if metric.metadata is not UNSET or not value_in_columns(mtype, value):
+        member: dict[str, Any] = {"span_id": metric.span_id, "trace_id": metric.trace_id,
+                                  "metric_type": mtype, "label": label, value_key: value,
+                                  "timestamp_ms": metric.timestamp_ms}
+        if metric.metadata is not UNSET:
+            member["metadata"] = metric.metadata
+        doc = dumps_str(member)
+    return (metric.span_id, metric.trace_id, mtype, label, score, cat, boolean,
+            metric.timestamp_ms, doc)
+
+
+def plain_rows(text: bytes | str, max_items: int
+               ) -> tuple[list[SpanRow], list[MetricRow]] | None:
+    """The span and metric rows of a plain events body, or ``None`` when the body is not
+    plain (then decode it as JSON and let ``ingest.parse_events`` decide)."""
+    try:
+        body = _decode(text)
+    except (msgspec.DecodeError, RecursionError):  # (ValidationError is a DecodeError)
+        return None
+    attributes = body.data.attributes
+    if len(attributes.spans) > max_items or len(attributes.metrics) > max_items:
+        return None  # (the checked path answers 413)
+    span_rows: list[SpanRow] = []
+    metric_rows: list[MetricRow] = []
+    for span in attributes.spans:
+        row = _span(span)
+        if row is None:
+            return None
+        span_rows.append(row)
+    for metric in attributes.metrics:
+        metric_row = _metric(metric)
+        if metric_row is None:
+            return None
+        metric_rows.append(metric_row)
+    return span_rows, metric_rows
