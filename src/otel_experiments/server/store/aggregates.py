@@ -95,9 +95,11 @@ def _statements(sqlite: bool) -> dict[str, str]:
 _SQL = {True: _statements(True), False: _statements(False)}
 
 
-def add_rows(conn: sa.Connection, sqlite: bool, experiment_id: str,
+def add_rows(cursor: Any, sqlite: bool, experiment_id: str,
              span_rows: Iterable[tuple[Any, ...]], metric_rows: Iterable[tuple[Any, ...]]) -> None:
-    """Add newly stored span rows and metric rows of one experiment to its aggregates."""
+    """Add newly stored span rows and metric rows of one experiment to its aggregates, in
+    the transaction of ``cursor`` (the driver's: SQLAlchemy's statement handling cost more
+    than these small statements themselves, several per request, on every request)."""
     params: dict[str, list[tuple[Any, ...]]] = {}
     spans = list(span_rows)
     if spans:
@@ -156,19 +158,11 @@ def add_rows(conn: sa.Connection, sqlite: bool, experiment_id: str,
         params["metric_totals"] = m_totals
         if values:
             params["metric_values"] = values
-    if not params:
-        return
-    # The driver's own cursor: SQLAlchemy's statement handling cost more than these small
-    # statements themselves (several per request, on every request).
-    cursor = conn.connection.cursor()
-    try:
-        for table in ("span_totals", "value_buckets", "metric_totals", "metric_values",
-                      "usage_totals"):  # one order for every writer: no lock cycles
-            batch = params.get(table)
-            if batch:
-                _execute(cursor, table, batch, sqlite)
-    finally:
-        cursor.close()
+    for table in ("span_totals", "value_buckets", "metric_totals", "metric_values",
+                  "usage_totals"):  # one order for every writer: no lock cycles
+        batch = params.get(table)
+        if batch:
+            _execute(cursor, table, batch, sqlite)
 
 
 #: Rows per SQLite upsert statement (at most 8 columns: 2048 parameters).
