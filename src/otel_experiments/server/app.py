@@ -42,7 +42,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        engine.dispose()
+        store.close()
 
     app = FastAPI(
         title="otel-experiments server",
@@ -52,7 +52,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         docs_url="/docs",
         redoc_url=None,
     )
-    app.state.store = Store(engine)
+    app.state.store = store = Store(engine)
     app.state.settings = settings
     app.state.schema_revision = current_revision(engine)
     install_error_handlers(app)

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from ..db import WRITE, create_engine, is_sqlite
 from ..jsonapi import ApiError
+from .checkpoint import WalCheckpointer, writer_pragmas
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -87,6 +88,7 @@ def _sqlite_writer(engine: sa.Engine) -> sa.Engine:
     @sa.event.listens_for(writer, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.execute(f"PRAGMA cache_size=-{SQLITE_WRITER_CACHE_KIB}")
+        writer_pragmas(dbapi_conn)  # (checkpoints: a background thread's)
 
     return writer
 
@@ -96,17 +98,28 @@ class StoreBase:
         self.engine = engine
         self.sqlite = is_sqlite(engine)
         self._writer = engine
+        # SQLite has one writer at a time: queue writers in-process rather than busy-wait.
+        self._sqlite_lock = threading.Lock() if self.sqlite else None
+        self._checkpointer: WalCheckpointer | None = None
         database = engine.url.database or ""
         if self.sqlite and database and database != ":memory:" and not database.startswith("file:"):
             self._writer = _sqlite_writer(engine)  # (its pool opens one connection: one writer)
-        # SQLite has one writer at a time: queue writers in-process rather than busy-wait.
-        self._sqlite_lock = threading.Lock() if self.sqlite else None
+            assert self._sqlite_lock is not None
+            self._checkpointer = WalCheckpointer(database, self._sqlite_lock, self)
         self._write_lock: AbstractContextManager[Any] = self._sqlite_lock or nullcontext()
         self._insert = sqlite_dialect.insert if self.sqlite else pg_dialect.insert
         self._sql: dict[tuple[str, int], str] = {}  # bulk INSERT text per (table, rows)
         # Ingest requests waiting for the SQLite write lock (see EventQueries.ingest).
         self._queue: list[Any] = []
         self._queue_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop the background work (SQLite's WAL checkpoints) and close the connections."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+        if self._writer is not self.engine:
+            self._writer.dispose()
+        self.engine.dispose()
 
     # -- plumbing -------------------------------------------------------------------------
 
