@@ -286,3 +286,33 @@ def test_a_deadlock_is_retried_whether_or_not_sqlalchemy_wrapped_it(
         assert store._retrying(flaky) == "stored" and len(calls) == 3
     with pytest.raises(ValueError):
         store._retrying(lambda: (_ for _ in ()).throw(ValueError("not retryable")))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_span_documents_leave_their_columns_out_and_read_back_whole(
+        backend: str, fresh_database_url: Callable[[str], str]) -> None:
+    """The stored document leaves out what the columns hold; the events read back are the
+    spans as sent: a narrow document, a whole one (a NUL in the name: the column holds
+    U+FFFD, the document what was sent), and one stored whole before (no migration)."""
+    engine = create_engine(fresh_database_url(backend))
+    migrate(engine)
+    store = Store(engine)
+    sent = [span(1, tags=["user.id:u1"]), span(2, parent=1, name="a\x00b", dataset_record_id="r")]
+    store.ingest("exp-doc", *ingest.parse_events(events_body(sent, []), 10))
+    old = span(3, parent=1)
+    with store._driver_transaction() as cursor:
+        mark = "?" if store.sqlite else "%s"
+        cursor.execute(
+            f"INSERT INTO spans (experiment_id, received_at, span_id, trace_id, parent_id, name, "
+            f"start_ns, duration, status, is_root, doc) VALUES ({', '.join([mark] * 11)})",
+            ("exp-doc", "2026-01-01T00:00:00Z", old["span_id"], old["trace_id"], old["parent_id"],
+             old["name"], old["start_ns"], old["duration"], old["status"], False,
+             json.dumps(old)))
+    with store._read() as conn:
+        stored = dict(conn.execute(sa.text(
+            "SELECT span_id, doc FROM spans WHERE experiment_id = 'exp-doc'")).all())
+    assert "span_id" not in json.loads(stored[sent[0]["span_id"]])  # narrow
+    assert json.loads(stored[sent[1]["span_id"]])["name"] == "a\x00b"  # whole
+    page = store.list_events("exp-doc", {}, 10, 0)
+    assert [r["doc"] for r in page.rows] == [{**s, "metrics": []} for s in [*sent, old]]
+    store.close()

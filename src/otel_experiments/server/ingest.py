@@ -19,9 +19,17 @@ from .plain_body import (
     plain_envelope,
     plain_meta,
 )
-from .rows import TAG_KEYS, TagValues, cached_tag_values, span_row, tag_values, value_in_columns
+from .rows import (
+    TAG_KEYS,
+    TagValues,
+    cached_tag_values,
+    span_row,
+    tag_values,
+    value_in_columns,
+)
 from .schema import CATEGORY_INDEX_CHARS, LABEL_MAX_BYTES
 from .store import MetricRow, SpanRow, tag_map
+from .store.columns import narrow_document
 from .usage import NO_USAGE, span_usage
 from .validation import (
     INT64_MAX,
@@ -155,9 +163,12 @@ def _metric_doc(metric: dict[str, Any], mtype: str) -> str | None:
 
 def _span_row(span: dict[str, Any], parent: str | None, name: str, start: int,
               duration: int, tags: TagValues) -> SpanRow:
+    # (``name`` is the column's text: when it differs from the member, the document keeps
+    # the member as sent)
+    doc = narrow_document(span) if name == span["name"] else span
     return span_row(span["span_id"], span["trace_id"], parent, name, start, duration,
                     span["status"], span.get("dataset_record_id"),
-                    span_usage(span) if "attributes" in span else NO_USAGE, dumps_str(span),
+                    span_usage(span) if "attributes" in span else NO_USAGE, dumps_str(doc),
                     tags)
 
 

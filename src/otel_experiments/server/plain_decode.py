@@ -12,7 +12,8 @@ so this path only ever accepts a subset of what that one accepts, with the same 
 (``tests/server/test_plain_decode.py``).
 
 Stored documents are written by the encoder from the structs: members in the exporter's
-order, whatever order they came in (JSON objects are unordered).
+order, whatever order they came in (JSON objects are unordered), and a span's without the
+members its columns hold (``rows.COLUMN_MEMBERS``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
+from msgspec.structs import replace
 
 from .. import attributes as attr
 from .jsonapi import dumps_str
@@ -145,10 +147,12 @@ def _span(span: _Span) -> SpanRow | None:
     attributes = span.attributes
     usage = (NO_USAGE if attributes is UNSET
              else span_usage({"attributes": attributes}))
+    # the document without the members the columns hold (``rows.COLUMN_MEMBERS``)
+    doc = _encode(replace(span, trace_id=UNSET, span_id=UNSET, name=UNSET, start_ns=UNSET,
+                          duration=UNSET, status=UNSET, parent_id=UNSET)).decode()
     return span_row(span.span_id, span.trace_id, None if parent is UNSET else parent, name,
                     span.start_ns, span.duration, span.status,
-                    None if record_id is UNSET else record_id, usage, _encode(span).decode(),
-                    tags)
+                    None if record_id is UNSET else record_id, usage, doc, tags)
 
 
 def _metric(metric: _Score | _Categorical | _Boolean) -> MetricRow | None:

@@ -19,7 +19,6 @@ TAG_KEYS = (attr.USER_ID, attr.ORGANIZATION_ID, "dataset_record_id", attr.EXPERI
             "experiment_name", attr.EXPERIMENT_FEATURE_SLUG, attr.EXPERIMENT_ENTRY)
 _TAG_KEY_SET = frozenset(TAG_KEYS)
 
-
 def value_in_columns(metric_type: str, value: Any) -> bool:
     """A metric's value columns hold ``value`` exactly (then, with the exporter's members,
     the metric is stored without a ``doc`` and rebuilt from its columns on read)."""

@@ -159,7 +159,7 @@ class StoreBase:
             conn.execute(sa.select(1))
 
     @staticmethod
-    def _page(rows: Sequence[sa.Row[Any, Any, Any]], size: int) -> Page:
+    def _page(rows: Sequence[Any], size: int) -> Page:
         out = [dict(r._mapping) for r in rows[:size]]
         next_cursor = encode_cursor(out[-1]["seq"]) if len(rows) > size and out else None
         return Page(out, next_cursor)

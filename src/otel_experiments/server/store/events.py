@@ -16,7 +16,7 @@ from ..schema import experiments, metrics, spans
 from ..validation import id_value, name_value, valid_or
 from . import aggregates
 from .base import Page, StoreBase, now_iso
-from .columns import METRIC_COLUMNS, SPAN_COLUMNS
+from .columns import METRIC_COLUMNS, SPAN_COLUMNS, span_document
 
 _ROOT_PARENTS = frozenset({"", "0", "undefined", "0000000000000000"})
 
@@ -341,7 +341,8 @@ class EventQueries(StoreBase):
     def list_events(self, experiment_id: str, filters: dict[str, str], size: int,
                     cursor: int) -> Page:
         s = spans.c
-        query = (sa.select(s.seq, s.span_id, s.doc)
+        query = (sa.select(s.seq, s.span_id, s.doc, s.trace_id, s.parent_id, s.name, s.start_ns,
+                           s.duration, s.status)
                  .where(s.experiment_id == experiment_id, s.seq > cursor))
         for key, value in filters.items():
             if key == "status":  # 'ok' or 'error' (checked by the route)
@@ -361,7 +362,8 @@ class EventQueries(StoreBase):
             by_span = metric_docs(conn, experiment_id, [r["span_id"] for r in page.rows])
         out = []
         for r in page.rows:
-            doc = loads(r["doc"])
+            doc = span_document(loads(r["doc"]), r["trace_id"], r["span_id"], r["parent_id"],
+                                r["name"], r["start_ns"], r["duration"], r["status"])
             doc["metrics"] = by_span.get(r["span_id"], [])
             out.append({"seq": r["seq"], "span_id": r["span_id"], "doc": doc})
         return Page(out, page.next_cursor)
