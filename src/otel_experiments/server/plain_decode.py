@@ -13,7 +13,7 @@ so this path only ever accepts a subset of what that one accepts, with the same 
 
 Stored documents are written by the encoder from the structs: members in the exporter's
 order, whatever order they came in (JSON objects are unordered), and a span's without the
-members its columns hold (``rows.COLUMN_MEMBERS``).
+members its columns hold (``store.columns.COLUMN_MEMBERS``).
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def _span(span: _Span) -> SpanRow | None:
     attributes = span.attributes
     usage = (NO_USAGE if attributes is UNSET
              else span_usage({"attributes": attributes}))
-    # the document without the members the columns hold (``rows.COLUMN_MEMBERS``)
+    # the document without the members the columns hold (``store.columns.COLUMN_MEMBERS``)
     doc = _encode(replace(span, trace_id=UNSET, span_id=UNSET, name=UNSET, start_ns=UNSET,
                           duration=UNSET, status=UNSET, parent_id=UNSET)).decode()
     return span_row(span.span_id, span.trace_id, None if parent is UNSET else parent, name,

@@ -247,7 +247,9 @@ class EventQueries(StoreBase):
                 try:
                     yield cursor
                 except BaseException:
-                    cursor.execute("ROLLBACK")
+                    # (after some errors SQLite has rolled the transaction back itself)
+                    if getattr(pooled.driver_connection, "in_transaction", True):
+                        cursor.execute("ROLLBACK")
                     raise
                 cursor.execute("COMMIT")
             finally:
