@@ -34,6 +34,7 @@ from .columns import (
     STATUS_AT,
     USAGE_AT,
 )
+from .pg_arrays import array_literal, element_kind
 
 #: ``value_buckets.series``: durations of every span, of the units, a score metric's values.
 SERIES_SPANS, SERIES_ROOTS, SERIES_SCORE = 0, 1, 2
@@ -44,6 +45,8 @@ _M_CATEGORY, _M_BOOLEAN = CATEGORY_AT, BOOLEAN_AT
 AGGREGATE_TABLES = (span_totals, metric_totals, metric_values, value_buckets, usage_totals)
 _TABLES = {t.name: t for t in AGGREGATE_TABLES}
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]  # (untyped in SQLAlchemy)
+#: PostgreSQL: per table, how each upserted column's array elements are written.
+_PG_KINDS: dict[str, tuple[str, ...]] = {}
 
 
 def _upsert(table: str, keys: tuple[str, ...], adds: tuple[str, ...],
@@ -61,7 +64,9 @@ def _upsert(table: str, keys: tuple[str, ...], adds: tuple[str, ...],
         source = "VALUES {rows}"
     else:
         t = _TABLES[table]
-        arrays = ", ".join(f"%s::{t.c[c].type.compile(_PG)}[]" for c in columns)
+        types = [t.c[c].type.compile(_PG) for c in columns]
+        _PG_KINDS[table] = tuple(element_kind(sql_type) for sql_type in types)
+        arrays = ", ".join(f"%s::{sql_type}[]" for sql_type in types)
         source = f"SELECT * FROM unnest({arrays})"
     sets = [f"{c} = {table}.{c} + excluded.{c}" for c in adds]
     for column, kind in extremes:
@@ -175,7 +180,8 @@ def _execute(cursor: Any, table: str, rows: list[tuple[Any, ...]], sqlite: bool)
     rows (a few texts, cached prepared by the driver), not ``executemany``: the ``sqlite3``
     module releases and retakes the GIL around every row there (see ``events``)."""
     if not sqlite:
-        cursor.execute(_SQL[False][table], tuple([*c] for c in zip(*rows, strict=True)))
+        cursor.execute(_SQL[False][table],
+                       tuple(map(array_literal, zip(*rows, strict=True), _PG_KINDS[table])))
         return
     i, n, width = 0, len(rows), len(rows[0])
     while i < n:

@@ -17,12 +17,15 @@ from ..validation import id_value, name_value, valid_or
 from . import aggregates
 from .base import Page, StoreBase, now_iso
 from .columns import METRIC_COLUMNS, SPAN_COLUMNS, span_document
+from .pg_arrays import array_literal, element_kind
 
 _ROOT_PARENTS = frozenset({"", "0", "undefined", "0000000000000000"})
 
 MetricRow = tuple[Any, ...]
 _EXPERIMENT_COLUMNS = ("id", "name", "description", "feature_slug", "status", "config",
                        "metadata", "created_at", "updated_at")
+#: PostgreSQL: per table, how each inserted column's array elements are written.
+_PG_KINDS: dict[str, tuple[str, ...]] = {}
 #: Per table: the inserted columns (a full row's order) and the unique key deduplicating it.
 _INSERTS = {
     "spans": (("experiment_id", "received_at", *SPAN_COLUMNS), ("experiment_id", "span_id")),
@@ -307,7 +310,8 @@ class EventQueries(StoreBase):
         statement step, once per row there, and with the event loop thread busy parsing the
         next body every retake can wait for the interpreter's switch interval.
         PostgreSQL: one ``INSERT ... SELECT FROM unnest(<one array per column>) ... RETURNING
-        <key>``, so the server plans once and parses plain arrays, and rows are sorted by
+        <key>`` (each array one literal: ``pg_arrays``), so the server plans once and parses
+        plain arrays, and rows are sorted by
         their unique key first so that concurrent writers lock keys in the same order (no
         deadlocks).
         """
@@ -328,14 +332,15 @@ class EventQueries(StoreBase):
         sql = self._sql.get((table.name, 0))
         if sql is None:
             dialect = self.engine.dialect
-            arrays = ", ".join(f"%s::{table.c[c].type.compile(dialect)}[]"
-                               for c in columns[fixed:])
+            types = [table.c[c].type.compile(dialect) for c in columns[fixed:]]
+            _PG_KINDS[table.name] = tuple(element_kind(t) for t in types)
+            arrays = ", ".join(f"%s::{t}[]" for t in types)
             sql = self._sql[(table.name, 0)] = (
                 f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT "
                 f"{', '.join(['%s'] * fixed)}, u.* FROM unnest({arrays}) AS u "
                 f"ON CONFLICT ({', '.join(key)}) DO NOTHING RETURNING {', '.join(key[1:])}")
         rows = sorted(rows, key=itemgetter(*(columns.index(c) - fixed for c in key[1:])))
-        params = (*head, *([*col] for col in zip(*rows, strict=True)))
+        params = (*head, *map(array_literal, zip(*rows, strict=True), _PG_KINDS[table.name]))
         cursor.execute(sql, params)
         keys = [r[0] if len(r) == 1 else tuple(r) for r in cursor.fetchall()]
         return len(keys), (None if len(keys) == len(rows) else set(keys))
