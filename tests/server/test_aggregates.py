@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -58,6 +59,18 @@ def test_sketch_percentiles_within_one_percent() -> None:
         for p in sketch.PERCENTILES:
             exact = _exact(values, p)
             assert got[f"p{round(p * 100)}"] == pytest.approx(exact, rel=0.01, abs=1e-300)
+
+
+def test_count_buckets_is_bucket_counted() -> None:
+    """The C-level passes (positive values) and ``bucket`` (zeros, negatives) together
+    count exactly what ``bucket`` alone counts, for ints and floats."""
+    rng = random.Random(5)
+    for values in ([rng.uniform(-1, 1) for _ in range(500)] + [0.0, -0.0, 0, 7, 1e-320],
+                   [rng.randrange(0, 10**9) for _ in range(500)],
+                   [(i % 100) / 100 for i in range(500)], [0.0, 0.0], [3.5]):
+        assert sketch.count_buckets(values) == dict(Counter(map(sketch.bucket, values)))
+    into = {sketch.bucket(2.0): 5}
+    assert sketch.count_buckets([2.0, 0.0], into) == {sketch.bucket(2.0): 6, sketch.bucket(0.0): 1}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from itertools import repeat
+from itertools import filterfalse, repeat
 from operator import truediv
 
 RELATIVE_ACCURACY = 0.01
@@ -51,12 +51,18 @@ def count_buckets(values: Iterable[float], into: dict[int, int] | None = None) -
     """``{bucket key: count}`` of ``values`` (added to ``into`` when given)."""
     values = values if isinstance(values, list) else list(values)
     counts: dict[int, int] = {} if into is None else into
-    if values and min(values) >= MIN_INDEXABLE:
-        # (a hot loop at ingest: the common all-positive list goes through C-level builtins)
-        found = Counter(map(math.ceil, map(truediv, map(math.log, values), repeat(_LOG_GAMMA))))
-        pairs = [(key + _OFFSET, n) for key, n in found.items()]
-    else:
-        pairs = list(Counter(map(bucket, values)).items())
+    if not values:
+        return counts
+    # (a hot loop at ingest: the positive values go through C-level builtins; zeros and
+    # negatives, usually few, through ``bucket``)
+    others: list[float] = []
+    if min(values) < MIN_INDEXABLE:
+        others = list(filterfalse(MIN_INDEXABLE.__le__, values))
+        values = list(filter(MIN_INDEXABLE.__le__, values))
+    found = Counter(map(math.ceil, map(truediv, map(math.log, values), repeat(_LOG_GAMMA))))
+    pairs = [(key + _OFFSET, n) for key, n in found.items()]
+    if others:
+        pairs += Counter(map(bucket, others)).items()
     get = counts.get
     for key, n in pairs:
         counts[key] = get(key, 0) + n

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from itertools import chain, compress, repeat
+from operator import is_not, itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,9 +40,14 @@ from .pg_arrays import array_literal, element_kind
 
 #: ``value_buckets.series``: durations of every span, of the units, a score metric's values.
 SERIES_SPANS, SERIES_ROOTS, SERIES_SCORE = 0, 1, 2
-_DURATION, _STATUS, _IS_ROOT, _USAGE = DURATION_AT, STATUS_AT, IS_ROOT_AT, USAGE_AT
-_M_TYPE, _M_LABEL, _M_SCORE = METRIC_TYPE_AT, LABEL_AT, SCORE_AT
-_M_CATEGORY, _M_BOOLEAN = CATEGORY_AT, BOOLEAN_AT
+_DURATION_OF, _STATUS_OF = itemgetter(DURATION_AT), itemgetter(STATUS_AT)
+_IS_ROOT_OF, _USAGE_OF = itemgetter(IS_ROOT_AT), itemgetter(USAGE_AT)
+_INPUT_TOKENS_OF = itemgetter(USAGE_AT.start)
+_OUTPUT_TOKENS_OF = itemgetter(USAGE_AT.start + 1)
+_METRIC_KEY_OF = itemgetter(LABEL_AT, METRIC_TYPE_AT)
+_SCORE_OF, _CATEGORY_OF = itemgetter(SCORE_AT), itemgetter(CATEGORY_AT)
+_BOOLEAN_OF = itemgetter(BOOLEAN_AT)
+_ERROR = "error"
 
 AGGREGATE_TABLES = (span_totals, metric_totals, metric_values, value_buckets, usage_totals)
 _TABLES = {t.name: t for t in AGGREGATE_TABLES}
@@ -100,6 +107,25 @@ def _statements(sqlite: bool) -> dict[str, str]:
 _SQL = {True: _statements(True), False: _statements(False)}
 
 
+#: Groups past this many: one pass that appends each row to its group (else one C-level
+#: pass per group: a run's metrics repeat a few labels).
+_FEW_GROUPS = 8
+
+
+def _metric_groups(metrics: list[tuple[Any, ...]]
+                   ) -> list[tuple[tuple[str, str], list[tuple[Any, ...]]]]:
+    """The metric rows by (label, type), in key order."""
+    keys = list(map(_METRIC_KEY_OF, metrics))
+    distinct = set(keys)
+    if len(distinct) <= _FEW_GROUPS:
+        return [(key, list(compress(metrics, map(key.__eq__, keys))))
+                for key in sorted(distinct)]
+    groups: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+    for key, row in zip(keys, metrics, strict=True):
+        groups.setdefault(key, []).append(row)
+    return sorted(groups.items())
+
+
 def add_rows(cursor: Any, sqlite: bool, experiment_id: str,
              span_rows: Iterable[tuple[Any, ...]], metric_rows: Iterable[tuple[Any, ...]]) -> None:
     """Add newly stored span rows and metric rows of one experiment to its aggregates, in
@@ -108,44 +134,38 @@ def add_rows(cursor: Any, sqlite: bool, experiment_id: str,
     params: dict[str, list[tuple[Any, ...]]] = {}
     spans = list(span_rows)
     if spans:
-        # Per scope (0: every span, 1: the units) with C-level builtins over one list each.
-        durations = [row[_DURATION] for row in spans]
-        roots = [row for row in spans if row[_IS_ROOT]]
+        # (a hot path at ingest: every pass over the rows goes through C-level builtins)
+        durations = list(map(_DURATION_OF, spans))
+        roots = list(compress(spans, map(_IS_ROOT_OF, spans)))
         by_scope = [(0, spans, durations)]
         if roots:
-            by_scope.append((1, roots, [row[_DURATION] for row in roots]))
+            by_scope.append((1, roots, list(map(_DURATION_OF, roots))))
         span_sums: list[tuple[Any, ...]] = []
         span_buckets: list[tuple[Any, ...]] = []
         for scope, members, durs in by_scope:
-            errors = sum(1 for row in members if row[_STATUS] == "error")
+            errors = sum(map(_ERROR.__eq__, map(_STATUS_OF, members)))
             span_sums.append((experiment_id, scope, len(durs), errors, float(sum(durs)),
                               min(durs), max(durs)))
             span_buckets += [(experiment_id, scope, "", key, n)
                              for key, n in sorted(sketch.count_buckets(durs).items())]
         params["span_totals"] = span_sums
         params["value_buckets"] = span_buckets
-        usage: dict[str, list[int]] = {}
-        add_usage(usage, (row[_USAGE] for row in spans))
-        if usage:
-            params["usage_totals"] = [(experiment_id, m, *t) for m, t in sorted(usage.items())]
+        if any(map(is_not, chain(map(_INPUT_TOKENS_OF, spans), map(_OUTPUT_TOKENS_OF, spans)),
+                   repeat(None))):  # (most spans carry no GenAI usage)
+            usage: dict[str, list[int]] = {}
+            add_usage(usage, map(_USAGE_OF, spans))
+            if usage:
+                params["usage_totals"] = [(experiment_id, m, *t)
+                                          for m, t in sorted(usage.items())]
     metrics = list(metric_rows)
     if metrics:
-        # Grouped by (label, type) first, then each group summed with C-level builtins.
-        groups: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
-        for row in metrics:
-            key = (row[_M_LABEL], row[_M_TYPE])
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [row]
-            else:
-                group.append(row)
         m_totals: list[tuple[Any, ...]] = []
         values: list[tuple[Any, ...]] = []
         scores: list[tuple[Any, ...]] = []
         # (in key order, so every table's rows come out in key order: no lock cycles)
-        for (label, mtype), group in sorted(groups.items()):
+        for (label, mtype), group in _metric_groups(metrics):
             if mtype == attr.METRIC_TYPE_SCORE:
-                got = [row[_M_SCORE] for row in group]
+                got = list(map(_SCORE_OF, group))
                 m_totals.append((experiment_id, label, mtype, len(got), len(got),
                                  float(sum(got)), min(got), max(got)))
                 scores += [(experiment_id, SERIES_SCORE, label, bucket, n)
@@ -153,9 +173,10 @@ def add_rows(cursor: Any, sqlite: bool, experiment_id: str,
                 continue
             m_totals.append((experiment_id, label, mtype, len(group), 0, 0.0, None, None))
             if mtype == attr.METRIC_TYPE_BOOLEAN:
-                counts = Counter("true" if row[_M_BOOLEAN] else "false" for row in group)
+                true = sum(map(bool, map(_BOOLEAN_OF, group)))
+                counts = {k: n for k, n in (("false", len(group) - true), ("true", true)) if n}
             else:
-                counts = Counter(row[_M_CATEGORY] for row in group)
+                counts = Counter(map(_CATEGORY_OF, group))
             values += [(experiment_id, label, mtype, value, n)
                        for value, n in sorted(counts.items())]
         if scores:
