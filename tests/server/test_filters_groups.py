@@ -98,3 +98,13 @@ def test_an_unknown_or_bad_parameter_is_a_400_naming_it(
     (error,) = r.json()["errors"]
     assert error["source"]["parameter"] == named
     assert named in error["detail"] or error["source"]["parameter"] == named
+
+
+def test_an_unknown_parameter_on_the_events_post_is_a_400_naming_it(client: httpx.Client) -> None:
+    """(the ingest route checks its query string itself, not through a dependency)"""
+    body = {"data": {"type": "experiment_events", "attributes": {"spans": [], "metrics": []}}}
+    r = client.post(f"{API}/experiments/exp-strict/events", params={"dry_run": "1"}, json=body)
+    assert r.status_code == 400, r.text
+    (error,) = r.json()["errors"]
+    assert error["source"]["parameter"] == "dry_run"
+    assert client.post(f"{API}/experiments/exp-strict/events", json=body).status_code == 202

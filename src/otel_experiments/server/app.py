@@ -60,6 +60,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     strict = [Depends(strict_query)]  # an unknown query parameter is a 400, not ignored
     # First: routes are tried in order, and the exporter's POSTs are most of the requests
     # (no other route's path can take an events or summary path: ids are one segment).
+    app.include_router(events.ingest_router, prefix=API_PREFIX)  # (calls strict_query)
     app.include_router(events.router, prefix=API_PREFIX, dependencies=strict)
     app.include_router(health.router)
     app.include_router(projects.router, prefix=API_PREFIX, dependencies=strict)
