@@ -7,7 +7,7 @@ import copy
 from typing import Any
 
 from hypothesis import strategies as st
-from server_helpers import metric, span
+from server_helpers import events_body, metric, span
 
 JSON_SCALARS = st.one_of(  # (integers: the range the server's JSON parser produces)
     st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**64 - 1),
@@ -56,3 +56,40 @@ def mutate(data: st.DataObject, item: dict[str, Any], members: list[str]) -> dic
         else:
             item[key] = data.draw(JSON_VALUES)
     return item
+
+
+def mutated_span(data: st.DataObject) -> dict[str, Any]:
+    """A valid span with members removed, added or replaced, in the span or one level in."""
+    base = data.draw(st.sampled_from(valid_spans()))
+    where = data.draw(st.sampled_from(["span", "meta", "error", "tags", "attributes"]))
+    if where == "span":
+        mutated = mutate(data, base, SPAN_MEMBERS)
+    else:
+        mutated = copy.deepcopy(base)
+        if where == "meta":
+            mutated["meta"] = mutate(data, mutated["meta"], META_MEMBERS)
+        elif where == "error":
+            mutated["meta"]["error"] = mutate(
+                data, {"type": "E", "message": "m", "stack": None},
+                ["type", "message", "stack", "extra"])
+        elif where == "tags":
+            mutated["tags"] = [*mutated["tags"], data.draw(JSON_VALUES)]
+        else:
+            mutated["attributes"] = {"k": data.draw(JSON_VALUES)}
+    return mutated
+
+
+def mutated_envelope(data: st.DataObject) -> dict[str, Any]:
+    """A valid body (one span, one metric) with an envelope member removed or replaced."""
+    body: dict[str, Any] = events_body([span(1)], [metric(1, "acc", 0.5)])
+    target = data.draw(st.sampled_from(["body", "data", "attributes"]))
+    node = {"body": body, "data": body["data"],
+            "attributes": body["data"]["attributes"]}[target]
+    members = {"body": ["data", "extra"], "data": ["type", "attributes", "extra"],
+               "attributes": ["spans", "metrics", "extra"]}[target]
+    key = data.draw(st.sampled_from(members))
+    if data.draw(st.booleans()):
+        node.pop(key, None)
+    else:
+        node[key] = data.draw(JSON_VALUES)
+    return body
