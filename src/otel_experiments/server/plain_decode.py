@@ -87,31 +87,25 @@ class _Span(Struct, forbid_unknown_fields=True, omit_defaults=True, gc=False):
 _Label = Annotated[str, Meta(min_length=1, max_length=256)]
 
 
-class _Score(Struct, forbid_unknown_fields=True, gc=False, tag_field="metric_type",
-             tag=attr.METRIC_TYPE_SCORE):
+class _Metric(Struct, forbid_unknown_fields=True, gc=False, tag_field="metric_type"):
     span_id: str
     trace_id: str
     label: _Label
+
+
+class _Score(_Metric, tag=attr.METRIC_TYPE_SCORE):
     score_value: _Int | float
     timestamp_ms: _Count
     metadata: dict[str, _Json] | UnsetType = UNSET
 
 
-class _Categorical(Struct, forbid_unknown_fields=True, gc=False, tag_field="metric_type",
-                   tag=attr.METRIC_TYPE_CATEGORICAL):
-    span_id: str
-    trace_id: str
-    label: _Label
+class _Categorical(_Metric, tag=attr.METRIC_TYPE_CATEGORICAL):
     categorical_value: str
     timestamp_ms: _Count
     metadata: dict[str, _Json] | UnsetType = UNSET
 
 
-class _Boolean(Struct, forbid_unknown_fields=True, gc=False, tag_field="metric_type",
-               tag=attr.METRIC_TYPE_BOOLEAN):
-    span_id: str
-    trace_id: str
-    label: _Label
+class _Boolean(_Metric, tag=attr.METRIC_TYPE_BOOLEAN):
     boolean_value: bool
     timestamp_ms: _Count
     metadata: dict[str, _Json] | UnsetType = UNSET
