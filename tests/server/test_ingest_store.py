@@ -316,3 +316,12 @@ def test_span_documents_leave_their_columns_out_and_read_back_whole(
     page = store.list_events("exp-doc", {}, 10, 0)
     assert [r["doc"] for r in page.rows] == [{**s, "metrics": []} for s in [*sent, old]]
     store.close()
+    # revision 0010's downgrade gives every narrow document its members back
+    _downgrade(engine, backend, "0009")
+    with engine.connect() as conn:
+        docs = [json.loads(d) for (d,) in conn.execute(sa.text(
+            "SELECT doc FROM spans WHERE experiment_id = 'exp-doc' ORDER BY seq"))]
+    assert docs == [*sent, old]
+    migrate(engine)
+    assert current_revision(engine) == "0010"
+    engine.dispose()

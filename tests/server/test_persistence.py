@@ -93,7 +93,7 @@ def test_upgrade_from_first_revision_keeps_data(backend: str,
 
     with ServerProcess(url, log_dir=server_logs) as server, \
             httpx.Client(base_url=server.base_url) as client:
-        assert client.get("/health").json()["schema_revision"] == head_revision() == "0009"
+        assert client.get("/health").json()["schema_revision"] == head_revision() == "0010"
         exp = client.get(f"{API}/experiments/{exp_id}").json()["data"]["attributes"]
         assert (exp["name"], exp["feature_slug"]) == ("old", "slug")
         events = client.get(f"{API}/experiments/{exp_id}/events").json()["data"]

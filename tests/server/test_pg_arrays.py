@@ -54,3 +54,10 @@ def test_numbers_and_booleans_read_back_as_written(pg: sa.Engine) -> None:
     max_size=8))
 def test_any_text_reads_back_as_written(pg: sa.Engine, values: list[str | None]) -> None:
     assert _round_trip(pg, values, "text") == values
+
+
+def test_a_nul_is_refused_as_psycopg_refuses_it(pg: sa.Engine) -> None:
+    import psycopg
+
+    with pytest.raises(psycopg.DataError, match="NUL"):
+        _round_trip(pg, ["a\x00b"], "text")

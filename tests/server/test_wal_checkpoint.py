@@ -5,6 +5,7 @@ with the store."""
 from __future__ import annotations
 
 import gc
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -70,6 +71,31 @@ def test_a_wal_past_the_limit_is_truncated(fresh_database_url: Callable[[str], s
         with store._read() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM spans").scalar() == 410
     finally:
+        store.close()
+
+
+def test_a_reader_holding_a_snapshot_never_holds_writers_back(
+        fresh_database_url: Callable[[str], str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long read keeps any checkpoint from finishing: the WAL then waits for it, the
+    writers do not (no truncation is tried while the passive one is behind)."""
+    monkeypatch.setattr(checkpoint, "TRUNCATE_FRAMES", 64)
+    url = fresh_database_url("sqlite")
+    wal = Path((sa.make_url(url).database or "") + "-wal")
+    store = _store(url)
+    reader = sqlite3.connect(sa.make_url(url).database or "", isolation_level=None)
+    try:
+        _ingest(store, 1, 10)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM spans").fetchone()  # a snapshot, held
+        for first in range(11, 611, 100):
+            started = time.monotonic()
+            _ingest(store, first, 100)
+            assert time.monotonic() - started < 2.0
+            time.sleep(0.3)  # (a checkpoint round between writes)
+        reader.execute("COMMIT")
+        assert _wait(lambda: not wal.exists() or wal.stat().st_size == 0)
+    finally:
+        reader.close()
         store.close()
 
 

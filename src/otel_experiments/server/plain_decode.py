@@ -9,7 +9,9 @@ patterns say (hex ids: one set lookup for an id seen before) and what the checke
 past 64 bits). Anything else makes :func:`plain_rows` answer ``None``: then the caller
 decodes the text as JSON and ``ingest.parse_events`` decides, naming every invalid field,
 so this path only ever accepts a subset of what that one accepts, with the same rows
-(``tests/server/test_plain_decode.py``).
+(``tests/server/test_plain_decode.py``; documents compared as what they read back as: a
+plain metric sent with its members in another order is stored here without a document,
+there with one).
 
 Stored documents are written by the encoder from the structs: members in the exporter's
 order, whatever order they came in (JSON objects are unordered), and a span's without the

@@ -6,9 +6,11 @@ thread for a small body (measured: the server sat idle 10-15 % of a batch-100 lo
 stored 1.19x the spans per second with no checkpoints at all). Here the writer connection
 never checkpoints (``wal_autocheckpoint=0``); this thread runs a ``PASSIVE`` checkpoint
 every quarter second (it never blocks a writer or a reader, and the sqlite3 module
-releases the interpreter while it copies and syncs). If passive checkpoints fall behind a
-continuous write load (the WAL past :data:`TRUNCATE_FRAMES`), it takes the store's write
-lock and truncates the WAL, so the file stays bounded.
+releases the interpreter while it copies and syncs). When the WAL has grown past
+:data:`TRUNCATE_FRAMES` and a passive checkpoint has copied all of it, the thread takes
+the store's write lock and truncates the WAL, waiting at most :data:`TRUNCATE_WAIT_MS` for
+readers (a reader holding an old snapshot keeps any checkpoint from finishing: then it
+tries again later rather than hold writers back).
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between two background checkpoints.
 CHECKPOINT_INTERVAL_S = 0.25
-#: WAL frames (pages) past which the checkpoint waits for writers and truncates the WAL.
+#: WAL frames (pages) past which the checkpoint truncates the WAL (under the write lock).
 TRUNCATE_FRAMES = 16384  # 64 MiB at 4 KiB pages
+#: The longest the truncation waits for readers while it holds the write lock.
+TRUNCATE_WAIT_MS = 100
 #: Bytes the WAL file keeps after a reset (``journal_size_limit`` of the writer).
 WAL_KEEP_BYTES = 16 << 20
 
@@ -51,15 +55,17 @@ class WalCheckpointer:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not threading.current_thread():
-            self._thread.join(30)
+            self._thread.join(5)
 
     def _run(self) -> None:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                               check_same_thread=False)
+        conn: sqlite3.Connection | None = None
         failed = False
         try:
             while not self._stop.wait(CHECKPOINT_INTERVAL_S):
                 try:
+                    if conn is None:
+                        conn = sqlite3.connect(self.path, timeout=TRUNCATE_WAIT_MS / 1000,
+                                               isolation_level=None, check_same_thread=False)
                     self.checkpoint(conn)
                     failed = False
                 except sqlite3.Error as exc:
@@ -68,12 +74,14 @@ class WalCheckpointer:
                                        self.path, exc)
                     failed = True
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     def checkpoint(self, conn: sqlite3.Connection) -> tuple[int, int, int]:
-        """One round: ``(busy, WAL frames, frames checkpointed)`` of the passive checkpoint."""
+        """One round: ``(busy, WAL frames, frames checkpointed)`` of the passive checkpoint
+        (``PASSIVE`` never waits: the connection's busy timeout bounds only the truncation)."""
         busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        if frames >= TRUNCATE_FRAMES:
+        if frames >= TRUNCATE_FRAMES and done == frames:
             with self._write_lock:  # (this process's writers wait here, not in SQLite)
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         return busy, frames, done

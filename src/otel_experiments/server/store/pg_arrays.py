@@ -57,7 +57,11 @@ def _register() -> None:
 
     class _LiteralDumper(Dumper):
         def dump(self, obj: Any) -> bytes:
-            return str.encode(obj)
+            if "\x00" in obj:  # (what psycopg's own text dumper says)
+                raise psycopg.DataError(
+                    "PostgreSQL text fields cannot contain NUL (0x00) bytes")
+            encoding = self.connection.info.encoding if self.connection else "utf-8"
+            return str.encode(obj, encoding)
 
     psycopg.adapters.register_dumper(ArrayLiteral, _LiteralDumper)
 
