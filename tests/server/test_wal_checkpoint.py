@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import gc
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -72,6 +74,40 @@ def test_a_wal_past_the_limit_is_truncated(fresh_database_url: Callable[[str], s
             assert conn.exec_driver_sql("SELECT count(*) FROM spans").scalar() == 410
     finally:
         store.close()
+
+
+def test_the_wal_stays_bounded_under_a_continuous_load(
+        fresh_database_url: Callable[[str], str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer that never pauses: passive checkpoints never catch up with it, so past the
+    limit the thread holds the writers back, copies the rest and truncates."""
+    monkeypatch.setattr(checkpoint, "TRUNCATE_FRAMES", 64)
+    url = fresh_database_url("sqlite")
+    wal = Path((sa.make_url(url).database or "") + "-wal")
+    store = _store(url)
+    done = threading.Event()
+
+    def write() -> None:
+        first = 1
+        while not done.is_set():
+            _ingest(store, first, 20)
+            first += 20
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    sizes = []
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            sizes.append(wal.stat().st_size if wal.exists() else 0)
+            time.sleep(0.005)
+    finally:
+        done.set()
+        writer.join()
+        store.close()
+    shrunk = sum(1 for a, b in pairwise(sizes) if b < a)
+    assert shrunk >= 2, sizes[-20:]  # truncated again and again while the writer went on
+    # (past the limit it holds about a quarter second of writes: tens of MB at this rate)
+    assert max(sizes) < 256 << 20
 
 
 def test_a_reader_holding_a_snapshot_never_holds_writers_back(
