@@ -49,10 +49,10 @@ INLINE_INGEST_BYTES = 1 << 20
 
 
 @ingest_router.post(EVENTS_ROUTE_ID, status_code=202,
-             responses=doc.responses({202: "EventsAccepted"}, 400, 413, 415),
-             openapi_extra=doc.request_body("EventsBody", EXAMPLES["events"]),
-             description="Idempotent: a span or metric sent again is counted as a duplicate. "
-                         "An unknown experiment id creates the experiment.")
+                    responses=doc.responses({202: "EventsAccepted"}, 400, 413, 415),
+                    openapi_extra=doc.request_body("EventsBody", EXAMPLES["events"]),
+                    description="Idempotent: a span or metric sent again is counted as a "
+                                "duplicate. An unknown experiment id creates the experiment.")
 async def push_events(request: Request, experiment_id: str) -> Response:
     await strict_query(request)
     experiment_id = path_id(experiment_id, "experiment_id")
