@@ -36,7 +36,7 @@ from .columns import (
     STATUS_AT,
     USAGE_AT,
 )
-from .pg_arrays import array_literal, element_kind
+from .pg_arrays import UnnestColumns
 
 #: ``value_buckets.series``: durations of every span, of the units, a score metric's values.
 SERIES_SPANS, SERIES_ROOTS, SERIES_SCORE = 0, 1, 2
@@ -52,12 +52,32 @@ _ERROR = "error"
 AGGREGATE_TABLES = (span_totals, metric_totals, metric_values, value_buckets, usage_totals)
 _TABLES = {t.name: t for t in AGGREGATE_TABLES}
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]  # (untyped in SQLAlchemy)
-#: PostgreSQL: per table, how each upserted column's array elements are written.
-_PG_KINDS: dict[str, tuple[str, ...]] = {}
+
+#: Per aggregate table: its key columns, the columns an upsert adds to, and the columns it
+#: keeps the smaller ('min') or larger ('max') of.
+_UPSERTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, str], ...]]] = {
+    "span_totals": (("experiment_id", "scope"), ("span_count", "error_count", "duration_sum"),
+                    (("duration_min", "min"), ("duration_max", "max"))),
+    "value_buckets": (("experiment_id", "series", "label", "bucket"), ("n",), ()),
+    "metric_totals": (("experiment_id", "label", "metric_type"),
+                      ("metric_count", "score_count", "score_sum"),
+                      (("score_min", "min"), ("score_max", "max"))),
+    "metric_values": (("experiment_id", "label", "metric_type", "value"), ("n",), ()),
+    "usage_totals": (("experiment_id", "model"), ("input_tokens", "output_tokens", "spans"),
+                     ()),
+}
 
 
-def _upsert(table: str, keys: tuple[str, ...], adds: tuple[str, ...],
-            extremes: tuple[tuple[str, str], ...], sqlite: bool) -> str:
+def _columns(table: str) -> tuple[str, ...]:
+    keys, adds, extremes = _UPSERTS[table]
+    return (*keys, *adds, *(c for c, _ in extremes))
+
+
+#: PostgreSQL: each table's upserted columns as ``unnest`` arrays.
+_PG_UNNEST = {t: UnnestColumns(_TABLES[t], _columns(t), _PG) for t in _UPSERTS}
+
+
+def _upsert(table: str, sqlite: bool) -> str:
     """The additive upsert of ``table``: ``adds`` summed, ``extremes`` (column, 'min' or
     'max') kept as the smaller / larger (NULL-safe: a NULL side keeps the other).
 
@@ -66,15 +86,8 @@ def _upsert(table: str, keys: tuple[str, ...], adds: tuple[str, ...],
     ``unnest`` (one plan, one round trip, where ``executemany`` would run a statement per
     row). The rows' keys are distinct (summed per request first), as ``ON CONFLICT DO
     UPDATE`` requires within one statement."""
-    columns = (*keys, *adds, *(c for c, _ in extremes))
-    if sqlite:
-        source = "VALUES {rows}"
-    else:
-        t = _TABLES[table]
-        types = [t.c[c].type.compile(_PG) for c in columns]
-        _PG_KINDS[table] = tuple(element_kind(sql_type) for sql_type in types)
-        arrays = ", ".join(f"%s::{sql_type}[]" for sql_type in types)
-        source = f"SELECT * FROM unnest({arrays})"
+    keys, adds, extremes = _UPSERTS[table]
+    source = "VALUES {rows}" if sqlite else f"SELECT * FROM unnest({_PG_UNNEST[table].sql})"
     sets = [f"{c} = {table}.{c} + excluded.{c}" for c in adds]
     for column, kind in extremes:
         fn = kind if sqlite else ("LEAST" if kind == "min" else "GREATEST")
@@ -82,29 +95,11 @@ def _upsert(table: str, keys: tuple[str, ...], adds: tuple[str, ...],
         pick = (f"coalesce({fn}({table}.{column}, excluded.{column}), {table}.{column}, "
                 f"excluded.{column})")
         sets.append(f"{column} = {pick}")
-    return (f"INSERT INTO {table} ({', '.join(columns)}) {source} "
+    return (f"INSERT INTO {table} ({', '.join(_columns(table))}) {source} "
             f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(sets)}")
 
 
-def _statements(sqlite: bool) -> dict[str, str]:
-    return {
-        "span_totals": _upsert("span_totals", ("experiment_id", "scope"),
-                               ("span_count", "error_count", "duration_sum"),
-                               (("duration_min", "min"), ("duration_max", "max")), sqlite),
-        "value_buckets": _upsert("value_buckets", ("experiment_id", "series", "label", "bucket"),
-                                 ("n",), (), sqlite),
-        "metric_totals": _upsert("metric_totals", ("experiment_id", "label", "metric_type"),
-                                 ("metric_count", "score_count", "score_sum"),
-                                 (("score_min", "min"), ("score_max", "max")), sqlite),
-        "metric_values": _upsert("metric_values",
-                                 ("experiment_id", "label", "metric_type", "value"), ("n",), (),
-                                 sqlite),
-        "usage_totals": _upsert("usage_totals", ("experiment_id", "model"),
-                                ("input_tokens", "output_tokens", "spans"), (), sqlite),
-    }
-
-
-_SQL = {True: _statements(True), False: _statements(False)}
+_SQL = {sqlite: {t: _upsert(t, sqlite) for t in _UPSERTS} for sqlite in (True, False)}
 
 
 #: Groups past this many: one pass that appends each row to its group (else one C-level
@@ -201,8 +196,7 @@ def _execute(cursor: Any, table: str, rows: list[tuple[Any, ...]], sqlite: bool)
     rows (a few texts, cached prepared by the driver), not ``executemany``: the ``sqlite3``
     module releases and retakes the GIL around every row there (see ``events``)."""
     if not sqlite:
-        cursor.execute(_SQL[False][table],
-                       tuple(map(array_literal, zip(*rows, strict=True), _PG_KINDS[table])))
+        cursor.execute(_SQL[False][table], _PG_UNNEST[table].literals(rows))
         return
     i, n, width = 0, len(rows), len(rows[0])
     while i < n:

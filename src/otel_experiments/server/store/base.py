@@ -25,6 +25,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from ..db import WRITE, create_engine, is_sqlite
 from ..jsonapi import ApiError
 from .checkpoint import WalCheckpointer, writer_pragmas
+from .pg_arrays import UnnestColumns
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -109,6 +110,7 @@ class StoreBase:
         self._write_lock: AbstractContextManager[Any] = self._sqlite_lock or nullcontext()
         self._insert = sqlite_dialect.insert if self.sqlite else pg_dialect.insert
         self._sql: dict[tuple[str, int], str] = {}  # bulk INSERT text per (table, rows)
+        self._pg_inserts: dict[str, tuple[str, UnnestColumns]] = {}  # (INSERT text, arrays)
         # Ingest requests waiting for the SQLite write lock (see EventQueries.ingest).
         self._queue: list[Any] = []
         self._queue_lock = threading.Lock()

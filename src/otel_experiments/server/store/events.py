@@ -17,15 +17,13 @@ from ..validation import id_value, name_value, valid_or
 from . import aggregates
 from .base import Page, StoreBase, now_iso
 from .columns import METRIC_COLUMNS, SPAN_COLUMNS, span_document
-from .pg_arrays import array_literal, element_kind
+from .pg_arrays import UnnestColumns
 
 _ROOT_PARENTS = frozenset({"", "0", "undefined", "0000000000000000"})
 
 MetricRow = tuple[Any, ...]
 _EXPERIMENT_COLUMNS = ("id", "name", "description", "feature_slug", "status", "config",
                        "metadata", "created_at", "updated_at")
-#: PostgreSQL: per table, how each inserted column's array elements are written.
-_PG_KINDS: dict[str, tuple[str, ...]] = {}
 #: Per table: the inserted columns (a full row's order) and the unique key deduplicating it.
 _INSERTS = {
     "spans": (("experiment_id", "received_at", *SPAN_COLUMNS), ("experiment_id", "span_id")),
@@ -329,18 +327,17 @@ class EventQueries(StoreBase):
             cursor.execute(f"SELECT {', '.join(key[1:])} FROM {table.name} WHERE seq > ?",
                            (last - inserted,))
             return inserted, {r[0] if len(r) == 1 else tuple(r) for r in cursor.fetchall()}
-        sql = self._sql.get((table.name, 0))
-        if sql is None:
-            dialect = self.engine.dialect
-            types = [table.c[c].type.compile(dialect) for c in columns[fixed:]]
-            _PG_KINDS[table.name] = tuple(element_kind(t) for t in types)
-            arrays = ", ".join(f"%s::{t}[]" for t in types)
-            sql = self._sql[(table.name, 0)] = (
+        found = self._pg_inserts.get(table.name)
+        if found is None:
+            unnest = UnnestColumns(table, columns[fixed:], self.engine.dialect)
+            found = self._pg_inserts[table.name] = (
                 f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT "
-                f"{', '.join(['%s'] * fixed)}, u.* FROM unnest({arrays}) AS u "
-                f"ON CONFLICT ({', '.join(key)}) DO NOTHING RETURNING {', '.join(key[1:])}")
+                f"{', '.join(['%s'] * fixed)}, u.* FROM unnest({unnest.sql}) AS u "
+                f"ON CONFLICT ({', '.join(key)}) DO NOTHING RETURNING {', '.join(key[1:])}",
+                unnest)
+        sql, unnest = found
         rows = sorted(rows, key=itemgetter(*(columns.index(c) - fixed for c in key[1:])))
-        params = (*head, *map(array_literal, zip(*rows, strict=True), _PG_KINDS[table.name]))
+        params = (*head, *unnest.literals(rows))
         cursor.execute(sql, params)
         keys = [r[0] if len(r) == 1 else tuple(r) for r in cursor.fetchall()]
         return len(keys), (None if len(keys) == len(rows) else set(keys))

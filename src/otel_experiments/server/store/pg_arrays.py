@@ -10,10 +10,12 @@ PostgreSQL's manual), sent as one text parameter that the statement casts (``%s:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["ArrayLiteral", "array_literal", "element_kind"]
+import sqlalchemy as sa
+
+__all__ = ["ArrayLiteral", "UnnestColumns", "array_literal", "element_kind"]
 
 
 class ArrayLiteral(str):
@@ -45,6 +47,22 @@ def array_literal(values: Iterable[Any], kind: str) -> ArrayLiteral:
     else:  # ints and floats: Python's repr is valid numeric input (never NaN / infinity here)
         items = ["NULL" if v is None else repr(v) for v in values]
     return ArrayLiteral("{" + ",".join(items) + "}")
+
+
+class UnnestColumns:
+    """Some columns of a table as the arrays of ``unnest(...)``: the SQL that casts each
+    parameter to its column's array type, and the parameters for rows of those columns."""
+
+    __slots__ = ("_kinds", "sql")
+
+    def __init__(self, table: sa.Table, columns: Sequence[str], dialect: sa.Dialect) -> None:
+        types = [table.c[c].type.compile(dialect) for c in columns]
+        self.sql = ", ".join(f"%s::{t}[]" for t in types)
+        self._kinds = tuple(element_kind(t) for t in types)
+
+    def literals(self, rows: Sequence[Sequence[Any]]) -> tuple[ArrayLiteral, ...]:
+        """One array literal per column of ``rows`` (tuples in the columns' order)."""
+        return tuple(map(array_literal, zip(*rows, strict=True), self._kinds))
 
 
 def _register() -> None:
