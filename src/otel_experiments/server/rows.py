@@ -118,6 +118,6 @@ def span_row(span_id: str, trace_id: str, parent: str | None, name: str, start: 
               # a unit of work: a trace root, or the entry span a plugin marked (a web
               # framework's server span, whose parent is another service's)
               is_root_parent(parent) or tags[3],
-              None if record_id is None else _VALID_IDS.get(record_id) or lookup_id(record_id),
+              lookup_id(record_id),
               tags[1], tags[2], *usage, doc)
     return SpanRow(values, tags[4], tags[5])
