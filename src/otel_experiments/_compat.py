@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerPr
 
 __all__ = [
     "BAGGAGE_KEY",
+    "NATIVE_FIELD_NAMES",
     "SPAN_FIELDS",
     "SUPPRESS_INSTRUMENTATION_KEY",
     "attribute_dict",
@@ -114,6 +115,15 @@ def attribute_dict(attributes: Any) -> Mapping[str, Any]:
 SPAN_FIELDS: Final = (
     "_name", "_context", "_parent", "_start_time", "_end_time", "_status", "_kind",
     "_resource", "_attributes", "_events",
+)
+
+
+#: The private names the C encoder (``events/_speedups.c``) reads, in its order: the span
+#: fields above, ``BoundedAttributes._dict``, ``BoundedList._dq``, ``Status._status_code``
+#: and ``Event._timestamp`` (a span without them is declined and converted in Python).
+NATIVE_FIELD_NAMES: Final = (
+    "_name", "_context", "_parent", "_start_time", "_end_time", "_status", "_kind",
+    "_resource", "_attributes", "_events", "_dict", "_dq", "_status_code", "_timestamp",
 )
 
 

@@ -7,7 +7,9 @@ Decoding errors are ``ValueError`` subclasses on both paths.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -36,24 +38,17 @@ def stdlib_dumps(obj: Any) -> bytes:
 
 
 if _orjson is not None:
-    _orjson_dumps = _orjson.dumps
-    _orjson_loads = _orjson.loads
-    _ORJSON_OPTS: int = _orjson.OPT_NON_STR_KEYS
-
-    def dumps(obj: Any) -> bytes:
-        """Encode ``obj`` as compact JSON bytes (orjson)."""
-        return _orjson_dumps(obj, option=_ORJSON_OPTS)  # type: ignore[no-any-return]
-
-    def loads(data: str | bytes) -> Any:
-        """Decode JSON text; raises ``ValueError`` on malformed input."""
-        return _orjson_loads(data)
+    #: Encode ``obj`` as compact JSON bytes (orjson). A ``partial`` of orjson's own
+    #: function, not a wrapper: the C encoder calls it per JSON payload.
+    dumps: Callable[[Any], bytes] = functools.partial(
+        _orjson.dumps, option=_orjson.OPT_NON_STR_KEYS
+    )
+    #: Decode JSON text; raises ``ValueError`` on malformed input.
+    loads: Callable[[str | bytes], Any] = _orjson.loads
 
 else:  # pragma: no cover - depends on the environment
     dumps = stdlib_dumps
-
-    def loads(data: str | bytes) -> Any:
-        """Decode JSON text; raises ``ValueError`` on malformed input."""
-        return json.loads(data)
+    loads = json.loads
 
 
 def as_object(raw: Any) -> dict[str, Any]:

@@ -5,23 +5,26 @@ into ``{"data": {"type": "experiment_events", "attributes": {"spans": [...],
 "metrics": [...]}}}`` bodies, none over ``max_body_bytes`` (uncompressed) or
 ``max_spans`` spans, and a span's metrics always travel in its body. A span orjson
 refuses (a lone surrogate, an int beyond 64 bits) is encoded again with the standard
-library after cleaning, so one odd value never costs the span. Pure: no I/O.
+library after cleaning, so one odd value never costs the span. Spans the C encoder
+wrote (:mod:`.native`) arrive already encoded and are only packed. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
 from .._runtime.text import clean_text
 from ._json import dumps, stdlib_dumps
 from .convert import make_body
 
-__all__ = ["Item", "encode_bodies"]
+__all__ = ["Encoded", "Item", "encode_bodies", "encode_item", "pack_encoded"]
 
 #: One span event and its metric entries, as the converter yields them.
 Item = tuple[dict[str, Any], list[dict[str, Any]]]
+#: One span event and its metric entries, JSON-encoded (the C encoder's output).
+Encoded = tuple[bytes, Sequence[bytes]]
 
 # The envelope around the span and metric fragments; identical to
 # ``dumps(make_body(spans, metrics))`` (the tests check it byte for byte).
@@ -36,7 +39,7 @@ class _Fragment:
 
     __slots__ = ("item", "metrics", "size", "span")
 
-    def __init__(self, span: bytes, metrics: list[bytes], item: Item) -> None:
+    def __init__(self, span: bytes, metrics: Sequence[bytes], item: Any) -> None:
         self.span = span
         self.metrics = metrics
         self.item = item
@@ -46,6 +49,20 @@ class _Fragment:
 
 def _ignore(_size: int) -> None:
     pass
+
+
+def encode_item(event: dict[str, Any], metrics: list[dict[str, Any]]) -> Encoded | None:
+    """One span's event and metrics as JSON bytes; ``None`` if even the cleaned standard
+    library encoding fails."""
+    try:
+        return dumps(event), [dumps(m) for m in metrics]
+    except Exception:
+        pass
+    # orjson refuses lone surrogates and ints beyond 64 bits: the stdlib does not
+    try:
+        return _fallback_dumps(event), [_fallback_dumps(m) for m in metrics]
+    except Exception:
+        return None
 
 
 def encode_bodies(
@@ -72,26 +89,38 @@ def encode_bodies(
             return [(body, items)], 0
     fragments: list[_Fragment] = []
     dropped = 0
-    for event, metrics in items:
-        try:
-            fragments.append(_Fragment(dumps(event), [dumps(m) for m in metrics], (event, metrics)))
-            continue
-        except Exception:
-            pass
-        # orjson refuses lone surrogates and ints beyond 64 bits: the stdlib does not
-        try:
-            fragments.append(
-                _Fragment(_fallback_dumps(event), [_fallback_dumps(m) for m in metrics],
-                          (event, metrics))
-            )
-        except Exception:
+    for item in items:
+        encoded = encode_item(*item)
+        if encoded is None:
             dropped += 1
+        else:
+            fragments.append(_Fragment(encoded[0], encoded[1], item))
     return list(_pack(fragments, max_body_bytes, max_spans, on_oversize)), dropped
+
+
+def pack_encoded(
+    items: list[Encoded],
+    max_body_bytes: int,
+    max_spans: int,
+    on_oversize: Callable[[int], None] = _ignore,
+) -> list[tuple[bytes, list[Encoded]]]:
+    """Bodies of already encoded spans, within the limits, each with the items it holds.
+
+    Common case: they all fit in one request, joined at once."""
+    if len(items) <= max_spans:
+        spans = [span for span, _ in items]
+        metrics = [m for _, ms in items for m in ms]
+        size = (_ENVELOPE_BYTES + sum(map(len, spans)) + sum(map(len, metrics))
+                + len(spans) + len(metrics))
+        if size <= max_body_bytes:
+            return [(_join(spans, metrics), items)]
+    fragments = [_Fragment(span, metrics, (span, metrics)) for span, metrics in items]
+    return list(_pack(fragments, max_body_bytes, max_spans, on_oversize))
 
 
 def _pack(
     fragments: list[_Fragment], limit: int, max_spans: int, on_oversize: Callable[[int], None]
-) -> Iterator[tuple[bytes, list[Item]]]:
+) -> Iterator[tuple[bytes, list[Any]]]:
     """Pack fragments into bodies within the size and span-count limits."""
     batch: list[_Fragment] = []
     size = _ENVELOPE_BYTES
@@ -127,13 +156,9 @@ def _fallback_dumps(value: Any) -> bytes:
 
 
 def _assemble(batch: list[_Fragment]) -> bytes:
-    metrics = [m for fragment in batch for m in fragment.metrics]
-    return b"".join(
-        (
-            _PREFIX,
-            b",".join([fragment.span for fragment in batch]),
-            _MIDDLE,
-            b",".join(metrics),
-            _SUFFIX,
-        )
-    )
+    return _join([fragment.span for fragment in batch],
+                 [m for fragment in batch for m in fragment.metrics])
+
+
+def _join(spans: list[bytes], metrics: list[bytes]) -> bytes:
+    return b"".join((_PREFIX, b",".join(spans), _MIDDLE, b",".join(metrics), _SUFFIX))

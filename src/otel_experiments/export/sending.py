@@ -6,15 +6,16 @@ every outcome counted in the delivery report.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry.sdk.trace import ReadableSpan
 
 from .. import settings as _settings
 from .._runtime.logs import WarnOnce
-from ..events.bodies import Item, encode_bodies
+from ..events.bodies import Encoded, Item, encode_bodies, pack_encoded
 from ..events.convert import iter_span_events
 from ..events.dialects import DDTRACE, ddtrace_envelope, ddtrace_items
+from ..events.native import encode_span_events
 from ..events.redact import Redactor
 from ..events.shapes import KeptAttributes
 from ..models import validate_id
@@ -24,7 +25,11 @@ from .report import DeliveryStats
 from .rules import Verdict
 from .spool import Part, Spool
 
-__all__ = ["GroupSender"]
+__all__ = ["GroupSender", "Held"]
+
+#: What a group holds: the converter's dicts (when a redaction hook or the ddtrace
+#: dialect works on them) or, otherwise, spans already encoded (events.native).
+Held = Item | Encoded
 
 
 class GroupSender:
@@ -43,20 +48,33 @@ class GroupSender:
         self._events_path = events_path
 
     def group(self, spans: Sequence[ReadableSpan], redactor: Redactor | None
-              ) -> tuple[dict[str, list[Item]], bool]:
+              ) -> tuple[dict[str, list[Held]], bool]:
         """Spans as events per valid experiment id, masked; ``(groups, all valid)``.
         Spans the redaction hook drops, or with an invalid experiment id, are counted."""
-        groups: dict[str, list[Item]] = {}
-        for experiment_id, event, metrics in iter_span_events(spans, self._kept):
-            if redactor is not None:
-                masked = self._redact(redactor, event, metrics)
-                if masked is None:
+        groups: dict[str, list[Held]] = {}
+        if redactor is None and self.settings.dialect != DDTRACE:
+            unencodable = 0
+            for experiment_id, encoded in encode_span_events(spans, self._kept):
+                if encoded is None:
+                    unencodable += 1
                     continue
-                event = masked
-            group = groups.get(experiment_id)
-            if group is None:
-                group = groups[experiment_id] = []
-            group.append((event, metrics))
+                group = groups.get(experiment_id)
+                if group is None:
+                    group = groups[experiment_id] = []
+                group.append(encoded)
+            if unencodable:
+                self._count_unencodable(unencodable)
+        else:
+            for experiment_id, event, metrics in iter_span_events(spans, self._kept):
+                if redactor is not None:
+                    masked = self._redact(redactor, event, metrics)
+                    if masked is None:
+                        continue
+                    event = masked
+                group = groups.get(experiment_id)
+                if group is None:
+                    group = groups[experiment_id] = []
+                group.append((event, metrics))
         ok = True
         for experiment_id in list(groups):
             try:
@@ -88,7 +106,7 @@ class GroupSender:
         return masked
 
     def send_group(
-        self, experiment_id: str, items: list[Item], deadline: float, send: bool = True
+        self, experiment_id: str, items: list[Held], deadline: float, send: bool = True
     ) -> tuple[bool, int]:
         """Encode and send one experiment's spans; ``(all delivered, spans spooled)``.
 
@@ -100,7 +118,7 @@ class GroupSender:
         spooled = 0
         refused = 0
         if self.settings.dialect == DDTRACE:  # ddtrace's ids and spellings, once per span
-            items = ddtrace_items(experiment_id, items)
+            items = list(ddtrace_items(experiment_id, cast("list[Item]", items)))
         bodies, dropped = self._encode(items)
         path = self._events_path(experiment_id)
         url = self.settings.endpoint + path
@@ -145,10 +163,7 @@ class GroupSender:
         if refused:
             self._stats.dropped(refused, "rejected")
         if dropped:
-            self._stats.dropped(dropped, "encoding")
-            self._warn_once(
-                "encode", "otel-experiments: %d span(s) could not be JSON-encoded", dropped
-            )
+            self._count_unencodable(dropped)
         if refused and refused < len(items):
             self._warn_once(
                 "refused",
@@ -159,12 +174,12 @@ class GroupSender:
             )
         return ok and not dropped, spooled
 
-    def encode_group(self, experiment_id: str, items: list[Item]) -> list[Part]:
+    def encode_group(self, experiment_id: str, items: list[Held]) -> list[Part]:
         """One experiment's spans as bodies ready for the spool, without the network
         (the batch processor's overflow); spans that cannot be encoded are counted."""
         if self.settings.dialect == DDTRACE:
-            items = ddtrace_items(experiment_id, items)
-        bodies: list[tuple[bytes, list[Item]]] = []
+            items = list(ddtrace_items(experiment_id, cast("list[Item]", items)))
+        bodies: list[tuple[bytes, list[Held]]] = []
         dropped = 0
         step = self.settings.max_spans_per_request
         for start in range(0, len(items), step):
@@ -174,20 +189,26 @@ class GroupSender:
             bodies += encoded
             dropped += lost
         if dropped:
-            self._stats.dropped(dropped, "encoding")
-            self._warn_once(
-                "encode", "otel-experiments: %d span(s) could not be JSON-encoded", dropped
-            )
+            self._count_unencodable(dropped)
         path = self._events_path(experiment_id)
         return [Part(path, len(held), self._delivery.encode(body)) for body, held in bodies]
 
-    def _encode(self, items: list[Item]) -> tuple[list[tuple[bytes, list[Item]]], int]:
-        bodies, dropped = encode_bodies(
-            items, self.settings.max_body_bytes, self.settings.max_spans_per_request, self._warn_oversize
-        )
+    def _encode(self, items: list[Held]) -> tuple[list[tuple[bytes, list[Held]]], int]:
+        limits = (self.settings.max_body_bytes, self.settings.max_spans_per_request,
+                  self._warn_oversize)
+        if items and type(items[0][0]) is bytes:  # a group is all encoded or all dicts
+            packed = pack_encoded(cast("list[Encoded]", items), *limits)
+            return cast("list[tuple[bytes, list[Held]]]", packed), 0
+        bodies, dropped = encode_bodies(cast("list[Item]", items), *limits)
         if self.settings.dialect == DDTRACE:
             bodies = [(ddtrace_envelope(body), held) for body, held in bodies]
-        return bodies, dropped
+        return cast("list[tuple[bytes, list[Held]]]", bodies), dropped
+
+    def _count_unencodable(self, count: int) -> None:
+        self._stats.dropped(count, "encoding")
+        self._warn_once(
+            "encode", "otel-experiments: %d span(s) could not be JSON-encoded", count
+        )
 
     def _keep(self, path: str, content: bytes, count: int) -> int:
         """Spool one undelivered body; the number of spans kept (0: dropped, logged)."""
