@@ -299,6 +299,201 @@ static int hex_id(PyObject *v, char *out, int words)
     return 0;
 }
 
+/* ------------------------------------------------------------------ JSON text payloads */
+
+/* JSON text re-written compactly, as orjson.dumps(orjson.loads(text)) writes it, for the
+ * plain subset where that is only dropping whitespace: strings whose escapes are already
+ * orjson's, integers within 18 digits, no duplicate keys, nesting below 64. Anything
+ * else (a float, an escaped non-ASCII character, invalid text, ...) returns 1 and the
+ * caller decodes and encodes through orjson. */
+typedef struct {
+    const char *p, *end;
+    Buf *b;
+    int depth;
+} Compact;
+
+static inline void skip_ws(Compact *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\n' || *c->p == '\r' || *c->p == '\t'))
+        c->p++;
+}
+
+static int compact_value(Compact *c);
+
+static int compact_string(Compact *c)
+{
+    const char *start = c->p++; /* the opening quote */
+    while (c->p < c->end) {
+        uint64_t v;
+        if (c->end - c->p >= 8 && (memcpy(&v, c->p, 8), !needs_escape(v, 0))) {
+            c->p += 8; /* eight plain bytes */
+            continue;
+        }
+        unsigned char ch = (unsigned char)*c->p;
+        if (ch == '"') {
+            c->p++;
+            return put(c->b, start, c->p - start) < 0 ? -1 : 0;
+        }
+        if (ch < 0x20)
+            return 1; /* invalid JSON: orjson decides */
+        if (ch == '\\') {
+            if (c->p + 1 >= c->end)
+                return 1;
+            char e = c->p[1];
+            if (e == '"' || e == '\\' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+                c->p += 2;
+                continue;
+            }
+            /* \u00XX is orjson's form only for a control character without a short escape */
+            if (e == 'u' && c->end - c->p >= 6 && c->p[2] == '0' && c->p[3] == '0'
+                && (c->p[4] == '0' || c->p[4] == '1')) {
+                char lo = c->p[5];
+                int v = (c->p[4] - '0') * 16
+                        + (lo >= '0' && lo <= '9' ? lo - '0' : lo >= 'a' && lo <= 'f' ? lo - 'a' + 10 : -100);
+                if (v >= 0 && v != '\b' && v != '\f' && v != '\n' && v != '\r' && v != '\t') {
+                    c->p += 6;
+                    continue;
+                }
+            }
+            return 1;
+        }
+        c->p++;
+    }
+    return 1;
+}
+
+static int compact_number(Compact *c)
+{
+    const char *start = c->p;
+    if (*c->p == '-')
+        c->p++;
+    const char *digits = c->p;
+    while (c->p < c->end && *c->p >= '0' && *c->p <= '9')
+        c->p++;
+    Py_ssize_t n = c->p - digits;
+    if (n == 0 || n > 18 || (digits[0] == '0' && (n > 1 || start != digits)))
+        return 1; /* no digits, too long, a leading zero, or -0 (read back as 0) */
+    if (c->p < c->end && (*c->p == '.' || *c->p == 'e' || *c->p == 'E'))
+        return 1; /* a float: orjson's own formatting */
+    return put(c->b, start, c->p - start) < 0 ? -1 : 0;
+}
+
+static int compact_literal(Compact *c, const char *word, Py_ssize_t n)
+{
+    if (c->end - c->p < n || memcmp(c->p, word, n) != 0)
+        return 1;
+    c->p += n;
+    return put(c->b, word, n) < 0 ? -1 : 0;
+}
+
+#define MAX_KEYS 32
+
+static int compact_container(Compact *c, char close)
+{
+    const char *keys[MAX_KEYS];
+    Py_ssize_t key_lens[MAX_KEYS];
+    int nkeys = 0, rc;
+    if (++c->depth > 64)
+        return 1;
+    if (put(c->b, c->p, 1) < 0)
+        return -1;
+    c->p++;
+    skip_ws(c);
+    if (c->p < c->end && *c->p == close) {
+        c->p++;
+        c->depth--;
+        return put(c->b, &close, 1) < 0 ? -1 : 0;
+    }
+    for (;;) {
+        if (close == '}') {
+            skip_ws(c);
+            if (c->p >= c->end || *c->p != '"')
+                return 1;
+            const char *key = c->p;
+            if ((rc = compact_string(c)) != 0)
+                return rc;
+            Py_ssize_t len = c->p - key;
+            for (int i = 0; i < nkeys; i++) /* a repeated key: orjson keeps the last value */
+                if (key_lens[i] == len && memcmp(keys[i], key, len) == 0)
+                    return 1;
+            if (nkeys == MAX_KEYS)
+                return 1;
+            keys[nkeys] = key;
+            key_lens[nkeys++] = len;
+            skip_ws(c);
+            if (c->p >= c->end || *c->p != ':')
+                return 1;
+            c->p++;
+            if (PUT(c->b, ":") < 0)
+                return -1;
+        }
+        if ((rc = compact_value(c)) != 0)
+            return rc;
+        skip_ws(c);
+        if (c->p >= c->end)
+            return 1;
+        if (*c->p == close) {
+            c->p++;
+            c->depth--;
+            return put(c->b, &close, 1) < 0 ? -1 : 0;
+        }
+        if (*c->p != ',')
+            return 1;
+        c->p++;
+        if (PUT(c->b, ",") < 0)
+            return -1;
+    }
+}
+
+static int compact_value(Compact *c)
+{
+    skip_ws(c);
+    if (c->p >= c->end)
+        return 1;
+    switch (*c->p) {
+    case '{': return compact_container(c, '}');
+    case '[': return compact_container(c, ']');
+    case '"': return compact_string(c);
+    case 't': return compact_literal(c, "true", 4);
+    case 'f': return compact_literal(c, "false", 5);
+    case 'n': return compact_literal(c, "null", 4);
+    default: return compact_number(c);
+    }
+}
+
+/* 0: written; 1: not the plain subset (nothing written); -1: error. */
+static int put_compact(Buf *b, const char *text, Py_ssize_t n)
+{
+    Py_ssize_t mark = b->len;
+    Compact c = {text, text + n, b, 0};
+    int rc = compact_value(&c);
+    if (rc == 0) {
+        skip_ws(&c);
+        if (c.p != c.end)
+            rc = 1;
+    }
+    if (rc != 0)
+        b->len = mark;
+    return rc;
+}
+
+/* A JSON-tagged payload: compacted here when plain, else through loads and dumps. */
+static int put_json_text(Buf *b, PyObject *value, int ascii)
+{
+    if (!ascii) { /* orjson's bytes: raw UTF-8, as the str holds it */
+        Py_ssize_t n;
+        const char *text = PyUnicode_AsUTF8AndSize(value, &n);
+        if (text == NULL) {
+            PyErr_Clear();
+            return decline();
+        }
+        int rc = put_compact(b, text, n);
+        if (rc <= 0)
+            return rc;
+    }
+    return put_through(b, cfg[K_LOADS], value);
+}
+
 /* ------------------------------------------------------------------ span parts */
 
 static inline PyObject *get(PyObject *dict, PyObject *key)
@@ -332,7 +527,7 @@ static int put_payload(Buf *b, const char *member, PyObject *value, PyObject *mi
     }
     if (put(b, member, (Py_ssize_t)strlen(member)) < 0)
         return -1;
-    return json ? put_through(b, cfg[K_LOADS], value) : put_str(b, value, ascii);
+    return json ? put_json_text(b, value, ascii) : put_str(b, value, ascii);
 }
 
 /* The `meta` member; 1 when it holds something. */
@@ -581,8 +776,9 @@ static PyObject *shape_of(Run *run, PyObject *attrs)
     return shape;
 }
 
-/* One span: (experiment id, event bytes, tuple of metric bytes), or NULL to decline. */
-static PyObject *encode_span(Run *run, Buf *b, PyObject *span)
+/* One span: (event bytes, tuple of metric bytes) and its experiment id in *eid (borrowed:
+ * the span's attributes hold it), or NULL to decline. */
+static PyObject *encode_span(Run *run, Buf *b, PyObject *span, PyObject **eid)
 {
     PyObject *fields = NULL, *attrs = NULL, *shape = NULL, *events = NULL, *result = NULL;
     PyObject *metric_offsets = NULL;
@@ -756,8 +952,9 @@ static PyObject *encode_span(Run *run, Buf *b, PyObject *span)
     PyObject *span_bytes = PyBytes_FromStringAndSize(b->p, span_len);
     if (span_bytes == NULL)
         goto done;
-    result = PyTuple_Pack(3, experiment_id, span_bytes, metric_offsets);
+    result = PyTuple_Pack(2, span_bytes, metric_offsets);
     Py_DECREF(span_bytes);
+    *eid = experiment_id;
 done:
     if (result == NULL)
         PyErr_Clear(); /* declined, or a failure: Python converts this span */
@@ -771,47 +968,222 @@ done:
 
 /* ------------------------------------------------------------------ module */
 
-static PyObject *encode_spans(PyObject *self, PyObject *args)
+static int run_open(Run *run, PyObject *kept, int ascii)
 {
-    PyObject *spans, *kept;
-    int ascii;
-    if (!PyArg_ParseTuple(args, "OOp:encode_spans", &spans, &kept, &ascii))
-        return NULL;
     if (cfg[K_COUNT - 1] == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "_speedups.configure() was not called");
-        return NULL;
+        return -1;
     }
+    memset(run, 0, sizeof *run);
+    run->kept = kept;
+    run->ascii = ascii;
+    run->shapes = PyObject_GetAttr(kept, s_shapes);
+    if (run->shapes == NULL || !PyDict_Check(run->shapes)) {
+        Py_CLEAR(run->shapes);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "kept.shapes must be a dict");
+        return -1;
+    }
+    return 0;
+}
+
+static void run_close(Run *run)
+{
+    Py_XDECREF(run->base);
+    Py_XDECREF(run->last_keys);
+    Py_XDECREF(run->last_shape);
+    Py_XDECREF(run->shapes);
+}
+
+/* For tests: per span (experiment id, event bytes, metric bytes) or None (declined). */
+static PyObject *encode_spans(PyObject *self, PyObject *args)
+{
+    PyObject *spans, *kept, *eid;
+    int ascii;
+    Run run;
+    if (!PyArg_ParseTuple(args, "OOp:encode_spans", &spans, &kept, &ascii))
+        return NULL;
     PyObject *seq = PySequence_Fast(spans, "spans must be a sequence");
     if (seq == NULL)
         return NULL;
-    Run run = {NULL, NULL, NULL, NULL, kept, ascii, NULL, NULL};
-    run.shapes = PyObject_GetAttr(kept, s_shapes);
-    if (run.shapes == NULL || !PyDict_Check(run.shapes)) {
-        Py_XDECREF(run.shapes);
+    if (run_open(&run, kept, ascii) < 0) {
         Py_DECREF(seq);
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "kept.shapes must be a dict");
         return NULL;
     }
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     PyObject *out = PyList_New(n);
     Buf b = {NULL, 0, 0};
-    if (out != NULL) {
-        for (Py_ssize_t i = 0; i < n; i++) {
-            PyObject *r = encode_span(&run, &b, PySequence_Fast_GET_ITEM(seq, i));
-            if (r == NULL) {
-                Py_INCREF(Py_None);
-                r = Py_None;
-            }
+    for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
+        PyObject *pair = encode_span(&run, &b, PySequence_Fast_GET_ITEM(seq, i), &eid);
+        PyObject *r = pair == NULL ? Py_NewRef(Py_None)
+            : PyTuple_Pack(3, eid, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1));
+        Py_XDECREF(pair);
+        if (r == NULL)
+            Py_CLEAR(out);
+        else
             PyList_SET_ITEM(out, i, r);
-        }
     }
     PyMem_Free(b.p);
-    Py_XDECREF(run.base);
-    Py_XDECREF(run.last_keys);
-    Py_XDECREF(run.last_shape);
-    Py_DECREF(run.shapes);
+    run_close(&run);
     Py_DECREF(seq);
+    return out;
+}
+
+/* The experiment id Python would read from a span C declined (new reference), or NULL. */
+static PyObject *declined_experiment_id(PyObject *span)
+{
+    PyObject *fields = PyObject_GetAttr(span, s_dict), *attrs = NULL, *eid = NULL;
+    if (fields != NULL && PyDict_Check(fields)) {
+        PyObject *attributes = PyDict_GetItemWithError(fields, cfg[N_ATTRIBUTES]);
+        attrs = attributes == NULL ? NULL : inner_dict(attributes);
+        eid = attrs == NULL ? NULL : PyDict_GetItemWithError(attrs, cfg[K_EXPERIMENT_ID]);
+        if (eid != NULL && PyUnicode_CheckExact(eid) && PyUnicode_GET_LENGTH(eid) > 0)
+            Py_INCREF(eid);
+        else
+            eid = NULL;
+    }
+    PyErr_Clear();
+    Py_XDECREF(attrs);
+    Py_XDECREF(fields);
+    return eid;
+}
+
+/* The exporter's call: ({experiment id: [(event bytes, metric bytes), ...]}, declined),
+ * spans in input order; a declined span holds its place as None in its experiment's list
+ * and is listed in declined as (experiment id, index in that list, span), or as
+ * (None, -1, span) when even its experiment id is for Python to read. */
+static PyObject *encode_groups(PyObject *self, PyObject *args)
+{
+    PyObject *spans, *kept, *eid;
+    int ascii;
+    Run run;
+    if (!PyArg_ParseTuple(args, "OOp:encode_groups", &spans, &kept, &ascii))
+        return NULL;
+    PyObject *seq = PySequence_Fast(spans, "spans must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    if (run_open(&run, kept, ascii) < 0) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    PyObject *groups = PyDict_New(), *declined = PyList_New(0), *result = NULL;
+    PyObject *last_eid = NULL, *last_list = NULL; /* spans of one experiment come in runs */
+    Buf b = {NULL, 0, 0};
+    if (groups == NULL || declined == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        PyObject *span = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *pair = encode_span(&run, &b, span, &eid), *owned_eid = NULL;
+        if (pair == NULL) {
+            eid = owned_eid = declined_experiment_id(span);
+            if (eid == NULL) {
+                PyObject *entry = Py_BuildValue("(OnO)", Py_None, (Py_ssize_t)-1, span);
+                if (entry == NULL || PyList_Append(declined, entry) < 0) {
+                    Py_XDECREF(entry);
+                    goto fail;
+                }
+                Py_DECREF(entry);
+                continue;
+            }
+        }
+        PyObject *list = last_list;
+        if (last_eid == NULL || (eid != last_eid && PyUnicode_Compare(eid, last_eid) != 0)) {
+            list = PyDict_GetItemWithError(groups, eid);
+            if (list == NULL) {
+                if (PyErr_Occurred() || (list = PyList_New(0)) == NULL
+                    || PyDict_SetItem(groups, eid, list) < 0) {
+                    Py_XDECREF(list);
+                    Py_XDECREF(pair);
+                    Py_XDECREF(owned_eid);
+                    goto fail;
+                }
+                Py_DECREF(list); /* the dict holds it */
+            }
+            last_eid = eid; /* alive: the spans' attributes hold it for the whole call */
+            last_list = list;
+        }
+        int rc;
+        if (pair != NULL) {
+            rc = PyList_Append(list, pair);
+            Py_DECREF(pair);
+        } else {
+            PyObject *entry = Py_BuildValue("(OnO)", eid, PyList_GET_SIZE(list), span);
+            rc = entry == NULL || PyList_Append(list, Py_None) < 0 || PyList_Append(declined, entry) < 0
+                ? -1 : 0;
+            Py_XDECREF(entry);
+        }
+        Py_XDECREF(owned_eid);
+        if (rc < 0)
+            goto fail;
+    }
+    result = PyTuple_Pack(2, groups, declined);
+fail:
+    PyMem_Free(b.p);
+    run_close(&run);
+    Py_XDECREF(groups);
+    Py_XDECREF(declined);
+    Py_DECREF(seq);
+    return result;
+}
+
+/* prefix + ",".join(spans) + middle + ",".join(metrics) + suffix, copied once (the two
+ * joins and the outer one of Python copy a body of megabytes three times). */
+static PyObject *join_body(PyObject *self, PyObject *args)
+{
+    PyObject *parts[5], *lists[2];
+    if (!PyArg_ParseTuple(args, "SO!SO!S:join_body", &parts[0], &PyList_Type, &lists[0],
+                          &parts[2], &PyList_Type, &lists[1], &parts[4]))
+        return NULL;
+    Py_ssize_t size = PyBytes_GET_SIZE(parts[0]) + PyBytes_GET_SIZE(parts[2])
+                      + PyBytes_GET_SIZE(parts[4]);
+    for (int l = 0; l < 2; l++) {
+        Py_ssize_t n = PyList_GET_SIZE(lists[l]);
+        size += n > 0 ? n - 1 : 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *item = PyList_GET_ITEM(lists[l], i);
+            if (!PyBytes_Check(item)) {
+                PyErr_SetString(PyExc_TypeError, "join_body() joins bytes");
+                return NULL;
+            }
+            size += PyBytes_GET_SIZE(item);
+        }
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
+    if (out == NULL)
+        return NULL;
+    char *w = PyBytes_AS_STRING(out);
+    for (int k = 0; k < 5; k++) {
+        if (k == 1 || k == 3) {
+            PyObject *list = lists[k / 2];
+            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+                PyObject *item = PyList_GET_ITEM(list, i);
+                if (i > 0)
+                    *w++ = ',';
+                memcpy(w, PyBytes_AS_STRING(item), PyBytes_GET_SIZE(item));
+                w += PyBytes_GET_SIZE(item);
+            }
+        } else {
+            memcpy(w, PyBytes_AS_STRING(parts[k]), PyBytes_GET_SIZE(parts[k]));
+            w += PyBytes_GET_SIZE(parts[k]);
+        }
+    }
+    return out;
+}
+
+static PyObject *compact_json(PyObject *self, PyObject *arg)
+{
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "compact_json() takes a str");
+        return NULL;
+    }
+    Py_ssize_t n;
+    const char *text = PyUnicode_AsUTF8AndSize(arg, &n);
+    if (text == NULL)
+        return NULL;
+    Buf b = {NULL, 0, 0};
+    int rc = put_compact(&b, text, n);
+    PyObject *out = rc < 0 ? NULL : rc > 0 ? Py_NewRef(Py_None) : PyBytes_FromStringAndSize(b.p, b.len);
+    PyMem_Free(b.p);
     return out;
 }
 
@@ -835,6 +1207,14 @@ static PyMethodDef methods[] = {
     {"encode_spans", encode_spans, METH_VARARGS,
      "encode_spans(spans, kept, ascii) -> list of (experiment_id, event bytes, metric bytes) "
      "or None per span (None: the Python converter takes that span)"},
+    {"encode_groups", encode_groups, METH_VARARGS,
+     "encode_groups(spans, kept, ascii) -> ({experiment id: [(event bytes, metric bytes) or "
+     "None]}, [(experiment id or None, index, declined span)])"},
+    {"join_body", join_body, METH_VARARGS,
+     "join_body(prefix, spans, middle, metrics, suffix) -> one body's bytes"},
+    {"compact_json", compact_json, METH_O,
+     "compact_json(text) -> the bytes orjson.dumps(orjson.loads(text)) gives, or None when "
+     "the text is not the plain subset the C encoder compacts itself"},
     {"configure", configure, METH_VARARGS, "configure(*keys_and_helpers): set once at import"},
     {NULL, NULL, 0, NULL},
 };

@@ -19,6 +19,12 @@ from .._runtime.text import clean_text
 from ._json import dumps, stdlib_dumps
 from .convert import make_body
 
+_join_body: Callable[[bytes, list[bytes], bytes, list[bytes], bytes], bytes] | None
+try:
+    from ._speedups import join_body as _join_body
+except ImportError:  # pragma: no cover - built without a C compiler
+    _join_body = None
+
 __all__ = ["Encoded", "Item", "encode_bodies", "encode_item", "pack_encoded"]
 
 #: One span event and its metric entries, as the converter yields them.
@@ -55,12 +61,12 @@ def encode_item(event: dict[str, Any], metrics: list[dict[str, Any]]) -> Encoded
     """One span's event and metrics as JSON bytes; ``None`` if even the cleaned standard
     library encoding fails."""
     try:
-        return dumps(event), [dumps(m) for m in metrics]
+        return dumps(event), tuple([dumps(m) for m in metrics])
     except Exception:
         pass
     # orjson refuses lone surrogates and ints beyond 64 bits: the stdlib does not
     try:
-        return _fallback_dumps(event), [_fallback_dumps(m) for m in metrics]
+        return _fallback_dumps(event), tuple([_fallback_dumps(m) for m in metrics])
     except Exception:
         return None
 
@@ -161,4 +167,6 @@ def _assemble(batch: list[_Fragment]) -> bytes:
 
 
 def _join(spans: list[bytes], metrics: list[bytes]) -> bytes:
+    if _join_body is not None:  # one copy of the body, not three
+        return _join_body(_PREFIX, spans, _MIDDLE, metrics, _SUFFIX)
     return b"".join((_PREFIX, b",".join(spans), _MIDDLE, b",".join(metrics), _SUFFIX))

@@ -12,7 +12,7 @@ through Python.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, Final
 
@@ -26,7 +26,7 @@ from .bodies import Encoded, encode_item
 from .convert import _base_tags, span_to_event
 from .shapes import KeptAttributes, kept_attributes
 
-__all__ = ["NATIVE", "encode_span_events"]
+__all__ = ["NATIVE", "encode_span_groups"]
 
 _speedups: ModuleType | None
 try:
@@ -50,27 +50,47 @@ if _speedups is not None:  # the keys and helpers the C side reads, in its order
 _ASCII: Final = BACKEND != "orjson"
 
 
-def encode_span_events(
+def encode_span_groups(
     spans: Sequence[ReadableSpan], kept: KeptAttributes, native: bool = NATIVE
-) -> Iterator[tuple[str, Encoded | None]]:
-    """``(experiment_id, encoded event and metrics)`` for every span carrying
-    ``experiment.id``, in order: from C, or for the spans C declines from
+) -> tuple[dict[str, list[Encoded]], int]:
+    """Every span carrying ``experiment.id``, encoded, per experiment id (spans in input
+    order); and how many spans not even the cleaned standard library could encode.
+
+    From C, or for the spans C declines from
     :func:`~otel_experiments.events.convert.span_to_event` and
-    :func:`~otel_experiments.events.bodies.encode_item` (``None``: not even the cleaned
-    standard library could encode it). ``native=False``: every span in Python."""
-    results: list[Any]
+    :func:`~otel_experiments.events.bodies.encode_item`. ``native=False``: every span in
+    Python (the same bytes).
+    """
+    groups: dict[str, list[Any]]
+    declined: list[tuple[str | None, int, Any]]
     if native and _speedups is not None:
         try:
-            results = _speedups.encode_spans(spans, kept, _ASCII)
+            groups, declined = _speedups.encode_groups(spans, kept, _ASCII)
         except Exception:  # pragma: no cover - the encoder declines instead of raising
-            results = [None] * len(spans)
+            groups, declined = {}, [(None, -1, span) for span in spans]
     else:
-        results = [None] * len(spans)
+        groups, declined = {}, [(None, -1, span) for span in spans]
+    if not declined:
+        return groups, 0
+    unencodable = 0
+    holes: set[str] = set()
     cache: dict[tuple[int, int], tuple[list[str], str]] = {}
-    for span, result in zip(spans, results, strict=True):
-        if result is not None:
-            yield result[0], (result[1], result[2])
-            continue
+    for experiment_id, index, span in declined:
         converted = span_to_event(span, cache, kept)
-        if converted is not None:
-            yield converted[0], encode_item(converted[1], converted[2])
+        encoded = None if converted is None else encode_item(converted[1], converted[2])
+        if converted is not None and encoded is None:
+            unencodable += 1
+        if experiment_id is not None:  # its place in its experiment's list, kept by C
+            groups[experiment_id][index] = encoded
+            if encoded is None:
+                holes.add(experiment_id)
+        elif encoded is not None:
+            assert converted is not None
+            groups.setdefault(converted[0], []).append(encoded)
+    for experiment_id in holes:
+        kept_items = [item for item in groups[experiment_id] if item is not None]
+        if kept_items:
+            groups[experiment_id] = kept_items
+        else:
+            del groups[experiment_id]
+    return groups, unencodable

@@ -15,7 +15,7 @@ from .._runtime.logs import WarnOnce
 from ..events.bodies import Encoded, Item, encode_bodies, pack_encoded
 from ..events.convert import iter_span_events
 from ..events.dialects import DDTRACE, ddtrace_envelope, ddtrace_items
-from ..events.native import encode_span_events
+from ..events.native import encode_span_groups
 from ..events.redact import Redactor
 from ..events.shapes import KeptAttributes
 from ..models import validate_id
@@ -53,15 +53,8 @@ class GroupSender:
         Spans the redaction hook drops, or with an invalid experiment id, are counted."""
         groups: dict[str, list[Held]] = {}
         if redactor is None and self.settings.dialect != DDTRACE:
-            unencodable = 0
-            for experiment_id, encoded in encode_span_events(spans, self._kept):
-                if encoded is None:
-                    unencodable += 1
-                    continue
-                group = groups.get(experiment_id)
-                if group is None:
-                    group = groups[experiment_id] = []
-                group.append(encoded)
+            encoded, unencodable = encode_span_groups(spans, self._kept)
+            groups = cast("dict[str, list[Held]]", encoded)
             if unencodable:
                 self._count_unencodable(unencodable)
         else:
