@@ -34,7 +34,7 @@ def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = work / "source"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
         ".git", ".venv", ".otel-experiments", "build", "dist", "*.egg-info", "__pycache__",
-        ".*_cache", "tests"))
+        ".*_cache", "tests", "*.so"))
     _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
          "-w", work / "dist", source)
     (wheel,) = (work / "dist").glob("otel_experiments-*.whl")
@@ -58,6 +58,11 @@ def test_the_wheel_is_what_runs(fresh_venv: Path) -> None:
                  "import importlib.resources as r, otel_experiments as o;"
                  "print(sorted(p.name for p in r.files(o).iterdir()))")
     assert "py.typed" in files
+    # the C encoder was compiled into the wheel (setup.py) and is the one in use
+    native = _run(fresh_venv / "bin" / "python", "-c",
+                  "from otel_experiments.events import native; print(native.NATIVE, "
+                  "native._speedups.__file__)")
+    assert native.startswith("True ") and str(fresh_venv) in native
 
 
 def test_readme_pip_path(fresh_venv: Path, tmp_path: Path) -> None:

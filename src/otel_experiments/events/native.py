@@ -21,6 +21,7 @@ from opentelemetry.trace import StatusCode
 
 from .. import attributes as A
 from .._compat import NATIVE_FIELD_NAMES
+from ..settings import native_encoder
 from ._json import BACKEND, as_object, dumps, loads
 from .bodies import Encoded, encode_item
 from .convert import _base_tags, span_to_event
@@ -34,8 +35,9 @@ try:
 except ImportError:  # pragma: no cover - built without a C compiler
     _speedups = None
 
-#: Whether the C encoder is in use.
-NATIVE: Final = _speedups is not None
+#: Whether the C encoder is in use: built, and not turned off with
+#: ``OTEL_EXPERIMENTS_NATIVE_ENCODER=false`` (read at import).
+NATIVE: Final = _speedups is not None and native_encoder()
 
 if _speedups is not None:  # the keys and helpers the C side reads, in its order
     _speedups.configure(
