@@ -124,8 +124,11 @@ static int put_chars(Buf *b, PyObject *s, int ascii)
         return decline();
     if (!ascii || PyUnicode_IS_ASCII(s)) {
         Py_ssize_t n;
-        const char *u = PyUnicode_AsUTF8AndSize(s, &n);
-        if (u == NULL) {
+        const char *u;
+        if (PyUnicode_IS_COMPACT_ASCII(s)) { /* its characters are its UTF-8 */
+            u = (const char *)PyUnicode_DATA(s);
+            n = PyUnicode_GET_LENGTH(s);
+        } else if ((u = PyUnicode_AsUTF8AndSize(s, &n)) == NULL) {
             PyErr_Clear();
             return decline();
         }
