@@ -480,16 +480,25 @@ static int put_compact(Buf *b, const char *text, Py_ssize_t n)
     return rc;
 }
 
-/* A JSON-tagged payload: compacted here when plain, else through loads and dumps. */
+/* A JSON-tagged payload: compacted here when plain, else through loads and dumps. In
+ * UTF-8 mode the str's own UTF-8 is what orjson writes; in ASCII mode the stdlib writes
+ * the same bytes only for ASCII text without DEL (it escapes the rest). */
 static int put_json_text(Buf *b, PyObject *value, int ascii)
 {
-    if (!ascii) { /* orjson's bytes: raw UTF-8, as the str holds it */
-        Py_ssize_t n;
-        const char *text = PyUnicode_AsUTF8AndSize(value, &n);
-        if (text == NULL) {
+    Py_ssize_t n;
+    const char *text = NULL;
+    if (!ascii) {
+        if ((text = PyUnicode_AsUTF8AndSize(value, &n)) == NULL) {
             PyErr_Clear();
             return decline();
         }
+    } else if (PyUnicode_IS_COMPACT_ASCII(value)) {
+        text = (const char *)PyUnicode_DATA(value);
+        n = PyUnicode_GET_LENGTH(value);
+        if (memchr(text, 0x7f, n) != NULL)
+            text = NULL;
+    }
+    if (text != NULL) {
         int rc = put_compact(b, text, n);
         if (rc <= 0)
             return rc;
