@@ -644,13 +644,9 @@ static int put_metric(Buf *b, PyObject *ea, PyObject *event_ts, const char *ids,
             ts = ns / 1000000;
         }
     }
-    char head[64];
-    memcpy(head, "{\"span_id\":\"", 12);
-    memcpy(head + 12, ids + 32, 16);
-    memcpy(head + 28, "\",\"trace_id\":\"", 14);
-    memcpy(head + 42, ids, 32);
-    memcpy(head + 74, "\",\"metric_type\":", 16);
-    if (put(b, head, 90) < 0 || put_str(b, type, ascii) < 0 || PUT(b, ",\"label\":") < 0
+    if (PUT(b, "{\"span_id\":\"") < 0 || put(b, ids + 32, 16) < 0 || PUT(b, "\",\"trace_id\":\"") < 0
+        || put(b, ids, 32) < 0 || PUT(b, "\",\"metric_type\":") < 0
+        || put_str(b, type, ascii) < 0 || PUT(b, ",\"label\":") < 0
         || put_str(b, label, ascii) < 0 || put(b, value_member, (Py_ssize_t)strlen(value_member)) < 0)
         return -1;
     int rc;
@@ -852,13 +848,8 @@ static PyObject *encode_span(Run *run, Buf *b, PyObject *span, PyObject **eid)
     if (shape == NULL)
         goto done;
 
-    char head[96];
-    memcpy(head, "{\"trace_id\":\"", 13);
-    memcpy(head + 13, ids, 32);
-    memcpy(head + 45, "\",\"span_id\":\"", 13);
-    memcpy(head + 58, ids + 32, 16);
-    memcpy(head + 74, "\",\"name\":", 9);
-    if (put(b, head, 83) < 0 || put_str(b, name, run->ascii) < 0 || PUT(b, ",\"start_ns\":") < 0
+    if (PUT(b, "{\"trace_id\":\"") < 0 || put(b, ids, 32) < 0 || PUT(b, "\",\"span_id\":\"") < 0
+        || put(b, ids + 32, 16) < 0 || PUT(b, "\",\"name\":") < 0 || put_str(b, name, run->ascii) < 0 || PUT(b, ",\"start_ns\":") < 0
         || put_i64(b, start_ns) < 0 || PUT(b, ",\"duration\":") < 0 || put_i64(b, duration) < 0
         || PUT(b, ",\"status\":\"ok\",\"meta\":") < 0)
         goto done;
