@@ -123,3 +123,42 @@ def test_span_field_fast_paths_equal_the_public_properties() -> None:
     assert _compat.event_fields(_compat.events_of(fields["_events"])[0]) == ("ev", {"x": "z"}, 9)
     assert _compat.attribute_dict(None) == {}
     assert trace.get_tracer_provider() is not None
+
+
+def test_native_field_names_are_where_the_c_encoder_reads_them() -> None:
+    """``NATIVE_FIELD_NAMES``, on real SDK objects, where ``events/_speedups.c`` reads
+    them (a span without them is declined: correct, but every span through Python)."""
+    from opentelemetry.trace import Status, StatusCode
+
+    from otel_experiments.events import native
+    from otel_experiments.events.shapes import KeptAttributes
+
+    span_fields = _compat.NATIVE_FIELD_NAMES[:10]
+    assert span_fields == _compat.SPAN_FIELDS
+    assert _compat.NATIVE_FIELD_NAMES[10:] == ("_dict", "_dq", "_status_code", "_timestamp")
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("t").start_as_current_span(
+        "s", attributes={"experiment.id": "e"}
+    ) as span:
+        span.add_event("experiment.metric", {"metric.label": "l", "metric.type": "score",
+                                             "metric.value": 1}, timestamp=7_000_000)
+        span.set_status(Status(StatusCode.OK))
+    provider.shutdown()
+    (finished,) = exporter.get_finished_spans()
+    fields = vars(finished)
+    assert set(span_fields) <= set(fields)
+    assert type(fields["_attributes"]._dict) is dict  # the C side takes an exact dict
+    assert fields["_attributes"]._dict == {"experiment.id": "e"}
+    events = fields["_events"]._dq
+    assert [type(e).__name__ for e in events] == ["Event"]
+    assert fields["_status"]._status_code is StatusCode.OK
+    event = vars(events[0])
+    assert {"_name", "_attributes", "_timestamp"} <= set(event)
+    assert event["_timestamp"] == 7_000_000 and type(event["_attributes"]._dict) is dict
+    # the extension was built here, is in use, and reads a real span through those names
+    assert native.NATIVE and native._speedups is not None
+    (result,) = native._speedups.encode_spans([finished], KeptAttributes(), False)
+    assert result is not None and result[0] == "e"
+    assert result[2][0].endswith(b'"timestamp_ms":7}')  # the event's _timestamp, read in C

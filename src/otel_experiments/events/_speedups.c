@@ -26,7 +26,7 @@ enum {
     K_EXPECTED_VALUE, K_EXPECTED_MIME, K_METADATA, K_RECORD_ID, K_MIME_JSON,
     K_METRIC_EVENT, K_METRIC_LABEL, K_METRIC_TYPE, K_METRIC_VALUE, K_METRIC_TS,
     K_METRIC_METADATA, K_ERROR, K_LOADS, K_DUMPS, K_AS_OBJECT, K_KEPT_ATTRIBUTES,
-    K_BASE_TAGS,
+    K_BASE_TAGS, K_EXPERIMENT_ID_OF,
     /* the SDK's private field names (otel_experiments._compat.NATIVE_FIELD_NAMES) */
     N_NAME, N_CONTEXT, N_PARENT, N_START, N_END, N_STATUS, N_KIND, N_RESOURCE,
     N_ATTRIBUTES, N_EVENTS, N_INNER, N_DQ, N_STATUS_CODE, N_TIMESTAMP, K_COUNT
@@ -514,6 +514,15 @@ static inline PyObject *get(PyObject *dict, PyObject *key)
     return v == Py_None ? NULL : v;
 }
 
+/* get() with a strong reference: the value outlives any Python code run meanwhile (a
+ * hostile __eq__ may replace it in the dict). */
+static inline PyObject *get_ref(PyObject *dict, PyObject *key)
+{
+    PyObject *v = get(dict, key);
+    Py_XINCREF(v);
+    return v;
+}
+
 static int is_json_mime(PyObject *mime)
 {
     if (mime == NULL)
@@ -525,8 +534,7 @@ static int is_json_mime(PyObject *mime)
 }
 
 /* input / output (convert._payload) and expected_output (convert._expected). */
-static int put_payload(Buf *b, const char *member, PyObject *value, PyObject *mime,
-                       int expected, int ascii)
+static int put_payload(Buf *b, PyObject *value, PyObject *mime, int expected, int ascii)
 {
     if (!PyUnicode_CheckExact(value))
         return decline();
@@ -537,53 +545,49 @@ static int put_payload(Buf *b, const char *member, PyObject *value, PyObject *mi
         Py_UCS4 first = PyUnicode_GET_LENGTH(value) ? PyUnicode_READ_CHAR(value, 0) : 0;
         json = first == '{' || first == '[';
     }
-    if (put(b, member, (Py_ssize_t)strlen(member)) < 0)
-        return -1;
     return json ? put_json_text(b, value, ascii) : put_str(b, value, ascii);
 }
 
-/* The `meta` member; 1 when it holds something. */
+/* The `meta` member: input, output, expected_output, metadata, those present. */
 static int put_meta(Buf *b, PyObject *attrs, int ascii)
 {
-    PyObject *v;
-    const char *sep = "{";
-    if ((v = get(attrs, cfg[K_INPUT_VALUE])) != NULL) {
-        if (put_payload(b, "{\"input\":", v, get(attrs, cfg[K_INPUT_MIME]), 0, ascii) < 0)
+    static const char *members[4] = {"\"input\":", "\"output\":", "\"expected_output\":",
+                                     "\"metadata\":"};
+    const int keys[4][2] = {{K_INPUT_VALUE, K_INPUT_MIME}, {K_OUTPUT_VALUE, K_OUTPUT_MIME},
+                            {K_EXPECTED_VALUE, K_EXPECTED_MIME}, {K_METADATA, -1}};
+    int first = 1;
+    for (int i = 0; i < 4; i++) {
+        PyObject *value = get_ref(attrs, cfg[keys[i][0]]);
+        if (value == NULL) {
+            if (PyErr_Occurred())
+                return -1;
+            continue;
+        }
+        PyObject *mime = keys[i][1] < 0 ? NULL : get_ref(attrs, cfg[keys[i][1]]);
+        int rc = put(b, first ? "{" : ",", 1);
+        if (rc == 0 && !PyErr_Occurred())
+            rc = put(b, members[i], (Py_ssize_t)strlen(members[i]));
+        else
+            rc = -1;
+        if (rc == 0)
+            rc = i < 3 ? put_payload(b, value, mime, i == 2, ascii)
+                       : put_through(b, cfg[K_AS_OBJECT], value);
+        Py_DECREF(value);
+        Py_XDECREF(mime);
+        if (rc < 0)
             return -1;
-        sep = ",";
+        first = 0;
     }
-    if ((v = get(attrs, cfg[K_OUTPUT_VALUE])) != NULL) {
-        const char *m = *sep == '{' ? "{\"output\":" : ",\"output\":";
-        if (put_payload(b, m, v, get(attrs, cfg[K_OUTPUT_MIME]), 0, ascii) < 0)
-            return -1;
-        sep = ",";
-    }
-    if ((v = get(attrs, cfg[K_EXPECTED_VALUE])) != NULL) {
-        const char *m = *sep == '{' ? "{\"expected_output\":" : ",\"expected_output\":";
-        if (put_payload(b, m, v, get(attrs, cfg[K_EXPECTED_MIME]), 1, ascii) < 0)
-            return -1;
-        sep = ",";
-    }
-    if ((v = get(attrs, cfg[K_METADATA])) != NULL) {
-        const char *m = *sep == '{' ? "{\"metadata\":" : ",\"metadata\":";
-        if (put(b, m, (Py_ssize_t)strlen(m)) < 0 || put_through(b, cfg[K_AS_OBJECT], v) < 0)
-            return -1;
-        sep = ",";
-    }
-    if (*sep == '{')
-        return PUT(b, "{}");
-    return PUT(b, "}");
+    return first ? PUT(b, "{}") : PUT(b, "}");
 }
 
 /* One metric entry (metrics.metric_from_event's fast path); declined unless the event
  * is exactly what record_metric writes. */
-static int put_metric(Buf *b, PyObject *ea, PyObject *event_ts, const char *ids, int ascii)
+static int write_metric(Buf *b, PyObject *ea, PyObject *label, PyObject *value, PyObject *type,
+                        PyObject *event_ts, const char *ids, int ascii)
 {
-    PyObject *label = get(ea, cfg[K_METRIC_LABEL]);
-    PyObject *value = get(ea, cfg[K_METRIC_VALUE]);
-    PyObject *type = get(ea, cfg[K_METRIC_TYPE]);
-    if (label == NULL || !PyUnicode_CheckExact(label) || type == NULL || !PyUnicode_CheckExact(type)
-        || value == NULL)
+    if (PyErr_Occurred() || label == NULL || !PyUnicode_CheckExact(label) || type == NULL
+        || !PyUnicode_CheckExact(type) || value == NULL)
         return decline();
     Py_ssize_t n = PyUnicode_GET_LENGTH(label);
     if (n > 256 || (n > 128 && !PyUnicode_IS_ASCII(label)))
@@ -662,12 +666,28 @@ static int put_metric(Buf *b, PyObject *ea, PyObject *event_ts, const char *ids,
         rc = put_str(b, value, ascii);
     if (rc < 0 || PUT(b, ",\"timestamp_ms\":") < 0 || put_i64(b, ts) < 0)
         return -1;
-    PyObject *metadata = get(ea, cfg[K_METRIC_METADATA]);
+    PyObject *metadata = get_ref(ea, cfg[K_METRIC_METADATA]);
     if (metadata != NULL) {
-        if (PUT(b, ",\"metadata\":") < 0 || put_through(b, cfg[K_AS_OBJECT], metadata) < 0)
+        rc = PUT(b, ",\"metadata\":") < 0 ? -1 : put_through(b, cfg[K_AS_OBJECT], metadata);
+        Py_DECREF(metadata);
+        if (rc < 0)
             return -1;
+    } else if (PyErr_Occurred()) {
+        return -1;
     }
     return PUT(b, "}");
+}
+
+static int put_metric(Buf *b, PyObject *ea, PyObject *event_ts, const char *ids, int ascii)
+{
+    PyObject *label = get_ref(ea, cfg[K_METRIC_LABEL]);
+    PyObject *value = get_ref(ea, cfg[K_METRIC_VALUE]);
+    PyObject *type = get_ref(ea, cfg[K_METRIC_TYPE]);
+    int rc = write_metric(b, ea, label, value, type, event_ts, ids, ascii);
+    Py_XDECREF(label);
+    Py_XDECREF(value);
+    Py_XDECREF(type);
+    return rc;
 }
 
 /* The plain dict behind an SDK BoundedAttributes (compat.attribute_dict). */
@@ -687,7 +707,7 @@ static PyObject *inner_dict(PyObject *attributes)
 }
 
 typedef struct {
-    PyObject *resource, *kind, *base; /* the last (resource, kind) and its tags */
+    PyObject *resource, *kind, *base; /* the last (resource, kind) and its tags (held) */
     PyObject *shapes, *kept;
     int ascii;
     PyObject *last_keys, *last_shape; /* the last key tuple looked up and its shape */
@@ -700,17 +720,21 @@ static int put_tags(Buf *b, Run *run, PyObject *fields, PyObject *attrs, PyObjec
     if (resource == NULL || kind == NULL)
         return decline();
     if (run->base == NULL || resource != run->resource || kind != run->kind) {
+        Py_INCREF(resource); /* held: the cache compares them by identity */
+        Py_INCREF(kind);
+        Py_XSETREF(run->resource, resource);
+        Py_XSETREF(run->kind, kind);
         PyObject *base = PyObject_CallFunctionObjArgs(cfg[K_BASE_TAGS], resource, kind, NULL);
         if (base == NULL || !PyTuple_Check(base) || PyTuple_GET_SIZE(base) != 2
             || !PyList_Check(PyTuple_GET_ITEM(base, 0))) {
             Py_XDECREF(base);
+            Py_CLEAR(run->base);
             PyErr_Clear();
             return decline();
         }
         Py_XSETREF(run->base, base);
-        run->resource = resource; /* held by the span list for the whole call */
-        run->kind = kind;
     }
+    /* a list only this call holds (from _base_tags): no Python code can reach it */
     PyObject *resource_tags = PyTuple_GET_ITEM(run->base, 0);
     char sep = '[';
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(resource_tags); i++) {
@@ -784,12 +808,12 @@ static PyObject *shape_of(Run *run, PyObject *attrs)
     return shape;
 }
 
-/* One span: (event bytes, tuple of metric bytes) and its experiment id in *eid (borrowed:
- * the span's attributes hold it), or NULL to decline. */
+/* One span: (event bytes, tuple of metric bytes) and its experiment id in *eid (a new
+ * reference), or NULL to decline. */
 static PyObject *encode_span(Run *run, Buf *b, PyObject *span, PyObject **eid)
 {
     PyObject *fields = NULL, *attrs = NULL, *shape = NULL, *events = NULL, *result = NULL;
-    PyObject *metric_offsets = NULL;
+    PyObject *metric_offsets = NULL, *held[9] = {NULL};
     b->len = 0;
     fields = PyObject_GetAttr(span, s_dict);
     if (fields == NULL || !PyDict_Check(fields))
@@ -805,6 +829,12 @@ static PyObject *encode_span(Run *run, Buf *b, PyObject *span, PyObject **eid)
     if (name == NULL || ctx == NULL || parent == NULL || start == NULL || end == NULL
         || status == NULL || attributes == NULL || raw_events == NULL)
         goto done;
+    /* held: Python code called below (a property, a helper, a hostile __eq__) may
+     * replace them in the span's dict */
+    held[0] = name; held[1] = ctx; held[2] = parent; held[3] = start; held[4] = end;
+    held[5] = status; held[6] = attributes; held[7] = raw_events;
+    for (int h = 0; h < 8; h++)
+        Py_INCREF(held[h]);
     if (!PyUnicode_CheckExact(name) || !PyTuple_Check(ctx) || PyTuple_GET_SIZE(ctx) < 2)
         goto done;
     attrs = inner_dict(attributes);
@@ -814,6 +844,8 @@ static PyObject *encode_span(Run *run, Buf *b, PyObject *span, PyObject **eid)
     if (experiment_id == NULL || !PyUnicode_CheckExact(experiment_id)
         || PyUnicode_GET_LENGTH(experiment_id) == 0)
         goto done;
+    Py_INCREF(experiment_id);
+    held[8] = experiment_id;
     PyObject *code = PyObject_GetAttr(status, cfg[N_STATUS_CODE]);
     if (code == NULL)
         goto done;
@@ -912,34 +944,34 @@ static PyObject *encode_span(Run *run, Buf *b, PyObject *span, PyObject **eid)
         goto done;
     PyObject *event;
     while ((event = PyIter_Next(events)) != NULL) {
-        PyObject *ed = PyObject_GetAttr(event, s_dict);
-        Py_DECREF(event); /* the deque holds it */
-        if (ed == NULL || !PyDict_Check(ed)) {
-            Py_XDECREF(ed);
-            goto done;
+        PyObject *ed = PyObject_GetAttr(event, s_dict), *ename = NULL, *eattrs = NULL,
+                 *ea = NULL, *ts = NULL;
+        int rc = -1;
+        if (ed != NULL && PyDict_Check(ed)) {
+            ename = PyDict_GetItemWithError(ed, cfg[N_NAME]);
+            eattrs = PyDict_GetItemWithError(ed, cfg[N_ATTRIBUTES]);
+            ts = PyDict_GetItemWithError(ed, cfg[N_TIMESTAMP]);
+            Py_XINCREF(ename); /* held, as the span's fields are */
+            Py_XINCREF(eattrs);
+            Py_XINCREF(ts);
         }
-        PyObject *ename = PyDict_GetItemWithError(ed, cfg[N_NAME]);
-        PyObject *eattrs = PyDict_GetItemWithError(ed, cfg[N_ATTRIBUTES]);
-        int is_metric = ename == NULL ? -1
-            : PyObject_RichCompareBool(ename, cfg[K_METRIC_EVENT], Py_EQ);
-        if (is_metric < 0 || eattrs == NULL) {
-            Py_DECREF(ed);
-            goto done;
-        }
-        if (is_metric) {
-            PyObject *ea = inner_dict(eattrs);
-            int rc = -1;
-            if (ea != NULL && count < 64) {
-                rc = put_metric(b, ea, PyDict_GetItemWithError(ed, cfg[N_TIMESTAMP]), ids, run->ascii);
+        /* an exact str compares without running Python code; anything else is Python's */
+        if (ename != NULL && eattrs != NULL && PyUnicode_CheckExact(ename) && !PyErr_Occurred()) {
+            if (PyUnicode_Compare(ename, cfg[K_METRIC_EVENT]) != 0)
+                rc = 0;
+            else if (count < 64 && (ea = inner_dict(eattrs)) != NULL) {
+                rc = put_metric(b, ea, ts, ids, run->ascii);
                 offsets[++count] = b->len;
             }
-            Py_XDECREF(ea);
-            if (rc < 0) {
-                Py_DECREF(ed);
-                goto done;
-            }
         }
-        Py_DECREF(ed);
+        Py_XDECREF(ea);
+        Py_XDECREF(ts);
+        Py_XDECREF(eattrs);
+        Py_XDECREF(ename);
+        Py_XDECREF(ed);
+        Py_DECREF(event);
+        if (rc < 0)
+            goto done;
     }
     if (PyErr_Occurred())
         goto done;
@@ -957,12 +989,17 @@ static PyObject *encode_span(Run *run, Buf *b, PyObject *span, PyObject **eid)
         goto done;
     result = PyTuple_Pack(2, span_bytes, metric_offsets);
     Py_DECREF(span_bytes);
-    *eid = experiment_id;
+    if (result != NULL) {
+        Py_INCREF(experiment_id);
+        *eid = experiment_id; /* a new reference for the caller */
+    }
 done:
     if (result == NULL)
         PyErr_Clear(); /* declined, or a failure: Python converts this span */
     Py_XDECREF(metric_offsets);
     Py_XDECREF(events);
+    for (int h = 0; h < 9; h++)
+        Py_XDECREF(held[h]);
     Py_XDECREF(shape);
     Py_XDECREF(attrs);
     Py_XDECREF(fields);
@@ -993,6 +1030,8 @@ static int run_open(Run *run, PyObject *kept, int ascii)
 static void run_close(Run *run)
 {
     Py_XDECREF(run->base);
+    Py_XDECREF(run->resource);
+    Py_XDECREF(run->kind);
     Py_XDECREF(run->last_keys);
     Py_XDECREF(run->last_shape);
     Py_XDECREF(run->shapes);
@@ -1006,20 +1045,22 @@ static PyObject *encode_spans(PyObject *self, PyObject *args)
     Run run;
     if (!PyArg_ParseTuple(args, "OOp:encode_spans", &spans, &kept, &ascii))
         return NULL;
-    PyObject *seq = PySequence_Fast(spans, "spans must be a sequence");
+    PyObject *seq = PySequence_Tuple(spans); /* our own: Python code cannot shrink it */
     if (seq == NULL)
         return NULL;
     if (run_open(&run, kept, ascii) < 0) {
         Py_DECREF(seq);
         return NULL;
     }
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
     PyObject *out = PyList_New(n);
     Buf b = {NULL, 0, 0};
     for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
-        PyObject *pair = encode_span(&run, &b, PySequence_Fast_GET_ITEM(seq, i), &eid);
+        PyObject *pair = encode_span(&run, &b, PyTuple_GET_ITEM(seq, i), &eid);
         PyObject *r = pair == NULL ? Py_NewRef(Py_None)
             : PyTuple_Pack(3, eid, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1));
+        if (pair != NULL)
+            Py_DECREF(eid);
         Py_XDECREF(pair);
         if (r == NULL)
             Py_CLEAR(out);
@@ -1032,22 +1073,14 @@ static PyObject *encode_spans(PyObject *self, PyObject *args)
     return out;
 }
 
-/* The experiment id Python would read from a span C declined (new reference), or NULL. */
+/* The experiment id of a span C declined, by Python's own rule (convert.experiment_id_of):
+ * a new reference, Py_None when it has none, NULL when even that failed. */
 static PyObject *declined_experiment_id(PyObject *span)
 {
-    PyObject *fields = PyObject_GetAttr(span, s_dict), *attrs = NULL, *eid = NULL;
-    if (fields != NULL && PyDict_Check(fields)) {
-        PyObject *attributes = PyDict_GetItemWithError(fields, cfg[N_ATTRIBUTES]);
-        attrs = attributes == NULL ? NULL : inner_dict(attributes);
-        eid = attrs == NULL ? NULL : PyDict_GetItemWithError(attrs, cfg[K_EXPERIMENT_ID]);
-        if (eid != NULL && PyUnicode_CheckExact(eid) && PyUnicode_GET_LENGTH(eid) > 0)
-            Py_INCREF(eid);
-        else
-            eid = NULL;
-    }
+    PyObject *eid = PyObject_CallOneArg(cfg[K_EXPERIMENT_ID_OF], span);
+    if (eid != NULL && eid != Py_None && !PyUnicode_Check(eid))
+        Py_CLEAR(eid);
     PyErr_Clear();
-    Py_XDECREF(attrs);
-    Py_XDECREF(fields);
     return eid;
 }
 
@@ -1057,12 +1090,12 @@ static PyObject *declined_experiment_id(PyObject *span)
  * (None, -1, span) when even its experiment id is for Python to read. */
 static PyObject *encode_groups(PyObject *self, PyObject *args)
 {
-    PyObject *spans, *kept, *eid;
+    PyObject *spans, *kept;
     int ascii;
     Run run;
     if (!PyArg_ParseTuple(args, "OOp:encode_groups", &spans, &kept, &ascii))
         return NULL;
-    PyObject *seq = PySequence_Fast(spans, "spans must be a sequence");
+    PyObject *seq = PySequence_Tuple(spans); /* our own: Python code cannot shrink it */
     if (seq == NULL)
         return NULL;
     if (run_open(&run, kept, ascii) < 0) {
@@ -1074,48 +1107,51 @@ static PyObject *encode_groups(PyObject *self, PyObject *args)
     Buf b = {NULL, 0, 0};
     if (groups == NULL || declined == NULL)
         goto fail;
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
-        PyObject *span = PySequence_Fast_GET_ITEM(seq, i);
-        PyObject *pair = encode_span(&run, &b, span, &eid), *owned_eid = NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(seq); i++) {
+        PyObject *span = PyTuple_GET_ITEM(seq, i), *eid = NULL, *entry = NULL;
+        PyObject *pair = encode_span(&run, &b, span, &eid);
+        int rc = 0;
         if (pair == NULL) {
-            eid = owned_eid = declined_experiment_id(span);
-            if (eid == NULL) {
-                PyObject *entry = Py_BuildValue("(OnO)", Py_None, (Py_ssize_t)-1, span);
-                if (entry == NULL || PyList_Append(declined, entry) < 0) {
-                    Py_XDECREF(entry);
+            eid = declined_experiment_id(span);
+            if (eid == Py_None) { /* no experiment: Python skips it too */
+                Py_DECREF(eid);
+                continue;
+            }
+            if (eid == NULL) { /* Python converts it and files it itself */
+                entry = Py_BuildValue("(OnO)", Py_None, (Py_ssize_t)-1, span);
+                rc = entry == NULL ? -1 : PyList_Append(declined, entry);
+                Py_XDECREF(entry);
+                if (rc < 0)
                     goto fail;
-                }
-                Py_DECREF(entry);
                 continue;
             }
         }
         PyObject *list = last_list;
         if (last_eid == NULL || (eid != last_eid && PyUnicode_Compare(eid, last_eid) != 0)) {
             list = PyDict_GetItemWithError(groups, eid);
-            if (list == NULL) {
-                if (PyErr_Occurred() || (list = PyList_New(0)) == NULL
-                    || PyDict_SetItem(groups, eid, list) < 0) {
-                    Py_XDECREF(list);
-                    Py_XDECREF(pair);
-                    Py_XDECREF(owned_eid);
-                    goto fail;
-                }
+            if (list == NULL && !PyErr_Occurred() && (list = PyList_New(0)) != NULL) {
+                rc = PyDict_SetItem(groups, eid, list);
                 Py_DECREF(list); /* the dict holds it */
             }
-            last_eid = eid; /* alive: the spans' attributes hold it for the whole call */
-            last_list = list;
+            if (list == NULL || rc < 0 || PyErr_Occurred()) {
+                Py_XDECREF(pair);
+                Py_DECREF(eid);
+                goto fail;
+            }
+            Py_INCREF(eid);
+            Py_XSETREF(last_eid, eid);
+            last_list = list; /* the dict holds it, and nothing else changes the dict */
         }
-        int rc;
         if (pair != NULL) {
             rc = PyList_Append(list, pair);
             Py_DECREF(pair);
         } else {
-            PyObject *entry = Py_BuildValue("(OnO)", eid, PyList_GET_SIZE(list), span);
+            entry = Py_BuildValue("(OnO)", eid, PyList_GET_SIZE(list), span);
             rc = entry == NULL || PyList_Append(list, Py_None) < 0 || PyList_Append(declined, entry) < 0
                 ? -1 : 0;
             Py_XDECREF(entry);
         }
-        Py_XDECREF(owned_eid);
+        Py_DECREF(eid);
         if (rc < 0)
             goto fail;
     }
@@ -1123,6 +1159,7 @@ static PyObject *encode_groups(PyObject *self, PyObject *args)
 fail:
     PyMem_Free(b.p);
     run_close(&run);
+    Py_XDECREF(last_eid);
     Py_XDECREF(groups);
     Py_XDECREF(declined);
     Py_DECREF(seq);

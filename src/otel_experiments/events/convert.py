@@ -60,6 +60,7 @@ __all__ = [
     "SPAN_TAG_KEYS",
     "KeptAttributes",
     "SpanEvent",
+    "experiment_id_of",
     "iter_span_events",
     "make_body",
     "span_to_event",
@@ -168,6 +169,17 @@ def _hex(value: int, width: int) -> str:
         return f"{value:0{width}x}"
 
 
+def _experiment_id(attrs: Mapping[str, Any]) -> str | None:
+    experiment_id = attrs.get(EXPERIMENT_ID) if attrs else None
+    return experiment_id if isinstance(experiment_id, str) and experiment_id else None
+
+
+def experiment_id_of(span: ReadableSpan) -> str | None:
+    """The experiment a span belongs to (its non-empty string ``experiment.id``), or
+    ``None``: the rule :func:`span_to_event` applies first."""
+    return _experiment_id(attribute_dict(span_fields(span)["_attributes"]))
+
+
 def span_to_event(
     span: ReadableSpan,
     _tags_cache: dict[tuple[int, int], tuple[list[str], str]] | None = None,
@@ -176,10 +188,8 @@ def span_to_event(
     """Convert one finished span; ``None`` when it has no ``experiment.id`` attribute."""
     fields = span_fields(span)
     attrs = attribute_dict(fields["_attributes"])
-    if not attrs:
-        return None
-    experiment_id = attrs.get(EXPERIMENT_ID)
-    if not isinstance(experiment_id, str) or not experiment_id:
+    experiment_id = _experiment_id(attrs)
+    if experiment_id is None:
         return None
     ctx = fields["_context"]
     if ctx is None:

@@ -24,7 +24,7 @@ from .._compat import NATIVE_FIELD_NAMES
 from ..settings import native_encoder
 from ._json import BACKEND, as_object, dumps, loads
 from .bodies import Encoded, encode_item
-from .convert import _base_tags, span_to_event
+from .convert import _base_tags, experiment_id_of, span_to_event
 from .shapes import KeptAttributes, kept_attributes
 
 __all__ = ["NATIVE", "encode_span_groups"]
@@ -45,7 +45,7 @@ if _speedups is not None:  # the keys and helpers the C side reads, in its order
         A.EXPECTED_OUTPUT_VALUE, A.EXPECTED_OUTPUT_MIME_TYPE, A.METADATA, A.DATASET_RECORD_ID,
         A.MIME_JSON, A.METRIC_EVENT_NAME, A.METRIC_LABEL, A.METRIC_TYPE, A.METRIC_VALUE,
         A.METRIC_TIMESTAMP_MS, A.METRIC_METADATA, StatusCode.ERROR, loads, dumps, as_object,
-        kept_attributes, _base_tags, *NATIVE_FIELD_NAMES,
+        kept_attributes, _base_tags, experiment_id_of, *NATIVE_FIELD_NAMES,
     )
 
 # the stdlib writes non-ASCII as \\uXXXX escapes; orjson as raw UTF-8
