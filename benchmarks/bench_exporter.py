@@ -1,10 +1,10 @@
 """Per-span cost of the experiment events converter vs OTLP protobuf encoding.
 
-Run: ``python benchmarks/bench_exporter.py [--spans 2000] [--repeats 7]``
+Run: ``python benchmarks/bench_exporter.py [--spans 2000] [--repeats 9]``
 
 Builds 2,000 realistic finished spans once (7 experiment/identity attributes, ~200-byte
 JSON input and text output, one metric event each) and times, on those same spans and in
-the same process, best of N repeats:
+the same process, best of N rounds (the variants take turns in every round):
 
 * converter only (``spans_to_event_bodies``: dicts built from the span fields),
 * converter + stdlib ``json`` encoding of every body,
@@ -88,17 +88,21 @@ def make_spans(n: int) -> list[ReadableSpan]:
     return spans
 
 
-def best_ns(fn: Callable[[], Any], repeats: int) -> int:
-    fn()  # warm-up
-    best = None
+def best_ns_rotating(fns: Sequence[Callable[[], Any]], repeats: int) -> list[int]:
+    """Best time of each function, the functions taking turns round after round: the
+    VM's speed drifts within a run, and every variant sees the same drift."""
+    for fn in fns:
+        fn()  # warm-up
+    best: list[int | None] = [None] * len(fns)
     for _ in range(repeats):
-        gc.collect()  # same starting point for every run; the collector stays enabled
-        start = time.perf_counter_ns()
-        fn()
-        elapsed = time.perf_counter_ns() - start
-        best = elapsed if best is None else min(best, elapsed)
-    assert best is not None
-    return best
+        for i, fn in enumerate(fns):
+            gc.collect()  # same starting point for every run; the collector stays enabled
+            start = time.perf_counter_ns()
+            fn()
+            elapsed = time.perf_counter_ns() - start
+            current = best[i]
+            best[i] = elapsed if current is None else min(current, elapsed)
+    return [b for b in best if b is not None]
 
 
 def exporter_path(exporter: ExperimentEventsExporter, spans: Sequence[ReadableSpan],
@@ -211,7 +215,7 @@ def direct_writer(spans: Sequence[ReadableSpan]) -> list[tuple[str, str, list[st
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--spans", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--without-orjson", action="store_true",
                         help="(set for the child process the run starts itself)")
     args = parser.parse_args(argv)
@@ -273,8 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("the C encoder is not built (no compiler at install): its rows are left out")
 
     results = []
-    for label, fn, payload in cases:
-        ns = best_ns(fn, repeats)
+    timings = best_ns_rotating([fn for _, fn, _ in cases], repeats)
+    for (label, _, payload), ns in zip(cases, timings, strict=True):
         raw = gz = None
         if payload is not None:
             blobs = payload()
@@ -284,7 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     otlp_per_span = results[0][1]
     ours_dicts, floor_dicts = results[1][1], results[2][1]
-    print(f"experiment events converter vs OTLP protobuf: {n} spans, best of {repeats}")
+    print(f"experiment events converter vs OTLP protobuf: {n} spans, best of {repeats} "
+          "rounds (the variants take turns)")
     print(f"JSON backend used by the exporter: {_json.BACKEND}"
           + ("" if _json.BACKEND == "orjson" else " (orjson not importable)"))
     header = f"{'case':<40} {'ns/span':>10} {'spans/s':>12} {'vs OTLP':>8} {'B/span':>8} {'gz B/span':>10}"

@@ -134,28 +134,19 @@ static int put_chars(Buf *b, PyObject *s, int ascii)
         }
         if (grow(b, n) < 0)
             return -1;
-        Py_ssize_t start = 0, i = 0;
-        for (; i + 8 <= n; i += 8) { /* eight bytes at a time while none needs escaping */
+        Py_ssize_t start = 0;
+        for (Py_ssize_t i = 0; i < n;) {
             uint64_t v;
-            memcpy(&v, u + i, 8);
-            if (!needs_escape(v, ascii))
+            if (i + 8 <= n && (memcpy(&v, u + i, 8), !needs_escape(v, ascii))) {
+                i += 8; /* eight bytes at a time while none needs escaping */
                 continue;
-            for (Py_ssize_t j = i; j < i + 8; j++) {
-                unsigned char c = (unsigned char)u[j];
-                if (c >= 0x20 && c != '"' && c != '\\' && !(ascii && c == 0x7f))
-                    continue;
-                if (put(b, u + start, j - start) < 0 || put_escape(b, c) < 0)
-                    return -1;
-                start = j + 1;
             }
-        }
-        for (; i < n; i++) {
-            unsigned char c = (unsigned char)u[i];
+            unsigned char c = (unsigned char)u[i++];
             if (c >= 0x20 && c != '"' && c != '\\' && !(ascii && c == 0x7f))
                 continue;
-            if (put(b, u + start, i - start) < 0 || put_escape(b, c) < 0)
+            if (put(b, u + start, i - 1 - start) < 0 || put_escape(b, c) < 0)
                 return -1;
-            start = i + 1;
+            start = i;
         }
         return put(b, u + start, n - start);
     }
@@ -1037,21 +1028,28 @@ static void run_close(Run *run)
     Py_XDECREF(run->shapes);
 }
 
+/* (spans, kept, ascii) parsed, the run opened; the spans as a tuple of our own (Python
+ * code run meanwhile cannot shrink it), or NULL. */
+static PyObject *open_call(PyObject *args, const char *format, Run *run)
+{
+    PyObject *spans, *kept;
+    int ascii;
+    if (!PyArg_ParseTuple(args, format, &spans, &kept, &ascii))
+        return NULL;
+    PyObject *seq = PySequence_Tuple(spans);
+    if (seq != NULL && run_open(run, kept, ascii) < 0)
+        Py_CLEAR(seq);
+    return seq;
+}
+
 /* For tests: per span (experiment id, event bytes, metric bytes) or None (declined). */
 static PyObject *encode_spans(PyObject *self, PyObject *args)
 {
-    PyObject *spans, *kept, *eid;
-    int ascii;
+    PyObject *eid;
     Run run;
-    if (!PyArg_ParseTuple(args, "OOp:encode_spans", &spans, &kept, &ascii))
-        return NULL;
-    PyObject *seq = PySequence_Tuple(spans); /* our own: Python code cannot shrink it */
+    PyObject *seq = open_call(args, "OOp:encode_spans", &run);
     if (seq == NULL)
         return NULL;
-    if (run_open(&run, kept, ascii) < 0) {
-        Py_DECREF(seq);
-        return NULL;
-    }
     Py_ssize_t n = PyTuple_GET_SIZE(seq);
     PyObject *out = PyList_New(n);
     Buf b = {NULL, 0, 0};
@@ -1090,18 +1088,10 @@ static PyObject *declined_experiment_id(PyObject *span)
  * (None, -1, span) when even its experiment id is for Python to read. */
 static PyObject *encode_groups(PyObject *self, PyObject *args)
 {
-    PyObject *spans, *kept;
-    int ascii;
     Run run;
-    if (!PyArg_ParseTuple(args, "OOp:encode_groups", &spans, &kept, &ascii))
-        return NULL;
-    PyObject *seq = PySequence_Tuple(spans); /* our own: Python code cannot shrink it */
+    PyObject *seq = open_call(args, "OOp:encode_groups", &run);
     if (seq == NULL)
         return NULL;
-    if (run_open(&run, kept, ascii) < 0) {
-        Py_DECREF(seq);
-        return NULL;
-    }
     PyObject *groups = PyDict_New(), *declined = PyList_New(0), *result = NULL;
     PyObject *last_eid = NULL, *last_list = NULL; /* spans of one experiment come in runs */
     Buf b = {NULL, 0, 0};
