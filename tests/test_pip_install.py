@@ -77,3 +77,39 @@ def test_readme_pip_path(fresh_venv: Path, tmp_path: Path) -> None:
     out = _run(cli, "demo", "--no-serve", "--data-dir", tmp_path / "demo", timeout=240)
     assert "winner:" in out and "PASSED" in out
     assert "usage: otel-experiments serve" in _run(cli, "serve", "--help")
+
+
+def test_without_a_c_compiler_the_wheel_installs_and_encodes_in_python(tmp_path: Path) -> None:
+    """The C encoder is optional: a machine without a compiler gets a working package."""
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".otel-experiments", "build", "dist", "*.egg-info", "__pycache__",
+        ".*_cache", "tests", "*.so"))
+    env_cmd = ["env", "CC=/bin/false"]
+    _run(*env_cmd, sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "-q", "-w", tmp_path / "dist", source)
+    (wheel,) = (tmp_path / "dist").glob("otel_experiments-*.whl")
+    venv = tmp_path / "venv"
+    _run(sys.executable, "-m", "venv", "--without-pip", venv)
+    site = Path(_run(venv / "bin" / "python", "-c",
+                     "import sysconfig; print(sysconfig.get_paths()['purelib'])").strip())
+    (site / "borrowed-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    _run(sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install",
+         "--no-deps", "--no-index", "-q", wheel)
+    out = _run(venv / "bin" / "python", "-c", """
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from otel_experiments.events import native, spans_to_event_bodies, dumps
+from otel_experiments.events.shapes import DEFAULT_KEPT
+memory = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(memory))
+with provider.get_tracer("t").start_as_current_span("s", attributes={"experiment.id": "e1"}):
+    pass
+spans = memory.get_finished_spans()
+groups, lost = native.encode_span_groups(spans, DEFAULT_KEPT)
+body = spans_to_event_bodies(spans)["e1"]["data"]["attributes"]["spans"][0]
+print(native.NATIVE, native._speedups, lost, groups["e1"][0][0] == dumps(body))
+""")
+    assert out.split() == ["False", "None", "0", "True"]
