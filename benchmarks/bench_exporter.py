@@ -10,7 +10,7 @@ the same process, best of N rounds (the variants take turns in every round):
 * converter + stdlib ``json`` encoding of every body,
 * converter + ``orjson`` encoding (when installed),
 * the exporter's own path (what goes on the wire, before gzip): the C encoder
-  (``events/_speedups.c``) writing each span's JSON, then the bodies packed; beside it the
+  (``events/_speedups_src/``) writing each span's JSON, then the bodies packed; beside it the
   same path with the C encoder off (every span through the Python converter and orjson),
 * then all of it again in a child process where orjson cannot be imported (the package's
   stdlib ``json`` configuration: non-ASCII escaped; target 8x),

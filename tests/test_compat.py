@@ -126,7 +126,7 @@ def test_span_field_fast_paths_equal_the_public_properties() -> None:
 
 
 def test_native_field_names_are_where_the_c_encoder_reads_them() -> None:
-    """``NATIVE_FIELD_NAMES``, on real SDK objects, where ``events/_speedups.c`` reads
+    """``NATIVE_FIELD_NAMES``, on real SDK objects, where ``events/_speedups_src/`` reads
     them (a span without them is declined: correct, but every span through Python)."""
     from opentelemetry.trace import Status, StatusCode
 

@@ -1,4 +1,4 @@
-"""The C encoder (``events/_speedups.c``) against the Python converter, byte for byte.
+"""The C encoder (``events/_speedups_src/``) against the Python converter, byte for byte.
 
 Whenever C encodes a span (does not decline it), its bytes must be exactly the Python
 path's: ``dumps(span_to_event(...))`` (orjson, raw UTF-8) in UTF-8 mode, the standard

@@ -39,12 +39,13 @@ def test_the_c_encoder_tests_pass_under_sanitizers(tmp_path: Path) -> None:
         pytest.skip("the compiler has no sanitizer runtimes")
     copy = tmp_path / "src" / "otel_experiments"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    assert not list(copy.rglob("_speedups*.so"))
     built = copy / "events" / ("_speedups" + importlib.machinery.EXTENSION_SUFFIXES[0])
     compiled = subprocess.run(
         [cc, "-shared", "-fPIC", "-O1", "-g", "-fno-omit-frame-pointer",
          "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-Wall",
          "-Werror", f"-I{sysconfig.get_paths()['include']}", "-o", str(built),
-         str(PACKAGE / "events" / "_speedups.c")],
+         *sorted(str(p) for p in (PACKAGE / "events" / "_speedups_src").glob("*.c"))],
         capture_output=True, text=True, check=False)
     assert compiled.returncode == 0, compiled.stderr
     env = {

@@ -118,7 +118,7 @@ SPAN_FIELDS: Final = (
 )
 
 
-#: The private names the C encoder (``events/_speedups.c``) reads, in its order: the span
+#: The private names the C encoder (``events/_speedups_src/``) reads, in its order: the span
 #: fields above, ``BoundedAttributes._dict``, ``BoundedList._dq``, ``Status._status_code``
 #: and ``Event._timestamp`` (a span without them is declined and converted in Python).
 NATIVE_FIELD_NAMES: Final = (

@@ -1,4 +1,4 @@
-"""Finished spans to encoded events, the common case in C (``_speedups.c``).
+"""Finished spans to encoded events, the common case in C (``_speedups_src/``).
 
 The C encoder writes a span's event and metric entries straight to JSON bytes, the same
 bytes ``dumps`` gives for :func:`~otel_experiments.events.convert.span_to_event`'s dicts;
