@@ -45,7 +45,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_experiments import ExperimentEventsExporter
 from otel_experiments import attributes as A
 from otel_experiments.events import _json, native, spans_to_event_bodies
-from otel_experiments.events.bodies import pack_encoded
+from otel_experiments.events.bodies import Item, encode_bodies, pack_encoded
+from otel_experiments.events.convert import iter_span_events
 from otel_experiments.events.shapes import DEFAULT_KEPT
 from otel_experiments.observation.metrics import record_metric
 
@@ -108,11 +109,17 @@ def best_ns_rotating(fns: Sequence[Callable[[], Any]], repeats: int) -> list[int
 def exporter_path(exporter: ExperimentEventsExporter, spans: Sequence[ReadableSpan],
                   use_c: bool = True) -> list[bytes]:
     """What ExperimentEventsExporter puts on the wire (before gzip), one body per experiment
-    (export/sending.py: GroupSender.group, then _encode, without a redaction hook)."""
+    (export/sending.py: GroupSender.group, then _encode, without a redaction hook): the C
+    encoder's spans packed, or without C the converter's dicts, one dumps per body."""
+    limits = (exporter.settings.max_body_bytes, exporter.settings.max_spans_per_request)
+    if not use_c:
+        items: dict[str, list[Item]] = {}
+        for experiment_id, event, metrics in iter_span_events(spans, DEFAULT_KEPT):
+            items.setdefault(experiment_id, []).append((event, metrics))
+        return [body for group in items.values() for body, _ in encode_bodies(group, *limits)[0]]
     groups, unencodable = native.encode_span_groups(spans, DEFAULT_KEPT, use_c)
     assert not unencodable
-    limits = (exporter.settings.max_body_bytes, exporter.settings.max_spans_per_request)
-    return [body for items in groups.values() for body, _ in pack_encoded(items, *limits)]
+    return [body for encoded in groups.values() for body, _ in pack_encoded(encoded, *limits)]
 
 
 _MINIMAL_TAG_KEYS = tuple(

@@ -16,14 +16,16 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
 from .._runtime.text import clean_text
+from ..settings import native_encoder
 from ._json import dumps, stdlib_dumps
 from .convert import make_body
 
-_join_body: Callable[[bytes, list[bytes], bytes, list[bytes], bytes], bytes] | None
-try:
-    from ._speedups import join_body as _join_body
-except ImportError:  # pragma: no cover - built without a C compiler
-    _join_body = None
+_join_body: Callable[[bytes, list[bytes], bytes, list[bytes], bytes], bytes] | None = None
+if native_encoder():  # OTEL_EXPERIMENTS_NATIVE_ENCODER=false keeps the C module out
+    try:
+        from ._speedups import join_body as _join_body
+    except ImportError:  # pragma: no cover - built without a C compiler
+        _join_body = None
 
 __all__ = ["Encoded", "Item", "encode_bodies", "encode_item", "pack_encoded"]
 
@@ -116,8 +118,8 @@ def pack_encoded(
     if len(items) <= max_spans:
         spans = [span for span, _ in items]
         metrics = [m for _, ms in items for m in ms]
-        size = (_ENVELOPE_BYTES + sum(map(len, spans)) + sum(map(len, metrics))
-                + len(spans) + len(metrics))
+        commas = max(len(spans) - 1, 0) + max(len(metrics) - 1, 0)
+        size = _ENVELOPE_BYTES + sum(map(len, spans)) + sum(map(len, metrics)) + commas
         if size <= max_body_bytes:
             return [(_join(spans, metrics), items)]
     fragments = [_Fragment(span, metrics, (span, metrics)) for span, metrics in items]

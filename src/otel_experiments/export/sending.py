@@ -15,7 +15,7 @@ from .._runtime.logs import WarnOnce
 from ..events.bodies import Encoded, Item, encode_bodies, pack_encoded
 from ..events.convert import iter_span_events
 from ..events.dialects import DDTRACE, ddtrace_envelope, ddtrace_items
-from ..events.native import encode_span_groups
+from ..events.native import NATIVE, encode_span_groups
 from ..events.redact import Redactor
 from ..events.shapes import KeptAttributes
 from ..models import validate_id
@@ -52,12 +52,14 @@ class GroupSender:
         """Spans as events per valid experiment id, masked; ``(groups, all valid)``.
         Spans the redaction hook drops, or with an invalid experiment id, are counted."""
         groups: dict[str, list[Held]] = {}
-        if redactor is None and self.settings.dialect != DDTRACE:
+        ok = True
+        if NATIVE and redactor is None and self.settings.dialect != DDTRACE:
             encoded, unencodable = encode_span_groups(spans, self._kept)
             groups = cast("dict[str, list[Held]]", encoded)
-            if unencodable:
+            if unencodable:  # as send_group reports them on the dict path: not all sent
                 self._count_unencodable(unencodable)
-        else:
+                ok = False
+        else:  # the dicts: one dumps per body (encode_bodies) beats one per span
             for experiment_id, event, metrics in iter_span_events(spans, self._kept):
                 if redactor is not None:
                     masked = self._redact(redactor, event, metrics)
@@ -68,7 +70,6 @@ class GroupSender:
                 if group is None:
                     group = groups[experiment_id] = []
                 group.append((event, metrics))
-        ok = True
         for experiment_id in list(groups):
             try:
                 validate_id(experiment_id, "experiment.id")

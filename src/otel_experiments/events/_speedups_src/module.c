@@ -165,6 +165,8 @@ static PyObject *join_body(PyObject *self, PyObject *args)
                 PyErr_SetString(PyExc_TypeError, "join_body() joins bytes");
                 return NULL;
             }
+            if (PyBytes_GET_SIZE(item) > PY_SSIZE_T_MAX - size - 1)
+                return PyErr_NoMemory();
             size += PyBytes_GET_SIZE(item);
         }
     }

@@ -21,13 +21,16 @@ PyObject *inner_dict(PyObject *attributes)
 
 static int put_tags(Buf *b, Run *run, PyObject *fields, PyObject *attrs, PyObject *pairs)
 {
-    PyObject *resource = PyDict_GetItemWithError(fields, cfg[N_RESOURCE]);
-    PyObject *kind = PyDict_GetItemWithError(fields, cfg[N_KIND]);
-    if (resource == NULL || kind == NULL)
+    PyObject *resource = get_field_ref(fields, cfg[N_RESOURCE]);
+    PyObject *kind = resource == NULL ? NULL : get_field_ref(fields, cfg[N_KIND]);
+    if (resource == NULL || kind == NULL) {
+        Py_XDECREF(resource);
         return decline();
-    if (run->base == NULL || resource != run->resource || kind != run->kind) {
-        Py_INCREF(resource); /* held: the cache compares them by identity */
-        Py_INCREF(kind);
+    }
+    if (run->base != NULL && resource == run->resource && kind == run->kind) {
+        Py_DECREF(resource);
+        Py_DECREF(kind);
+    } else { /* held in the run: the cache compares them by identity */
         Py_XSETREF(run->resource, resource);
         Py_XSETREF(run->kind, kind);
         PyObject *base = PyObject_CallFunctionObjArgs(cfg[K_BASE_TAGS], resource, kind, NULL);
@@ -78,7 +81,8 @@ static PyObject *shape_of(Run *run, PyObject *attrs)
     Py_ssize_t n = PyDict_GET_SIZE(attrs), pos = 0, i = 0;
     PyObject *key, *value;
     if (run->last_keys != NULL && PyTuple_GET_SIZE(run->last_keys) == n) {
-        while (PyDict_Next(attrs, &pos, &key, &value) && key == PyTuple_GET_ITEM(run->last_keys, i))
+        while (i < n && PyDict_Next(attrs, &pos, &key, &value)
+               && key == PyTuple_GET_ITEM(run->last_keys, i))
             i++;
         if (i == n) {
             Py_INCREF(run->last_shape);
@@ -90,9 +94,14 @@ static PyObject *shape_of(Run *run, PyObject *attrs)
     PyObject *keys = PyTuple_New(n);
     if (keys == NULL)
         return NULL;
-    while (PyDict_Next(attrs, &pos, &key, &value)) {
+    /* PyTuple_New may collect garbage, and a finalizer may change the dict */
+    while (i < n && PyDict_Next(attrs, &pos, &key, &value)) {
         Py_INCREF(key);
         PyTuple_SET_ITEM(keys, i++, key);
+    }
+    if (i != n || PyDict_GET_SIZE(attrs) != n) {
+        Py_DECREF(keys); /* unset slots are NULL: tupledealloc skips them */
+        return NULL;
     }
     PyObject *shape = PyDict_GetItemWithError(run->shapes, keys);
     if (shape != NULL)
@@ -124,23 +133,18 @@ PyObject *encode_span(Run *run, Buf *b, PyObject *span, PyObject **eid)
     fields = PyObject_GetAttr(span, s_dict);
     if (fields == NULL || !PyDict_Check(fields))
         goto done;
-    PyObject *name = PyDict_GetItemWithError(fields, cfg[N_NAME]);
-    PyObject *ctx = PyDict_GetItemWithError(fields, cfg[N_CONTEXT]);
-    PyObject *parent = PyDict_GetItemWithError(fields, cfg[N_PARENT]);
-    PyObject *start = PyDict_GetItemWithError(fields, cfg[N_START]);
-    PyObject *end = PyDict_GetItemWithError(fields, cfg[N_END]);
-    PyObject *status = PyDict_GetItemWithError(fields, cfg[N_STATUS]);
-    PyObject *attributes = PyDict_GetItemWithError(fields, cfg[N_ATTRIBUTES]);
-    PyObject *raw_events = PyDict_GetItemWithError(fields, cfg[N_EVENTS]);
-    if (name == NULL || ctx == NULL || parent == NULL || start == NULL || end == NULL
-        || status == NULL || attributes == NULL || raw_events == NULL)
-        goto done;
-    /* held: Python code called below (a property, a helper, a hostile __eq__) may
-     * replace them in the span's dict */
-    held[0] = name; held[1] = ctx; held[2] = parent; held[3] = start; held[4] = end;
-    held[5] = status; held[6] = attributes; held[7] = raw_events;
-    for (int h = 0; h < 8; h++)
+    /* each value held as soon as it is read: a later lookup may run a hostile key's
+     * __eq__, and Python code called below (a property, a helper) may replace them */
+    static const int names[8] = {N_NAME, N_CONTEXT, N_PARENT, N_START, N_END, N_STATUS,
+                                 N_ATTRIBUTES, N_EVENTS};
+    for (int h = 0; h < 8; h++) {
+        held[h] = PyDict_GetItemWithError(fields, cfg[names[h]]);
+        if (held[h] == NULL)
+            goto done;
         Py_INCREF(held[h]);
+    }
+    PyObject *name = held[0], *ctx = held[1], *parent = held[2], *start = held[3],
+             *end = held[4], *status = held[5], *attributes = held[6], *raw_events = held[7];
     if (!PyUnicode_CheckExact(name) || !PyTuple_Check(ctx) || PyTuple_GET_SIZE(ctx) < 2)
         goto done;
     attrs = inner_dict(attributes);
@@ -191,7 +195,11 @@ PyObject *encode_span(Run *run, Buf *b, PyObject *span, PyObject **eid)
         || put_i64(b, start_ns) < 0 || PUT(b, ",\"duration\":") < 0 || put_i64(b, duration) < 0
         || PUT(b, ",\"status\":\"ok\",\"meta\":") < 0)
         goto done;
-    if (PyObject_IsTrue(PyTuple_GET_ITEM(shape, 1)) == 1) {
+    int payload = PyObject_IsTrue(PyTuple_GET_ITEM(shape, 1));
+    int record_id = PyObject_IsTrue(PyTuple_GET_ITEM(shape, 2));
+    if (payload < 0 || record_id < 0)
+        goto done;
+    if (payload) {
         if (put_meta(b, attrs, run->ascii) < 0)
             goto done;
     } else if (PUT(b, "{}") < 0) {
@@ -206,7 +214,7 @@ PyObject *encode_span(Run *run, Buf *b, PyObject *span, PyObject **eid)
             || put(b, pid, 16) < 0 || PUT(b, "\"") < 0)
             goto done;
     }
-    if (PyObject_IsTrue(PyTuple_GET_ITEM(shape, 2)) == 1) {
+    if (record_id) {
         PyObject *record = PyDict_GetItemWithError(attrs, cfg[K_RECORD_ID]);
         if (record == NULL)
             goto done;
@@ -254,12 +262,9 @@ PyObject *encode_span(Run *run, Buf *b, PyObject *span, PyObject **eid)
                  *ea = NULL, *ts = NULL;
         int rc = -1;
         if (ed != NULL && PyDict_Check(ed)) {
-            ename = PyDict_GetItemWithError(ed, cfg[N_NAME]);
-            eattrs = PyDict_GetItemWithError(ed, cfg[N_ATTRIBUTES]);
-            ts = PyDict_GetItemWithError(ed, cfg[N_TIMESTAMP]);
-            Py_XINCREF(ename); /* held, as the span's fields are */
-            Py_XINCREF(eattrs);
-            Py_XINCREF(ts);
+            ename = get_field_ref(ed, cfg[N_NAME]); /* held, as the span's fields are */
+            eattrs = ename == NULL ? NULL : get_field_ref(ed, cfg[N_ATTRIBUTES]);
+            ts = eattrs == NULL ? NULL : get_field_ref(ed, cfg[N_TIMESTAMP]);
         }
         /* an exact str compares without running Python code; anything else is Python's */
         if (ename != NULL && eattrs != NULL && PyUnicode_CheckExact(ename) && !PyErr_Occurred()) {

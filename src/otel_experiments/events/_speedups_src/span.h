@@ -41,6 +41,14 @@ static inline PyObject *get_ref(PyObject *dict, PyObject *key)
     return v;
 }
 
+/* A field of an object's __dict__, with a strong reference (NULL: absent, or an error). */
+static inline PyObject *get_field_ref(PyObject *dict, PyObject *key)
+{
+    PyObject *v = PyDict_GetItemWithError(dict, key);
+    Py_XINCREF(v);
+    return v;
+}
+
 PyObject *inner_dict(PyObject *attributes);
 int put_dumped(Buf *b, PyObject *value);
 int put_through(Buf *b, PyObject *helper, PyObject *value);
