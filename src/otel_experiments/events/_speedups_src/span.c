@@ -123,6 +123,19 @@ static PyObject *shape_of(Run *run, PyObject *attrs)
     return shape;
 }
 
+/* A span's start or end: an exact int within 64 bits into *out (None leaves it); -1 to
+ * decline. */
+static int time_ns(PyObject *v, long long *out)
+{
+    int overflow;
+    if (v == Py_None)
+        return 0;
+    if (!PyLong_CheckExact(v))
+        return decline();
+    *out = PyLong_AsLongLongAndOverflow(v, &overflow);
+    return overflow || (*out == -1 && PyErr_Occurred()) ? decline() : 0;
+}
+
 /* One span: (event bytes, tuple of metric bytes) and its experiment id in *eid (a new
  * reference), or NULL to decline. */
 PyObject *encode_span(Run *run, Buf *b, PyObject *span, PyObject **eid)
@@ -166,25 +179,12 @@ PyObject *encode_span(Run *run, Buf *b, PyObject *span, PyObject **eid)
     if (hex_id(PyTuple_GET_ITEM(ctx, 0), ids, 2) < 0 || hex_id(PyTuple_GET_ITEM(ctx, 1), ids + 32, 1) < 0)
         goto done;
     long long start_ns = 0, end_ns = 0, duration = 0;
-    int overflow = 0;
-    if (start != Py_None) {
-        if (!PyLong_CheckExact(start))
+    if (time_ns(start, &start_ns) < 0 || time_ns(end, &end_ns) < 0)
+        goto done;
+    if (end != Py_None && end_ns > start_ns) {
+        if (start_ns < 0 && end_ns > LLONG_MAX + start_ns)
             goto done;
-        start_ns = PyLong_AsLongLongAndOverflow(start, &overflow);
-        if (overflow || (start_ns == -1 && PyErr_Occurred()))
-            goto done;
-    }
-    if (end != Py_None) {
-        if (!PyLong_CheckExact(end))
-            goto done;
-        end_ns = PyLong_AsLongLongAndOverflow(end, &overflow);
-        if (overflow || (end_ns == -1 && PyErr_Occurred()))
-            goto done;
-        if (end_ns > start_ns) {
-            if (start_ns < 0 && end_ns > LLONG_MAX + start_ns)
-                goto done;
-            duration = end_ns - start_ns;
-        }
+        duration = end_ns - start_ns;
     }
     shape = shape_of(run, attrs);
     if (shape == NULL)
