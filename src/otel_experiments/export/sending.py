@@ -112,7 +112,7 @@ class GroupSender:
         spooled = 0
         refused = 0
         if self.settings.dialect == DDTRACE:  # ddtrace's ids and spellings, once per span
-            items = list(ddtrace_items(experiment_id, cast("list[Item]", items)))
+            items = cast("list[Held]", ddtrace_items(experiment_id, cast("list[Item]", items)))
         bodies, dropped = self._encode(items)
         path = self._events_path(experiment_id)
         url = self.settings.endpoint + path
@@ -172,7 +172,7 @@ class GroupSender:
         """One experiment's spans as bodies ready for the spool, without the network
         (the batch processor's overflow); spans that cannot be encoded are counted."""
         if self.settings.dialect == DDTRACE:
-            items = list(ddtrace_items(experiment_id, cast("list[Item]", items)))
+            items = cast("list[Held]", ddtrace_items(experiment_id, cast("list[Item]", items)))
         bodies: list[tuple[bytes, list[Held]]] = []
         dropped = 0
         step = self.settings.max_spans_per_request
