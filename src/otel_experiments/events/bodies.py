@@ -16,16 +16,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
 from .._runtime.text import clean_text
-from ..settings import native_encoder
+from ._compiled import NATIVE, speedups
 from ._json import dumps, stdlib_dumps
 from .convert import make_body
 
-_join_body: Callable[[bytes, list[bytes], bytes, list[bytes], bytes], bytes] | None = None
-if native_encoder():  # OTEL_EXPERIMENTS_NATIVE_ENCODER=false keeps the C module out
-    try:
-        from ._speedups import join_body as _join_body
-    except ImportError:  # pragma: no cover - built without a C compiler
-        _join_body = None
+_join_body: Callable[[bytes, list[bytes], bytes, list[bytes], bytes], bytes] | None = (
+    speedups.join_body if NATIVE and speedups is not None else None
+)
 
 __all__ = ["Encoded", "Item", "encode_bodies", "encode_item", "pack_encoded"]
 

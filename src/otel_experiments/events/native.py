@@ -21,7 +21,7 @@ from opentelemetry.trace import StatusCode
 
 from .. import attributes as A
 from .._compat import NATIVE_FIELD_NAMES
-from ..settings import native_encoder
+from ._compiled import NATIVE, speedups
 from ._json import BACKEND, as_object, dumps, loads
 from .bodies import Encoded, encode_item
 from .convert import _base_tags, experiment_id_of, span_to_event
@@ -29,15 +29,7 @@ from .shapes import KeptAttributes, kept_attributes
 
 __all__ = ["NATIVE", "encode_span_groups"]
 
-_speedups: ModuleType | None
-try:
-    from . import _speedups
-except ImportError:  # pragma: no cover - built without a C compiler
-    _speedups = None
-
-#: Whether the C encoder is in use: built, and not turned off with
-#: ``OTEL_EXPERIMENTS_NATIVE_ENCODER=false`` (read at import).
-NATIVE: Final = _speedups is not None and native_encoder()
+_speedups: ModuleType | None = speedups  # a module global: tests swap it out
 
 if _speedups is not None:  # the keys and helpers the C side reads, in its order
     _speedups.configure(
