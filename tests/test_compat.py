@@ -8,8 +8,10 @@ private name or live with the fallback's cost.
 from __future__ import annotations
 
 import contextvars
+import sqlite3
 from typing import ClassVar
 
+import pytest
 from opentelemetry import baggage, context, trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -162,3 +164,17 @@ def test_native_field_names_are_where_the_c_encoder_reads_them() -> None:
     (result,) = native._speedups.encode_spans([finished], KeptAttributes(), False)
     assert result is not None and result[0] == "e"
     assert result[2][0].endswith(b'"timestamp_ms":7}')  # the event's _timestamp, read in C
+
+
+def test_sqlite_adapter_registry_is_readable(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Probe:
+        pass
+
+    assert _compat.sqlite_adapter_registered(Probe) is False
+    sqlite3.register_adapter(Probe, str)
+    try:
+        assert _compat.sqlite_adapter_registered(Probe) is True
+    finally:
+        del sqlite3.adapters[(Probe, sqlite3.PrepareProtocol)]
+    monkeypatch.delattr(sqlite3, "adapters")  # the registry gone: "unknown", never "free"
+    assert _compat.sqlite_adapter_registered(Probe) is None

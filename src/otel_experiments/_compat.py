@@ -1,4 +1,5 @@
-"""Every access to a private OpenTelemetry name, in one place, each with a public fallback.
+"""Every access to a private OpenTelemetry name (and the one private name of the stdlib's
+``sqlite3`` the server reads), in one place, each with a public fallback.
 
 The private names save work on hot paths (a call per span, a copy per span) or reach
 what the API does not expose. Each one is looked up once, here; when an SDK release
@@ -29,6 +30,7 @@ __all__ = [
     "get_current_context",
     "span_fields",
     "span_processors",
+    "sqlite_adapter_registered",
 ]
 
 _EMPTY: Final[Mapping[str, Any]] = {}
@@ -160,3 +162,20 @@ def events_of(raw_events: Any) -> Sequence[Event]:
     """The events behind a span's ``_events`` (the SDK's ``BoundedList``: its deque)."""
     inner = getattr(raw_events, "_dq", None)
     return inner if inner is not None else (raw_events or ())
+
+
+# -- sqlite3's adapter registry ----------------------------------------------------------
+# The server registers adapters for ``None`` and ``bool`` (``server.db``), but must keep
+# one the host application registered. ``sqlite3`` has no public way to ask: its registry
+# is the module's ``adapters`` dict, keyed by ``(type, sqlite3.PrepareProtocol)``.
+
+
+def sqlite_adapter_registered(type_: type) -> bool | None:
+    """Whether ``sqlite3`` has an adapter for ``type_``; ``None`` when the registry cannot
+    be read (then nothing should be registered over what may be there)."""
+    import sqlite3  # (only the server needs it)
+
+    registry = getattr(sqlite3, "adapters", None)
+    if not isinstance(registry, dict):
+        return None
+    return (type_, sqlite3.PrepareProtocol) in registry

@@ -11,6 +11,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from .._compat import sqlite_adapter_registered
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 #: Key of the PostgreSQL advisory lock that serialises migrations across replicas.
 MIGRATION_LOCK_KEY = 0x07E1_8642
@@ -23,10 +25,35 @@ def is_sqlite(engine: sa.Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def bind_none_and_bool_directly() -> None:
+    """Give ``sqlite3`` an adapter for ``None`` and for ``bool`` (unless one is registered).
+
+    Without one, CPython 3.11's ``sqlite3`` asks each such parameter's type whether it
+    adapts itself, and the type's answer is an ``AttributeError`` built (message formatted)
+    and cleared again, once per parameter, walking the thread's stack of coroutines' handled
+    exceptions on the way. An ingest binds a dozen NULLs and booleans per span (a root's
+    parent, a span's absent usage, a metric's other value columns): measured, the server
+    spent 10 us of CPU per span there at batch 1000, a quarter of it. The adapters bind
+    what binding the values unadapted binds (NULL; 0 and 1), for every ``sqlite3`` user of
+    the process; a registered adapter is the host's and is kept.
+    """
+    import sqlite3
+
+    adapters: tuple[tuple[type[Any], Any], ...] = ((type(None), _NULL), (bool, int))
+    for type_, adapter in adapters:
+        if sqlite_adapter_registered(type_) is False:
+            sqlite3.register_adapter(type_, adapter)
+
+
+#: ``None`` for any argument, as a builtin (an adapter runs once per parameter).
+_NULL: Any = {}.get
+
+
 def create_engine(url: str) -> sa.Engine:
     """An engine for ``sqlite:///path`` (file created, WAL) or ``postgresql+psycopg://``."""
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        bind_none_and_bool_directly()
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
