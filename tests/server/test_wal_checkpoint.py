@@ -49,6 +49,8 @@ def test_the_writer_leaves_checkpoints_to_the_thread(fresh_database_url: Callabl
     try:
         with store._writer.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+            # statement journals in memory, not in a temporary file per statement
+            assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 2
         assert store._checkpointer is not None
         db_before = path.stat().st_size
         _ingest(store, 1, 600)  # ~1.5 MB: only in the WAL until a checkpoint copies it
