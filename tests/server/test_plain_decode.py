@@ -122,6 +122,16 @@ def _with(item: dict[str, Any], **members: Any) -> dict[str, Any]:
     events_body([_with(span(1), parent_id=None)]),  # null is not "omitted"
     events_body([_with(span(1), parent_id="")]),
     events_body([_with(span(1), span_id="ABCDEF0123456789")]),  # uppercase
+    # (a body's ids are checked all at once: lengths that add up, a bad id among good ones)
+    events_body([_with(span(1), span_id="0" * 15), _with(span(2), span_id="0" * 17)]),
+    events_body([span(1), _with(span(2), trace_id="0" * 31 + "g"), span(3)]),
+    events_body([span(1), _with(span(2), parent_id="000000000000000\n")]),
+    events_body([_with(span(1), span_id="000000000000000\u0660")]),  # a non-ASCII digit
+    events_body([_with(span(1), span_id="000000000000000\uff10")]),  # fullwidth zero
+    events_body([_with(span(1), span_id="000000000000000\ud800")]),  # a lone surrogate
+    events_body([span(1)], [metric(1, "acc", 0.5), _with(metric(1, "ok", True),
+                                                        trace_id="0" * 32 + "0")]),
+    events_body([span(1)], [_with(metric(1, "acc", 0.5), span_id="0" * 15 + "-")]),
     events_body([_with(span(1), start_ns=-1)]),
     events_body([_with(span(1), start_ns=2**63)]),  # past int64
     events_body([_with(span(1), duration=1.5)]),
