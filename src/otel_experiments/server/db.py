@@ -25,6 +25,10 @@ def is_sqlite(engine: sa.Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+#: ``None`` for any argument, as a builtin (an adapter runs once per parameter).
+_NULL: Any = {}.get
+
+
 def bind_none_and_bool_directly() -> None:
     """Give ``sqlite3`` an adapter for ``None`` and for ``bool`` (unless one is registered).
 
@@ -43,10 +47,6 @@ def bind_none_and_bool_directly() -> None:
     for type_, adapter in adapters:
         if sqlite_adapter_registered(type_) is False:
             sqlite3.register_adapter(type_, adapter)
-
-
-#: ``None`` for any argument, as a builtin (an adapter runs once per parameter).
-_NULL: Any = {}.get
 
 
 def create_engine(url: str) -> sa.Engine:
