@@ -65,6 +65,13 @@ def test_decompress_limits() -> None:
     with pytest.raises(ApiError) as err:  # second member pushes past the limit
         _decompress(gzip.compress(data) + gzip.compress(data), "gzip", 15_000)
     assert err.value.status == 413
+    assert _decompress(gzip.compress(data) * 3, "gzip", 30_000) == data * 3
+    assert _decompress(b"", "gzip", 10) == b""  # (then: "request body is empty")
+    for bad in (gzip.compress(data)[:-12], gzip.compress(data) + b"garbage", b"not gzip",
+                gzip.compress(data) + gzip.compress(data)[:-12]):
+        with pytest.raises(ApiError) as err:
+            _decompress(bad, "gzip", 100_000)
+        assert err.value.status == 400
 
 
 def test_cursor_and_tags() -> None:

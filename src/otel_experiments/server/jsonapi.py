@@ -114,11 +114,16 @@ def _decompress(data: bytes, encoding: str, limit: int) -> bytes:
     wbits = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
     if encoding not in wbits:
         raise ApiError(415, f"unsupported Content-Encoding {encoding!r}; use gzip or deflate")
+    if not data:
+        return data
     out = bytearray()
     try:
-        while data:
-            decomp = zlib.decompressobj(wbits[encoding])
-            out += decomp.decompress(data, limit + 1 - len(out))
+        decomp = zlib.decompressobj(wbits[encoding])
+        first = decomp.decompress(data, limit + 1)
+        if decomp.eof and not decomp.unused_data and len(first) <= limit:
+            return first  # one member, whole (the common body): no copies
+        out += first
+        while True:
             if len(out) > limit:
                 raise ApiError(413, f"decompressed body exceeds {limit} bytes")
             if not decomp.eof:
@@ -126,6 +131,10 @@ def _decompress(data: bytes, encoding: str, limit: int) -> bytes:
                     raise ApiError(413, f"decompressed body exceeds {limit} bytes")
                 raise ApiError(400, "truncated compressed body")
             data = decomp.unused_data  # concatenated gzip members
+            if not data:
+                break
+            decomp = zlib.decompressobj(wbits[encoding])
+            out += decomp.decompress(data, limit + 1 - len(out))
     except zlib.error as exc:
         raise ApiError(400, f"invalid {encoding} body: {exc}") from None
     return bytes(out)
