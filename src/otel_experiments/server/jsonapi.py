@@ -156,12 +156,15 @@ async def read_raw_body(request: Request, max_bytes: int) -> bytes:
             raise ApiError(400, "invalid Content-Length header") from None
         if declared > max_bytes:
             raise ApiError(413, f"request body exceeds {max_bytes} bytes")
-    chunks = bytearray()
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > max_bytes:
+        if chunk:  # (the stream ends with an empty one)
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > max_bytes:
             raise ApiError(413, f"request body exceeds {max_bytes} bytes")
-    return bytes(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)  # (at most one copy)
 
 
 def decode_body(raw: bytes, content_encoding: str | None, max_decompressed: int) -> bytes:
