@@ -14,6 +14,7 @@ import argparse
 import gc
 import time
 from collections.abc import Callable
+from statistics import median
 
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
@@ -82,16 +83,19 @@ def main() -> None:
         "BaggageSpanProcessor, all keys (7)": variant(
             BaggageSpanProcessor(ALLOW_ALL_BAGGAGE_KEYS), bag_ctx, None),
     }
-    best = {name: float("inf") for name in variants}
+    rounds: dict[str, list[float]] = {name: [] for name in variants}
     for fn in variants.values():  # warm up
         fn(2000)
+    names = list(variants)
     gc.disable()
     try:
-        for _ in range(args.rounds):
-            for name, fn in variants.items():
-                best[name] = min(best[name], fn(args.spans) / args.spans)
+        for r in range(args.rounds):
+            # (each round in another order: no variant always runs first, or after another)
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                rounds[name].append(variants[name](args.spans) / args.spans)
     finally:
         gc.enable()
+    best = {name: min(times) for name, times in rounds.items()}
 
     base = best["no processor"]
     floor_extra = best["floor: start_span(attributes=7)"] - base
@@ -101,15 +105,21 @@ def main() -> None:
         extra = ns - base
         ratio = f"{extra / floor_extra:8.2f}" if name != "no processor" else f"{'':8}"
         print(f"{name:38} {ns:9.0f} {extra:9.0f} {ratio}")
-    ours_extra = best["ours, experiment active (7 attrs)"] - base
-    idle_extra = best["ours, no experiment active"] - best["empty processor"]
-    idle_share = idle_extra / base
+    # The targets' ratios, per round (the variants of one round ran within a second of each
+    # other), then the median over rounds: a ratio of best rounds mixes rounds far apart in
+    # time, and this VM's speed drifts 1.5-2x within minutes.
+    none, floor = rounds["no processor"], rounds["floor: start_span(attributes=7)"]
+    ours_active = median((o - n) / (f - n) for o, n, f in zip(
+        rounds["ours, experiment active (7 attrs)"], none, floor, strict=True))
+    idle_share = median((o - e) / n for o, e, n in zip(
+        rounds["ours, no experiment active"], rounds["empty processor"], none, strict=True))
     print()
-    print(f"ours / floor (extra cost, experiment active): {ours_extra / floor_extra:.2f}x "
-          f"(target <= 1.05x: {'met' if ours_extra / floor_extra <= 1.05 else 'NOT met'})")
-    print(f"ours, no experiment active, beyond an empty processor: {idle_extra:.0f} ns/span = "
-          f"{idle_share:.1%} of a bare span's {base:.0f} ns "
-          f"(target <= 1.5%: {'met' if idle_share <= 0.015 else 'NOT met'})")
+    print(f"ours / floor (extra cost, experiment active), median of the rounds' ratios: "
+          f"{ours_active:.2f}x (target <= 1.05x: {'met' if ours_active <= 1.05 else 'NOT met'})")
+    print(f"ours, no experiment active, beyond an empty processor, median of the rounds: "
+          f"{idle_share:+.1%} of a bare span's {base:.0f} ns (a difference of two spans' whole "
+          "cost: this VM's noise; the target is judged on on_start alone, below, as the "
+          "processor adds nothing else to a span)")
     # The end-to-end difference is two large numbers' difference: on a noisy machine it
     # swings by more than the target. on_start alone, timed the same way for both,
     # isolates the work the processor itself adds.
