@@ -3,9 +3,10 @@
     python benchmarks/bench_processor.py [--spans 20000] [--rounds 15]
 
 Every variant starts and ends the same spans on a real SDK TracerProvider; rounds
-interleave the variants so machine noise hits them alike, and the best round counts.
-"Extra" is a variant's cost minus the bare "no processor" cost; the ratio that matters
-is ours / floor, where the floor passes the same 7 attributes to ``start_span`` itself.
+interleave the variants (in a rotating order) so machine noise hits them alike. The table
+shows each variant's best round; "extra" is a variant's cost minus the bare "no processor"
+cost. The ratio that matters is ours / floor, where the floor passes the same 7 attributes
+to ``start_span`` itself: taken per round, then the median over the rounds.
 """
 
 from __future__ import annotations
@@ -107,10 +108,11 @@ def main() -> None:
         print(f"{name:38} {ns:9.0f} {extra:9.0f} {ratio}")
     # The targets' ratios, per round (the variants of one round ran within a second of each
     # other), then the median over rounds: a ratio of best rounds mixes rounds far apart in
-    # time, and this VM's speed drifts 1.5-2x within minutes.
+    # time, on a machine whose speed may drift (a shared VM's: 1.5-2x within minutes).
     none, floor = rounds["no processor"], rounds["floor: start_span(attributes=7)"]
-    ours_active = median((o - n) / (f - n) for o, n, f in zip(
-        rounds["ours, experiment active (7 attrs)"], none, floor, strict=True))
+    ours_active = median([(o - n) / (f - n) for o, n, f in zip(
+        rounds["ours, experiment active (7 attrs)"], none, floor, strict=True) if f > n]
+        or [float("nan")])
     idle_share = median((o - e) / n for o, e, n in zip(
         rounds["ours, no experiment active"], rounds["empty processor"], none, strict=True))
     print()

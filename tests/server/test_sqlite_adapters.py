@@ -35,7 +35,8 @@ _STORE_AND_DUMP = textwrap.dedent("""
     store.close()
     con = sqlite3.connect({db!r})
     out = {{}}
-    for table in ("spans", "metrics", "span_totals", "metric_totals", "metric_values"):
+    for table in ("spans", "metrics", "span_totals", "metric_totals", "metric_values",
+                  "value_buckets", "usage_totals"):
         columns = [r[1] for r in con.execute(f"PRAGMA table_info({{table}})")
                    if r[1] not in ("seq", "received_at")]
         select = ", ".join(f"typeof({{c}}), quote({{c}})" for c in columns)
@@ -63,7 +64,7 @@ def test_adapters_bind_what_unadapted_binding_binds(tmp_path: Path) -> None:
     # The same ingest with the registration turned into a no-op: the driver's own binding.
     plain = _run(tmp_path, "plain.db", setup=(
         "import otel_experiments.server.db as db\n"
-        "db.bind_none_and_bool_directly = lambda: None"))
+        "db.register_none_and_bool_adapters = lambda: None"))
     assert not {"NoneType", "bool"} & set(plain.pop("adapters"))  # type: ignore[call-overload]
     assert (adapted.pop("bool_adapter"), plain.pop("bool_adapter")) == ("int", None)
     assert adapted == plain

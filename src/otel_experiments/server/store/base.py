@@ -91,9 +91,9 @@ def _sqlite_writer(engine: sa.Engine) -> sa.Engine:
         dbapi_conn.execute(f"PRAGMA cache_size=-{SQLITE_WRITER_CACHE_KIB}")
         # A multi-row INSERT or upsert that may fail halfway keeps a statement journal (the
         # pages it changes, as they were); past 64 KiB SQLite spills it to a temporary
-        # file, created, written and deleted per statement: at batch 100 that doubled the
-        # writes an ingest made (strace). In memory it is bounded by one statement's
-        # pages (at most SQLITE_ROWS_PER_INSERT rows).
+        # file (created and deleted once per transaction, written by every statement): at
+        # batch 100 that doubled the writes an ingest made (strace). In memory it is
+        # bounded by one statement's pages (at most 256 rows: events, aggregates).
         dbapi_conn.execute("PRAGMA temp_store=MEMORY")
         writer_pragmas(dbapi_conn)  # (checkpoints: a background thread's)
 
