@@ -44,8 +44,11 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium per UI test module, closed after it: Playwright's sync API keeps its
+    event loop marked running in the main thread while it is open, so an async test
+    collected after the UI tests (pytest-asyncio) could not start its own loop."""
     path = chromium_path()
     if path is None:
         pytest.skip("no chromium executable (apt-get install chromium)")
