@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 # Stores a few spans and metrics, with NULLs and booleans in most columns, and prints every
-# stored value of both tables with its SQLite type (``typeof``), as JSON.
+# stored value of every table the ingest writes with its SQLite type (``typeof``), as JSON.
 _STORE_AND_DUMP = textwrap.dedent("""
     import json, sqlite3, sys
     sys.path.insert(0, {tests!r})
