@@ -29,7 +29,8 @@ from server_helpers import events_body, metric, span
 
 from otel_experiments.server import ingest
 from otel_experiments.server.jsonapi import ApiErrors, parse_json
-from otel_experiments.server.plain_decode import _hex_ids, plain_rows
+from otel_experiments.server.plain_body import hex_ids
+from otel_experiments.server.plain_decode import plain_rows
 
 MAX_ITEMS = 1000
 _VALUE_KEYS = {"score": "score_value", "categorical": "categorical_value",
@@ -176,9 +177,9 @@ def test_malformed_text_goes_to_the_checked_path(text: bytes) -> None:
 
 def test_hex_ids_refuses_what_encodes_badly() -> None:
     """(msgspec refuses a lone surrogate while decoding: the guard is checked directly)"""
-    assert _hex_ids(["0" * 16, "0" * 16], 16)
-    assert not _hex_ids(["0" * 15 + "\ud800"], 16)
-    assert not _hex_ids(["0" * 15 + "\u00e9"], 16)
+    assert hex_ids(["0" * 16, "0" * 16], 16)
+    assert not hex_ids(["0" * 15 + "\ud800"], 16)
+    assert not hex_ids(["0" * 15 + "\u00e9"], 16)
 
 
 def test_too_many_items_go_to_the_checked_path() -> None:

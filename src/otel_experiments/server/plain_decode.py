@@ -29,6 +29,7 @@ from msgspec.structs import replace
 
 from .. import attributes as attr
 from .jsonapi import dumps_str
+from .plain_body import hex_ids
 from .rows import cached_tag_values, span_row, value_in_columns
 from .schema import CATEGORY_INDEX_CHARS
 from .store import MetricRow, SpanRow
@@ -133,23 +134,10 @@ _encode = msgspec.json.Encoder().encode
 
 _SPAN_ID, _TRACE_ID = attrgetter("span_id"), attrgetter("trace_id")
 _PARENT_ID = attrgetter("parent_id")
-_HEX_DIGITS = b"0123456789abcdef"
-
-
-def _hex_ids(ids: list[str], length: int) -> bool:
-    """Every one of ``ids`` is ``length`` lowercase hex digits: checked for all of a body's
-    ids at once, in C (a call per id cost more than the check)."""
-    if not ids:
-        return True
-    if min(map(len, ids)) != length or max(map(len, ids)) != length:
-        return False
-    joined = "".join(ids)
-    # (``isascii`` first: ``encode`` would raise on a lone surrogate, were one let through)
-    return joined.isascii() and not joined.encode().translate(None, _HEX_DIGITS)
 
 
 def _span(span: _Span) -> SpanRow | None:
-    """The span's row (its ids are checked already: :func:`_hex_ids`)."""
+    """The span's row (its ids are checked already: :func:`~.plain_body.hex_ids`)."""
     parent = span.parent_id
     name, record_id = span.name, span.dataset_record_id
     if "\x00" in name:
@@ -169,7 +157,7 @@ def _span(span: _Span) -> SpanRow | None:
 
 
 def _metric(metric: _Score | _Categorical | _Boolean) -> MetricRow | None:
-    """The metric's row (its ids are checked already: :func:`_hex_ids`)."""
+    """The metric's row (its ids are checked already: :func:`~.plain_body.hex_ids`)."""
     label = metric.label
     if not label.isascii() or "\x00" in label:
         return None
@@ -215,8 +203,8 @@ def plain_rows(text: bytes | str, max_items: int
     if len(spans) > max_items or len(metrics) > max_items:
         return None  # (the checked path answers 413)
     parents = [p for p in map(_PARENT_ID, spans) if p is not UNSET]
-    if not (_hex_ids([*map(_SPAN_ID, spans), *map(_SPAN_ID, metrics), *parents], 16)
-            and _hex_ids([*map(_TRACE_ID, spans), *map(_TRACE_ID, metrics)], 32)):
+    if not (hex_ids([*map(_SPAN_ID, spans), *map(_SPAN_ID, metrics), *parents], 16)
+            and hex_ids([*map(_TRACE_ID, spans), *map(_TRACE_ID, metrics)], 32)):
         return None
     span_rows: list[SpanRow] = []
     metric_rows: list[MetricRow] = []
