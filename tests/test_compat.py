@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextvars
 import sqlite3
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
 import pytest
 from opentelemetry import baggage, context, trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -27,6 +28,7 @@ def test_private_names_still_exist() -> None:
     assert isinstance(_compat._current_var, contextvars.ContextVar)  # the runtime's variable
     assert _compat.BAGGAGE_KEY is not None and _compat.baggage_of == _compat._baggage_via_key
     assert _compat.SUPPRESS_INSTRUMENTATION_KEY is not None
+    assert _compat.DIRECT_ATTRIBUTES and _compat.set_clean_attributes == _compat._set_direct
     provider = TracerProvider()
     assert hasattr(provider, "_active_span_processor")
     assert hasattr(provider._active_span_processor, "_span_processors")
@@ -67,6 +69,66 @@ def test_baggage_fast_path_equals_the_public_fallback() -> None:
     assert dict(_compat._baggage_via_key(ctx)) == dict(_compat._baggage_public(ctx))
     assert dict(_compat._baggage_public(ctx)) == {"experiment.id": "e1", "user.id": "u"}
     assert dict(_compat._baggage_via_key(context.Context())) == {}
+
+
+_STAMP = {"experiment.id": "e1", "experiment.name": "n", "user.id": "u"}
+
+
+def _attributes_after(
+    setter: Callable[[trace.Span, Mapping[str, str]], None],
+    limits: SpanLimits | None = None,
+    initial: Mapping[str, str] | None = None,
+    end_first: bool = False,
+) -> tuple[list[tuple[str, object]], int]:
+    """A span's attributes (in order) and dropped count after ``setter`` stamped it."""
+    provider = TracerProvider(span_limits=limits or SpanLimits())
+    span = provider.get_tracer("t").start_span("s", attributes=initial)
+    if end_first:
+        span.end()
+    setter(span, _STAMP)
+    span.end()
+    assert isinstance(span, ReadableSpan)
+    return list(span.attributes.items()), span.dropped_attributes
+
+
+@pytest.mark.parametrize(
+    ("limits", "initial", "end_first"),
+    [
+        (None, None, False),  # the common case: a fresh span
+        (None, {"a": "1", "experiment.id": "old", "b": "2"}, False),  # a key there already
+        (SpanLimits(max_span_attributes=4), {"a": "1", "b": "2"}, False),  # evicts the oldest
+        (SpanLimits(max_span_attributes=5), {"a": "1", "b": "2"}, False),  # exactly full
+        (SpanLimits(max_span_attributes=0), None, False),  # drops everything
+        (SpanLimits(max_attribute_length=1), None, False),  # truncates the values
+        (None, None, True),  # an ended span: a warning, nothing set
+    ],
+)
+def test_clean_attributes_fast_path_equals_set_attributes(
+    limits: SpanLimits | None, initial: Mapping[str, str] | None, end_first: bool
+) -> None:
+    public = _attributes_after(_compat._set_public, limits, initial, end_first)
+    assert public == _attributes_after(_compat._set_direct, limits, initial, end_first)
+    assert public[0] != [] or end_first or limits is not None  # the cases set something
+
+
+def test_clean_attributes_write_the_sdk_dict_directly() -> None:
+    span = TracerProvider().get_tracer("t").start_span("s", attributes={"a": "1"})
+    inner = span._attributes._dict  # type: ignore[attr-defined]
+    _compat._set_direct(span, _STAMP)
+    assert inner == {"a": "1", **_STAMP}  # the SDK's own dict, not a replacement
+    span.end()
+
+    class OtherSpan(trace.NonRecordingSpan):  # another span class: the public call
+        def __init__(self) -> None:
+            super().__init__(trace.INVALID_SPAN_CONTEXT)
+            self.seen: list[Mapping[str, object]] = []
+
+        def set_attributes(self, attributes: Mapping[str, object]) -> None:  # type: ignore[override]
+            self.seen.append(dict(attributes))
+
+    other = OtherSpan()
+    _compat._set_direct(other, _STAMP)
+    assert other.seen == [_STAMP]
 
 
 def test_suppression_key_is_the_one_the_sdk_honours() -> None:

@@ -1,7 +1,7 @@
 """What an experiment scope is: the experiment, the identity and the span attributes they imply.
 
 An :class:`ExperimentScope` is built once when a scope is entered, so the processor's
-per-span cost under an experiment is one ``set_attributes`` call with a ready mapping.
+per-span cost under an experiment is one write of a ready, validated mapping.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """``ExperimentSpanProcessor``: stamps the active experiment and identity on every span.
 
-The per-span work under an in-process experiment is one Context lookup and one
-``span.set_attributes`` call with a mapping computed once per scope (see
-:mod:`otel_experiments.context`), which is what passing ``attributes=`` to
+The per-span work under an in-process experiment is one Context lookup and one write of
+a mapping computed and validated once per scope (see :mod:`otel_experiments.context`).
+The write is ``span.set_attributes`` without its second cleaning of every value
+(``_compat.set_clean_attributes``): about a tenth of what passing ``attributes=`` to
 ``start_span`` costs. Without one, the experiment comes from inbound W3C Baggage (only
 when baggage is trusted, validated, the mapping cached per baggage object) or from the
 process-wide default, and an in-process identity-only scope is laid on top (a second
-``set_attributes`` call).
+write).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import Span
 
 from .. import settings
-from .._compat import BAGGAGE_KEY, baggage_of, get_current_context
+from .._compat import BAGGAGE_KEY, baggage_of, get_current_context, set_clean_attributes
 from .._runtime.logs import WarnOnce
 from ..context.baggage import scope_from_baggage
 from ..context.scope import SCOPE_KEY, ExperimentScope, scope_attributes
@@ -64,6 +65,12 @@ class ExperimentSpanProcessor(SpanProcessor):
         self._default_attrs: Mapping[str, str] | None = (
             scope_attributes(default, None) if default is not None else None
         )
+        # The key whose presence in a Context means inbound baggage to read (None: never;
+        # without the SDK's private key, every Context is read through the public API).
+        self._baggage_probe: str | None = (
+            BAGGAGE_KEY if self._trust_baggage and BAGGAGE_KEY is not None else None
+        )
+        self._baggage_public = self._trust_baggage and BAGGAGE_KEY is None
         # One-entry cache: (baggage dict, validated attributes). A request's spans share
         # the same baggage object, so validation runs once per inbound request.
         self._bag_cache: tuple[object, Mapping[str, str] | None] = (None, None)
@@ -71,26 +78,36 @@ class ExperimentSpanProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
             ctx = parent_context if parent_context is not None else get_current_context()
-            scope: ExperimentScope | None = ctx.get(SCOPE_KEY)  # type: ignore[assignment]
-            if scope is not None and scope.experiment is not None:
-                span.set_attributes(scope.attributes)
-                return
+            # ``in`` before any ``get``: the idle case (no scope, no baggage) is two
+            # membership tests, the cheapest thing a processor on every span can do
+            if SCOPE_KEY in ctx:
+                scope: ExperimentScope | None = ctx[SCOPE_KEY]  # type: ignore[assignment]
+                if scope is not None and scope.experiment is not None:
+                    set_clean_attributes(span, scope.attributes)
+                    return
+            else:
+                scope = None
+                probe = self._baggage_probe
+                if (probe is None or probe not in ctx) and not self._baggage_public:
+                    if self._default_attrs is not None:
+                        set_clean_attributes(span, self._default_attrs)
+                    return
             # No experiment in-process: inbound baggage (trusted), else the default one;
             # an in-process identity-only scope is laid on top.
             bag = None
             if self._trust_baggage:
                 bag = ctx.get(BAGGAGE_KEY) if BAGGAGE_KEY is not None else baggage_of(ctx)
-            if not bag and scope is None:  # the common case outside any experiment
+            if not bag and scope is None:
                 if self._default_attrs is not None:
-                    span.set_attributes(self._default_attrs)
+                    set_clean_attributes(span, self._default_attrs)
                 return
             fallback = self._baggage_attributes(bag) if bag else None  # type: ignore[arg-type]
             if fallback is None:
                 fallback = self._default_attrs
             if fallback is not None:
-                span.set_attributes(fallback)
+                set_clean_attributes(span, fallback)
             if scope is not None:
-                span.set_attributes(scope.attributes)
+                set_clean_attributes(span, scope.attributes)
         except Exception:  # never into the host application
             _warn_once("stamp", "otel-experiments: could not stamp a span", exc_info=True)
 
