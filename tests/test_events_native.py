@@ -16,7 +16,9 @@ import importlib.util
 import json
 import logging
 import math
+import random
 import re
+import struct
 import subprocess
 import sys
 import textwrap
@@ -647,6 +649,58 @@ def test_json_payload_texts(sdk: SdkTracers) -> None:
     wrapper_paths_agree(spans, KEPT)
     with stdlib_encoder():
         check_against_python(spans, KEPT, True)
+
+
+def test_every_escape_position_in_short_and_long_strings(sdk: SdkTracers) -> None:
+    """A character to escape (or a non-ASCII one) at each position of strings of 0 to 20
+    characters, as a span name: C reads whole words, and the last few characters in one
+    padded or overlapping word; the bytes are Python's in both modes."""
+    names = [""] + ["a" * n for n in range(1, 21)]
+    for n in range(1, 21):
+        for position in range(n):
+            for special in ('"', "\\", "\n", "\x00", "\x1f", "\x7f", "\u00e9", "\U0001f600"):
+                names.append("a" * position + special + "b" * (n - position - 1))
+    spans = []
+    for name in names:
+        def build(tracer: trace.Tracer, name: str = name) -> None:
+            with tracer.start_as_current_span(name, attributes={A.EXPERIMENT_ID: "e"}):
+                pass
+
+        spans.append(finished_span(sdk, build))
+    assert all(r is not None for r in check_against_python(spans, KEPT, False))
+    with stdlib_encoder():
+        assert all(r is not None for r in check_against_python(spans, KEPT, True))
+
+
+def test_float_metric_values_are_repr(sdk: SdkTracers) -> None:
+    """Float metric values, with and without the short-decimal path (at most 6 decimals,
+    1e-4 <= |x| < 1e9), at its edges and at random: repr()'s text, in both modes."""
+    rng = random.Random(16)
+    edges = [1e-4, 9.999999e-5, 1.0001e-4, 1e9, 999999999.999999, 999999999.9999999, 0.1,
+             0.2, 0.3, 0.1 + 0.2, 1 / 3, 2 / 3, 1.005, 2.675, 0.000123, 0.0001234567, -0.0,
+             0.0, 5e-324, 1e16, 123456789.123456, 100.0, 2.5, -7.25, 4503599627370497.0]
+    values = edges + [-v for v in edges]
+    values += [rng.randrange(-10**9, 10**9) / 10 ** rng.randrange(8) for _ in range(3000)]
+    values += [round(rng.uniform(-1e9, 1e9), rng.randrange(9)) for _ in range(3000)]
+    values += [struct.unpack("<d", struct.pack("<Q", rng.getrandbits(64)))[0]
+               for _ in range(1000)]
+    values = [v for v in values if math.isfinite(v)]
+    spans = []
+    for chunk in range(0, len(values), 50):
+        def build(tracer: trace.Tracer, part: list[float] = values[chunk:chunk + 50]) -> None:
+            with tracer.start_as_current_span("m", attributes={A.EXPERIMENT_ID: "e"}) as span:
+                for value in part:
+                    span.add_event(A.METRIC_EVENT_NAME, {
+                        A.METRIC_LABEL: "l", A.METRIC_TYPE: "score", A.METRIC_VALUE: value})
+
+        spans.append(finished_span(sdk, build))
+    with stdlib_encoder():  # ASCII mode writes exponents too: no span is declined
+        results = check_against_python(spans, KEPT, True)
+    assert all(r is not None for r in results)
+    texts = [m.split(b'"score_value":')[1].split(b',"timestamp_ms"')[0]
+             for r in results for m in r[2]]
+    assert texts == [repr(v).encode() for v in values]
+    check_against_python(spans, KEPT, False)  # UTF-8 mode: the same, or declined
 
 
 # ---------------------------------------------------------------- 2. the common case

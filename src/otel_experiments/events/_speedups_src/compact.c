@@ -23,11 +23,9 @@ static int compact_string(Compact *c)
 {
     const char *start = c->p++; /* the opening quote */
     while (c->p < c->end) {
-        uint64_t v;
-        if (c->end - c->p >= 8 && (memcpy(&v, c->p, 8), !needs_escape(v, 0))) {
-            c->p += 8; /* eight plain bytes */
-            continue;
-        }
+        c->p += skip_plain(c->p, 0, c->end - c->p, 0);
+        if (c->p >= c->end)
+            break;
         unsigned char ch = (unsigned char)*c->p;
         if (ch == '"') {
             c->p++;

@@ -70,13 +70,26 @@ int put_chars(Buf *b, PyObject *s, int ascii)
         }
         if (grow(b, n) < 0)
             return -1;
-        Py_ssize_t start = 0;
-        for (Py_ssize_t i = 0; i < n;) {
-            uint64_t v;
-            if (i + 8 <= n && (memcpy(&v, u + i, 8), !needs_escape(v, ascii))) {
-                i += 8; /* eight bytes at a time while none needs escaping */
-                continue;
+        Py_ssize_t start = 0, i = 0;
+        int tail_checked = 0;
+        while (i < n) {
+            i = skip_plain(u, i, n, ascii);
+            if (i + 8 > n && !tail_checked) {
+                /* the last bytes in one word too: the last eight (overlapping bytes
+                 * already read), or the few there are, padded with spaces */
+                uint64_t v;
+                tail_checked = 1;
+                if (n >= 8) {
+                    memcpy(&v, u + n - 8, 8);
+                } else {
+                    v = ONES * ' ';
+                    memcpy(&v, u + i, (size_t)(n - i));
+                }
+                if (!needs_escape(v, ascii))
+                    break;
             }
+            if (i >= n)
+                break;
             unsigned char c = (unsigned char)u[i++];
             if (c >= 0x20 && c != '"' && c != '\\' && !(ascii && c == 0x7f))
                 continue;
@@ -111,15 +124,28 @@ int put_str(Buf *b, PyObject *s, int ascii)
     return PUT(b, "\"");
 }
 
+/* "00" to "99": two digits per division */
+static const char DIGIT_PAIRS[] =
+    "0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849"
+    "5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+
 int put_i64(Buf *b, long long v)
 {
     char tmp[24];
     char *end = tmp + sizeof tmp, *p = end;
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
+    while (u >= 100) {
+        unsigned pair = (unsigned)(u % 100);
+        u /= 100;
+        p -= 2;
+        memcpy(p, DIGIT_PAIRS + 2 * pair, 2);
+    }
+    if (u >= 10) {
+        p -= 2;
+        memcpy(p, DIGIT_PAIRS + 2 * u, 2);
+    } else {
+        *--p = (char)('0' + u);
+    }
     if (v < 0)
         *--p = '-';
     return put(b, p, end - p);
@@ -140,6 +166,52 @@ int put_int(Buf *b, PyObject *v)
     return put_i64(b, x);
 }
 
+/* Exact powers of ten: a double holds each of them without rounding. */
+static const double POW10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6};
+
+/* repr() of a float with at most 6 decimals, between 1e-4 and 1e9 in magnitude (where
+ * repr() writes no exponent), without the shortest-digits search: 0 when written, 1 when
+ * x is not such a float. m / 10**p, both exact doubles, is the correctly rounded value of
+ * that decimal (one IEEE division), so equality means the decimal reads back as x; the
+ * smallest such p gives repr()'s digits, as two decimals of at most 15 significant
+ * digits are further apart than one double's rounding interval. */
+static int put_short_float(Buf *b, double x)
+{
+    double a = fabs(x);
+    if (!(a >= 1e-4 && a < 1e9))
+        return 1;
+    for (int p = 0; p <= 6; p++) {
+        double scaled = a * POW10[p];
+        double m = nearbyint(scaled);
+        if (m / POW10[p] != a)
+            continue;
+        long long digits = (long long)m;
+        long long whole = digits, frac = 0;
+        long long unit = (long long)POW10[p];
+        whole = digits / unit;
+        frac = digits % unit;
+        char tmp[40];
+        char *end = tmp + sizeof tmp, *q = end;
+        if (p == 0) {
+            *--q = '0';
+        } else {
+            for (int i = 0; i < p; i++) {
+                *--q = (char)('0' + frac % 10);
+                frac /= 10;
+            }
+        }
+        *--q = '.';
+        do {
+            *--q = (char)('0' + whole % 10);
+            whole /= 10;
+        } while (whole);
+        if (x < 0)
+            *--q = '-';
+        return put(b, q, end - q) < 0 ? -1 : 0;
+    }
+    return 1;
+}
+
 /* A finite float as repr() writes it; orjson writes exponents differently, so those are
  * declined in UTF-8 mode. */
 int put_float(Buf *b, PyObject *v, int ascii)
@@ -147,6 +219,9 @@ int put_float(Buf *b, PyObject *v, int ascii)
     double x = PyFloat_AS_DOUBLE(v);
     if (!isfinite(x))
         return decline();
+    int fast = put_short_float(b, x);
+    if (fast <= 0)
+        return fast;
     char *text = PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
     if (text == NULL)
         return -1;
