@@ -269,7 +269,7 @@ def sqlite_cases(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
             ours, theirs = sides(server, ref)
             warm_up([ours, theirs, before], batch, args.clients)
             exp = f"bench-{batch}"
-            interleaved(ours, theirs, exp, _bodies(exp, 0, total, batch), args.clients, 4,
+            interleaved(ours, theirs, exp, _bodies(exp, 0, total, batch), args.clients, 6,
                         before)
             case = f"sqlite ingest batch={batch}, {args.clients} clients"
             rows.append(line(case, ours, theirs))
@@ -378,9 +378,11 @@ def main() -> int:
                         "tar -x -C /tmp/old`) in the same SQLite rounds: after/before ratios")
     args = parser.parse_args()
     q = args.quick
-    # (--quick: still 40 requests a side at batch 1000 and 100k spans in one experiment:
-    # below that one request more or less, or one WAL checkpoint, moves a ratio by 10 %)
-    args.n1, args.n100, args.n1000 = (400, 20_000, 40_000) if q else (2000, 40_000, 80_000)
+    # (--quick: still 80 requests a side at batch 1000, 400 at batch 100 and 100k spans in
+    # one experiment: with half of that, ratios at batch 100 moved by 0.76-0.98x between
+    # runs minutes apart; below that one request more or less, or one WAL checkpoint, moves
+    # a ratio by 10 %)
+    args.n1, args.n100, args.n1000 = (400, 40_000, 80_000) if q else (2000, 60_000, 120_000)
     args.grow = 100_000 if q else 300_000
     args.summary_at = 50_000 if q else 100_000
     args.requests = 10 if q else 30
