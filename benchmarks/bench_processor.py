@@ -6,7 +6,10 @@ Every variant starts and ends the same spans on a real SDK TracerProvider; round
 interleave the variants (in a rotating order) so machine noise hits them alike. The table
 shows each variant's best round; "extra" is a variant's cost minus the bare "no processor"
 cost. The ratio that matters is ours / floor, where the floor passes the same 7 attributes
-to ``start_span`` itself: taken per round, then the median over the rounds.
+to ``start_span`` itself: taken per round, then the median over the rounds. Ours is below
+the floor by design: the SDK cleans ``attributes=`` value by value, while the processor
+writes a mapping it validated once per scope (``_compat.set_clean_attributes``); the
+floor stays what stamping by hand costs.
 """
 
 from __future__ import annotations
@@ -136,16 +139,18 @@ def main() -> None:
 def _on_start_ns(rounds: int, bare_span: Callable[[int], int],
                  n: int = 200_000) -> tuple[dict[str, float], float]:
     """Best on_start time of ours and of an empty processor, and the median over rounds of
-    (ours - empty) / a bare span's cost, all three timed in the same round."""
+    (ours - empty) / a bare span's cost, all three timed in the same round (the two
+    processors in turn first)."""
     span = TracerProvider().get_tracer("bench").start_span("op")
     processors = {"empty": EmptyProcessor(), "ours": ExperimentSpanProcessor(default_experiment=None)}
     best = {name: float("inf") for name in processors}
     shares: list[float] = []
     gc.disable()
     try:
-        for _ in range(rounds):
+        for r in range(rounds):
             took: dict[str, float] = {}
-            for name, processor in processors.items():
+            order = list(processors.items())[r % 2:] + list(processors.items())[:r % 2]
+            for name, processor in order:  # (each round in another order)
                 on_start = processor.on_start
                 start = time.perf_counter_ns()
                 for _ in range(n):

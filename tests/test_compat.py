@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextvars
 import sqlite3
+import threading
+import time
 from collections.abc import Callable, Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from opentelemetry import baggage, context, trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -129,6 +132,59 @@ def test_clean_attributes_write_the_sdk_dict_directly() -> None:
     other = OtherSpan()
     _compat._set_direct(other, _STAMP)
     assert other.seen == [_STAMP]
+
+
+def test_clean_attributes_honour_a_span_class_with_its_own_set_attributes() -> None:
+    """An SDK span subclass that overrides ``set_attributes`` (a redaction hook, say) is
+    called, not bypassed."""
+    class RedactingSpan(SdkSpan):
+        def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+            super().set_attributes({k: "<redacted>" if k.startswith("user.") else v
+                                    for k, v in attributes.items()})
+
+    template = TracerProvider().get_tracer("t").start_span("s")
+    span = RedactingSpan("s", context=template.get_span_context())
+    span.start()
+    _compat._set_direct(span, _STAMP)
+    span.end()
+    assert dict(span.attributes) == {**_STAMP, "user.id": "<redacted>"}
+
+
+def test_clean_attributes_wait_for_a_writer_holding_the_lock() -> None:
+    """The count limit is checked under the attributes' lock: a writer that holds it
+    (here, hashing a slow key) finishes first, then the limit applies to what it left."""
+    inside = threading.Event()
+
+    class SlowKey(str):
+        hashed = 0
+
+        def __hash__(self) -> int:
+            if str(self) == "z2":
+                SlowKey.hashed += 1
+                if SlowKey.hashed == 3:  # in _setitem_locked, under the attributes' lock
+                    inside.set()
+                    time.sleep(0.3)
+            return str.__hash__(self)
+
+        def __eq__(self, other: object) -> bool:
+            return str.__eq__(self, other)
+
+    results = []
+    for setter in (_compat._set_public, _compat._set_direct):
+        inside.clear()
+        SlowKey.hashed = 0
+        provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=4))
+        span = provider.get_tracer("t").start_span("s")
+        other = threading.Thread(target=span.set_attributes, args=(
+            {SlowKey("z1"): "1", SlowKey("z2"): "2", SlowKey("z3"): "3"},))
+        other.start()
+        assert inside.wait(5)
+        setter(span, {"experiment.id": "e", "user.id": "u"})
+        other.join()
+        span.end()
+        assert isinstance(span, ReadableSpan)
+        results.append((list(span.attributes), span.dropped_attributes))
+    assert results[0] == results[1] == (["z2", "z3", "experiment.id", "user.id"], 1)
 
 
 def test_suppression_key_is_the_one_the_sdk_honours() -> None:

@@ -610,3 +610,29 @@ def test_an_inner_experiment_does_not_restamp_the_outer_unit(recorder, tracer) -
     with start_observe("f", "top-observe", experiment="exp-top"):
         pass
     assert recorder.attrs("top-observe")["experiment.entry"] == "true"
+
+
+def test_a_scope_built_by_hand_is_stamped_as_the_sdk_cleans_it(recorder, tracer) -> None:
+    """``ExperimentScope`` is public: attributes that are not validated strings (an empty
+    key, an int key, a list value) go through ``span.set_attributes``, which cleans them;
+    the scopes the package builds are written as they are (checked once per scope)."""
+    from otel_experiments import ExperimentScope
+    from otel_experiments.context import SCOPE_KEY
+
+    odd = ExperimentScope(TraceExperiment("e1"), None,
+                          {"experiment.id": "e1", "": "x", "tags": ["a", "b"], 7: "int"})  # type: ignore[dict-item]
+    assert odd.clean_attributes is None
+    built = ExperimentScope.build(TraceExperiment("e2", "n"), None)
+    assert built.clean_attributes == {"experiment.id": "e2", "experiment.name": "n"}
+    assert built.clean_attributes is not built.attributes  # a copy: later edits are not seen
+    for scope, name in ((odd, "odd"), (built, "built")):
+        token = otel_context.attach(otel_context.set_value(SCOPE_KEY, scope))
+        try:
+            with tracer.start_as_current_span(name):
+                pass
+        finally:
+            otel_context.detach(token)
+    odd_attrs = recorder.attrs("odd")
+    assert odd_attrs == {"experiment.id": "e1", "tags": ("a", "b"), "7": "int"}
+    assert recorder.by_name("odd").dropped_attributes == 1  # the empty key
+    assert stamped(recorder.attrs("built")) == {"experiment.id": "e2", "experiment.name": "n"}

@@ -652,11 +652,11 @@ def test_json_payload_texts(sdk: SdkTracers) -> None:
 
 
 def test_every_escape_position_in_short_and_long_strings(sdk: SdkTracers) -> None:
-    """A character to escape (or a non-ASCII one) at each position of strings of 0 to 20
-    characters, as a span name: C reads whole words, and the last few characters in one
+    """A character to escape (or a non-ASCII one) at each position of strings of 0 to 40
+    characters, as a span name: C reads 16 then 8 bytes at a time, and the last few in one
     padded or overlapping word; the bytes are Python's in both modes."""
-    names = [""] + ["a" * n for n in range(1, 21)]
-    for n in range(1, 21):
+    names = [""] + ["a" * n for n in range(1, 41)]
+    for n in range(1, 41):
         for position in range(n):
             for special in ('"', "\\", "\n", "\x00", "\x1f", "\x7f", "\u00e9", "\U0001f600"):
                 names.append("a" * position + special + "b" * (n - position - 1))

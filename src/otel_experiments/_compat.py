@@ -18,6 +18,7 @@ from opentelemetry import baggage as _otel_baggage
 from opentelemetry import context as _otel_context
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.trace import Span
 
 __all__ = [
@@ -74,11 +75,13 @@ baggage_of: Callable[[Context], Mapping[str, object]] = (
 # ``Span.set_attributes`` cleans every value again (``_clean_attribute_value`` walks the
 # mapping with ABC ``isinstance`` checks: ~4 us for 7 strings, more than the rest of a
 # span's start). The processor's mappings hold validated, non-empty ``str`` keys and
-# ``str`` values, built once per scope: they go into ``BoundedAttributes``' own dict, with
-# its lock, when nothing needs cleaning, truncating or evicting. Any other case (a value
-# length limit, a full dict, an ended span, another span class) takes the public call.
+# ``str`` values, checked once per scope: they go into ``BoundedAttributes``' own dict,
+# under the span's lock and then the attributes' (the SDK's own order), when nothing needs
+# cleaning, truncating or evicting. Any other case (a value length limit, a full dict, an
+# ended span, a span class with its own ``set_attributes``) takes the public call.
 _BoundedAttributes: Final = getattr(_otel_attributes, "BoundedAttributes", None)
 _BOUNDED_FIELDS: Final = ("_dict", "_lock", "_immutable", "maxlen", "max_value_len")
+_SDK_SET_ATTRIBUTES: Final = getattr(SdkSpan, "set_attributes", None)
 
 
 def _bounded_fields_exist() -> bool:
@@ -91,7 +94,7 @@ def _bounded_fields_exist() -> bool:
     )
 
 
-DIRECT_ATTRIBUTES: Final = _bounded_fields_exist()
+DIRECT_ATTRIBUTES: Final = _bounded_fields_exist() and _SDK_SET_ATTRIBUTES is not None
 
 
 def _set_public(span: Span, attributes: Mapping[str, str]) -> None:
@@ -101,24 +104,26 @@ def _set_public(span: Span, attributes: Mapping[str, str]) -> None:
 def _set_direct(span: Span, attributes: Mapping[str, str]) -> None:
     """``span.set_attributes(attributes)`` for validated ``str`` keys and values: the same
     entries, order, limits and dropped count."""
-    bounded: Any = getattr(span, "_attributes", None)
-    if (
-        type(bounded) is _BoundedAttributes
-        and bounded.max_value_len is None
-        and not bounded._immutable
-        and getattr(span, "_end_time", 0) is None
-    ):
-        inner = bounded._dict
-        maxlen = bounded.maxlen
-        before, adding = len(inner), len(attributes)
-        if maxlen is None or before + adding <= maxlen:
-            with bounded._lock:
-                inner.update(attributes)
-                if len(inner) != before + adding:
-                    # a key was there already: the SDK deletes and re-adds it, at the end
-                    for key in attributes:
-                        inner[key] = inner.pop(key)
-            return
+    # (the SDK's own set_attributes reads span._lock, _end_time and _attributes: a span
+    # whose class keeps it has them)
+    if type(span).set_attributes is _SDK_SET_ATTRIBUTES:
+        sdk_span: Any = span
+        bounded: Any = sdk_span._attributes
+        if type(bounded) is _BoundedAttributes and bounded.max_value_len is None:
+            with sdk_span._lock:
+                if sdk_span._end_time is None and not bounded._immutable:
+                    with bounded._lock:
+                        inner = bounded._dict
+                        maxlen = bounded.maxlen
+                        before, adding = len(inner), len(attributes)
+                        if maxlen is None or before + adding <= maxlen:
+                            inner.update(attributes)
+                            if len(inner) != before + adding:
+                                # a key was there already: the SDK deletes and re-adds it,
+                                # at the end
+                                for key in attributes:
+                                    inner[key] = inner.pop(key)
+                            return
     span.set_attributes(attributes)
 
 

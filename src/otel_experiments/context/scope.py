@@ -27,6 +27,18 @@ class ExperimentScope:
     experiment: TraceExperiment | None
     identity: Identity | None
     attributes: Mapping[str, str] = field(default_factory=dict)
+    #: ``attributes`` as the processor writes them into every span without cleaning them
+    #: again (``_compat.set_clean_attributes``): a copy, checked once here. ``None`` when
+    #: they hold anything but non-empty ``str`` keys and ``str`` values (a scope built by
+    #: hand): then every span goes through ``span.set_attributes``, which cleans them.
+    clean_attributes: dict[str, str] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        items = self.attributes.items() if isinstance(self.attributes, Mapping) else None
+        clean = (None if items is None or not all(
+            isinstance(k, str) and k and isinstance(v, str) for k, v in items)
+            else dict(items))
+        object.__setattr__(self, "clean_attributes", clean)
 
     @classmethod
     def build(cls, experiment: TraceExperiment | None, identity: Identity | None) -> ExperimentScope:
