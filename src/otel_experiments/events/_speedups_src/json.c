@@ -185,29 +185,19 @@ static int put_short_float(Buf *b, double x)
         double m = nearbyint(scaled);
         if (m / POW10[p] != a)
             continue;
-        long long digits = (long long)m;
-        long long whole = digits, frac = 0;
-        long long unit = (long long)POW10[p];
-        whole = digits / unit;
-        frac = digits % unit;
-        char tmp[40];
-        char *end = tmp + sizeof tmp, *q = end;
-        if (p == 0) {
-            *--q = '0';
-        } else {
-            for (int i = 0; i < p; i++) {
-                *--q = (char)('0' + frac % 10);
-                frac /= 10;
-            }
+        long long unit = (long long)POW10[p], digits = (long long)m;
+        /* the decimals, zero-padded to p digits ("0" for none: repr()'s ".0") */
+        char decimals[6];
+        int width = p ? p : 1;
+        long long rest = digits % unit;
+        for (int i = width - 1; i >= 0; i--) {
+            decimals[i] = (char)('0' + rest % 10);
+            rest /= 10;
         }
-        *--q = '.';
-        do {
-            *--q = (char)('0' + whole % 10);
-            whole /= 10;
-        } while (whole);
-        if (x < 0)
-            *--q = '-';
-        return put(b, q, end - q) < 0 ? -1 : 0;
+        if ((x < 0 && PUT(b, "-") < 0) || put_i64(b, digits / unit) < 0 || PUT(b, ".") < 0
+            || put(b, decimals, width) < 0)
+            return -1;
+        return 0;
     }
     return 1;
 }
